@@ -1,0 +1,72 @@
+// File formats: HDF5 model files, safetensors import, metrics.jsonl.
+// Every reader validates what it reads and fails with one message naming the
+// file and the dataset; every writer writes to a temporary name and renames,
+// so that a failure never leaves a partial file behind.
+#ifndef FPT_IO_H
+#define FPT_IO_H
+
+#include <hdf5.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "fpt/model.h"
+
+#define FPT_MODEL_FORMAT_VERSION 1
+
+// --- HDF5 helpers (src/io/h5util.c) ---
+void fpt_h5_quiet(void); // no HDF5 error-stack dumps; we report our own
+int fpt_h5_open_read(const char *path, hid_t *file);
+// Read a float32 dataset of exactly the given shape.
+int fpt_h5_read_floats(hid_t file, const char *path, const char *name, int ndim,
+                       const int64_t *dims, float *out);
+// Shape of a dataset (ndim in/out; at most 4 dims).
+int fpt_h5_shape(hid_t file, const char *path, const char *name, int *ndim,
+                 int64_t *dims);
+int fpt_h5_read_attr_i64(hid_t file, const char *path, const char *name,
+                         int64_t *v);
+int fpt_h5_read_attr_f64(hid_t file, const char *path, const char *name,
+                         double *v);
+int fpt_h5_write_floats(hid_t file, const char *name, int ndim,
+                        const int64_t *dims, const float *data);
+int fpt_h5_write_attr_i64(hid_t obj, const char *name, int64_t v);
+int fpt_h5_write_attr_f64(hid_t obj, const char *name, double v);
+int fpt_h5_write_attr_str(hid_t obj, const char *name, const char *v);
+
+// Atomic output: create `path`.tmp.<pid>, and commit by rename.
+typedef struct {
+  char path[4096], tmp[4200];
+  hid_t file;
+} fpt_h5_out;
+int fpt_h5_out_create(fpt_h5_out *o, const char *path);
+int fpt_h5_out_commit(fpt_h5_out *o);
+void fpt_h5_out_abort(fpt_h5_out *o);
+
+// --- model files (src/io/model_file.c) ---
+int fpt_model_file_config(const char *path, fpt_gpt2_config *cfg);
+// Load every backbone tensor of m from the file (shapes checked).
+int fpt_model_file_load(const char *path, fpt_model *m);
+// Write m's backbone in the model-file layout.
+int fpt_model_file_write(const char *path, const fpt_model *m);
+// Write all tensors of m whose names pass `filter` (NULL = all) to an open file.
+int fpt_h5_write_tensors(hid_t file, const fpt_model *m, int backbone_only);
+
+// --- safetensors import (src/io/safetensors.c) ---
+int fpt_import_safetensors(const char *in_path, const char *out_path);
+// n_head > 0 overrides config.json and the n_embd/64 default.
+int fpt_import_safetensors_heads(const char *in_path, const char *out_path,
+                                 int n_head);
+
+// --- metrics.jsonl (src/io/metrics.c) ---
+typedef struct {
+  FILE *f;
+  char path[4096];
+} fpt_metrics;
+int fpt_metrics_open(fpt_metrics *mt, const char *run_dir);
+// One JSON object per line; `extra` pairs (name, value) may be appended.
+int fpt_metrics_write(fpt_metrics *mt, int64_t step, const char *split,
+                      double loss, double accuracy, double tokens_per_s,
+                      int n_extra, const char *const *extra_names,
+                      const double *extra_values);
+void fpt_metrics_close(fpt_metrics *mt);
+
+#endif

@@ -1,0 +1,214 @@
+// fpt bench: median time of FPT training steps (forward, backward, Adam) on a
+// GPT-2-base-shaped random model at the CIFAR-10 shape, next to the raw
+// cblas_sgemm rate on the same GEMM shapes, measured in the same process.
+#include <cblas.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "commands.h"
+#include "fpt/check.h"
+#include "fpt/config.h"
+#include "fpt/model.h"
+#include "fpt/rng.h"
+#include "runtime.h"
+
+typedef struct {
+  long long layers, d_model, heads, batch_size, seq, d_in, classes, steps,
+      warmup, seed;
+  double dropout;
+} bench_settings;
+
+#define O(k, t, h) {#k, FPT_OPT_##t, offsetof(bench_settings, k), h}
+static const fpt_opt bench_opts[] = {
+    O(layers, INT, "blocks"),           O(d_model, INT, "width"),
+    O(heads, INT, "heads"),             O(batch_size, INT, "samples per step"),
+    O(seq, INT, "tokens per sample"),   O(d_in, INT, "input features per token"),
+    O(classes, INT, "output classes"),  O(steps, INT, "timed steps"),
+    O(warmup, INT, "untimed steps first"), O(seed, INT, "seed"),
+    O(dropout, FLOAT, "dropout probability"),
+};
+#undef O
+static const int n_bench_opts = (int)(sizeof bench_opts / sizeof *bench_opts);
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// A GEMM of the step: C(M,N) = op(A) op(B) with inner dimension K.
+typedef struct {
+  const char *what;
+  int ta, tb, M, N, K, count;
+} gemm_shape;
+
+// The big GEMMs one step performs (per block, forward and input-gradient).
+static int step_gemms(const fpt_model *m, int B, gemm_shape *g) {
+  int T = m->task.seq, C = m->cfg.n_embd, L = m->cfg.n_layer, n = 0;
+  int BT = B * T, full = L - 1;
+  g[n++] = (gemm_shape){"qkv fwd NN", 0, 0, BT, 3 * C, C, L};
+  g[n++] = (gemm_shape){"attn_proj fwd NN", 0, 0, BT, C, C, full};
+  g[n++] = (gemm_shape){"mlp_fc fwd NN", 0, 0, BT, 4 * C, C, full};
+  g[n++] = (gemm_shape){"mlp_proj fwd NN", 0, 0, BT, C, 4 * C, full};
+  g[n++] = (gemm_shape){"qkv dX NT", 0, 1, BT, C, 3 * C, L};
+  g[n++] = (gemm_shape){"attn_proj dX NT", 0, 1, BT, C, C, full};
+  g[n++] = (gemm_shape){"mlp_fc dX NT", 0, 1, BT, C, 4 * C, full};
+  g[n++] = (gemm_shape){"mlp_proj dX NT", 0, 1, BT, 4 * C, C, full};
+  return n;
+}
+
+static double gemm_flops(const gemm_shape *g) {
+  return 2.0 * g->M * g->N * g->K * g->count;
+}
+
+// Raw cblas_sgemm with OpenBLAS's own threads, best-of-reps median per shape.
+static double sgemm_seconds(const gemm_shape *g, int threads, float *A,
+                            float *Bm, float *Cm) {
+  openblas_set_num_threads(threads);
+  double t[7];
+  for (int r = 0; r < 7; r++) {
+    double t0 = now();
+    cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans,
+                g->tb ? CblasTrans : CblasNoTrans, g->M, g->N, g->K, 1.0f, A,
+                g->ta ? g->M : g->K, Bm, g->tb ? g->K : g->N, 0.0f, Cm, g->N);
+    t[r] = now() - t0;
+  }
+  openblas_set_num_threads(1);
+  return median(t, 7);
+}
+
+// Matmul FLOPs of one step as computed (readout-only last block included).
+static double step_flops(const fpt_model *m, int B) {
+  int T = m->task.seq, C = m->cfg.n_embd, L = m->cfg.n_layer, NH = m->cfg.n_head;
+  int hs = C / NH;
+  double f = 2.0 * B * T * m->task.d_in * C * 2; // input layer fwd + dW
+  for (int l = 0; l < L; l++) {
+    double BT = (double)B * T, BQ = (double)B * fpt_block_tq(m, l);
+    double fwd = 2 * BQ * C * C                       /* q */
+                 + 2 * BT * C * 2 * C                 /* k, v */
+                 + 2.0 * 2 * B * NH * (BQ / B) * T * hs /* QK^T, PV */
+                 + 2 * BQ * C * C + 2 * BQ * C * 4 * C * 2;
+    double bwd = 2 * BT * C * 3 * C + 2.0 * 4 * B * NH * (BQ / B) * T * hs +
+                 2 * BQ * C * C + 2 * BQ * C * 4 * C * 2;
+    f += fwd + bwd;
+  }
+  return f;
+}
+
+static int run(int argc, char **argv) {
+  bench_settings s = {12, 768, 12, 16, 64, 48, 10, 10, 2, 0, 0.1};
+  FPT_TRY(fpt_opts_parse(argc, argv, 2, bench_opts, n_bench_opts, &s));
+  FPT_ENSURE(s.steps >= 1, "option --steps: must be >= 1");
+  fpt_gpt2_config cfg = {(int)s.layers, (int)s.heads, (int)s.d_model,
+                         (int)(s.seq > 1024 ? s.seq : 1024), 1e-5f};
+  fpt_task_shape shape = {(int)s.d_in, 0, (int)s.seq, 1, (int)s.classes,
+                          (int)s.classes};
+  fpt_freeze fr = fpt_freeze_default();
+  fpt_model m;
+  FPT_TRY(fpt_model_create(&m, &cfg, &shape, &fr));
+  m.dropout = (float)s.dropout;
+  fpt_init_backbone_random(&m, (uint64_t)s.seed);
+  FPT_TRY(fpt_init_wrapper(&m, (uint64_t)s.seed, 1.41f));
+  int B = (int)s.batch_size, T = (int)s.seq;
+  float *x = fpt_alloc_floats((size_t)B * T * s.d_in);
+  int32_t *y = fpt_calloc((size_t)B, sizeof(int32_t));
+  int64_t *ids = fpt_calloc((size_t)B, sizeof(int64_t));
+  fpt_stream st = {(uint64_t)s.seed, FPT_SITE_DATA, 9, 0};
+  for (size_t i = 0; i < (size_t)B * T * s.d_in; i++)
+    x[i] = fpt_stream_uniform(st, i);
+  for (int i = 0; i < B; i++) {
+    y[i] = (int32_t)(fpt_stream_u32(st, (uint64_t)1 << 40 | (uint64_t)i) % s.classes);
+    ids[i] = i;
+  }
+  fpt_acts a;
+  fpt_acts_create(&a, &m, B, 0, cfg.n_layer, 1, 1);
+  fpt_batch b = {B, x, NULL, y, ids};
+  int nt = (int)(s.warmup + s.steps);
+  double *times = fpt_calloc((size_t)nt, sizeof(double));
+  double loss = 0;
+  for (int i = 0; i < nt; i++) {
+    fpt_pass p = {1, (uint64_t)s.seed, (uint32_t)i};
+    double t0 = now();
+    fpt_zero_grad(&m);
+    loss = fpt_forward_backward(&m, &a, &b, &p, 1.0f / (B * m.K), NULL) / (B * m.K);
+    fpt_clip_grad(&m, 1.0);
+    fpt_adam_step(&m, 1e-3f);
+    times[i] = now() - t0;
+  }
+  double med = median(times + s.warmup, (int)s.steps);
+  double flops = step_flops(&m, B);
+  printf("fpt bench: %lld layers x %lld wide, %lld heads; batch %d x %d tokens x %lld features; %lld classes\n",
+         s.layers, s.d_model, s.heads, B, T, s.d_in, s.classes);
+  printf("threads %d (ours; OpenBLAS 1 per call), dropout %.2f, last loss %.4f\n",
+         fpt_num_threads(), s.dropout, loss);
+  printf("step: median %.1f ms over %lld steps (min %.1f, max %.1f)\n", med * 1e3,
+         s.steps, times[s.warmup] * 1e3, times[nt - 1] * 1e3);
+  printf("throughput: %.1f tokens/s, %.2f samples/s, %.1f GFLOP/s (%.1f GFLOP per step)\n",
+         B * T / med, B / med, flops / med * 1e-9, flops * 1e-9);
+
+  gemm_shape g[16];
+  int ng = step_gemms(&m, B, g);
+  size_t maxa = 0, maxb = 0, maxc = 0;
+  for (int i = 0; i < ng; i++) {
+    size_t ea = (size_t)g[i].M * g[i].K, eb = (size_t)g[i].K * g[i].N,
+           ec = (size_t)g[i].M * g[i].N;
+    maxa = ea > maxa ? ea : maxa;
+    maxb = eb > maxb ? eb : maxb;
+    maxc = ec > maxc ? ec : maxc;
+  }
+  float *A = fpt_alloc_floats(maxa), *Bm = fpt_alloc_floats(maxb), *Cm = fpt_alloc_floats(maxc);
+  for (size_t i = 0; i < maxa; i++)
+    A[i] = fpt_stream_uniform(st, i) - 0.5f;
+  for (size_t i = 0; i < maxb; i++)
+    Bm[i] = fpt_stream_uniform(st, i + maxa) - 0.5f;
+  double gflops = 0, gsec = 0;
+  int threads = fpt_num_threads();
+  printf("raw cblas_sgemm on the step's shapes (%d OpenBLAS threads):\n", threads);
+  for (int i = 0; i < ng; i++) {
+    double sec = sgemm_seconds(&g[i], threads, A, Bm, Cm);
+    double one = 2.0 * g[i].M * g[i].N * g[i].K;
+    printf("  %-18s %5d x %5d x %5d  %6.1f GFLOP/s\n", g[i].what, g[i].M, g[i].N,
+           g[i].K, one / sec * 1e-9);
+    gflops += gemm_flops(&g[i]);
+    gsec += sec * g[i].count;
+  }
+  double sgemm_rate = gflops / gsec;
+  double step_rate = flops / med;
+  printf("sgemm rate (weighted by the step's GEMMs): %.1f GFLOP/s\n", sgemm_rate * 1e-9);
+  printf("step rate / sgemm rate: %.3f\n", step_rate / sgemm_rate);
+  printf("median_ms_per_step=%.3f\n", med * 1e3);
+  free(A);
+  free(Bm);
+  free(Cm);
+  free(times);
+  free(x);
+  free(y);
+  free(ids);
+  fpt_acts_free(&a);
+  fpt_model_free(&m);
+  return 0;
+}
+
+int cmd_bench(int argc, char **argv) {
+  if (argc > 2 && !strcmp(argv[2], "--help")) {
+    fpt_opts_help("fpt bench [--key value ...]", bench_opts, n_bench_opts);
+    return 0;
+  }
+  fpt_runtime rt;
+  fpt_runtime_init(&rt, &argc, &argv);
+  int rc = run(argc, argv);
+  return fpt_runtime_finish(&rt, fpt_runtime_agree(&rt, rc));
+}

@@ -1,0 +1,98 @@
+// fpt forward: the backbone alone (no dropout) on /inputs_embeds, so that
+// anyone can check fpt against another GPT-2 implementation.
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "fpt/check.h"
+#include "fpt/config.h"
+#include "fpt/io.h"
+#include "runtime.h"
+
+typedef struct {
+  const char *model, *input, *out;
+} forward_settings;
+
+#define O(k, t, h) {#k, FPT_OPT_##t, offsetof(forward_settings, k), h}
+static const fpt_opt fwd_opts[] = {
+    O(model, STR, "backbone model file"),
+    O(input, STR, "HDF5 file with /inputs_embeds [N, T, n_embd]"),
+    O(out, STR, "output file for /last_hidden_state (-o)"),
+};
+#undef O
+static const int n_fwd_opts = (int)(sizeof fwd_opts / sizeof *fwd_opts);
+
+static int run(int argc, char **argv) {
+  forward_settings s = {0};
+  FPT_TRY(fpt_opts_parse(argc, argv, 2, fwd_opts, n_fwd_opts, &s));
+  FPT_ENSURE(s.model && s.input && s.out,
+             "options --model, --input and -o are all required");
+  fpt_gpt2_config cfg;
+  FPT_TRY(fpt_model_file_config(s.model, &cfg));
+  hid_t f;
+  FPT_TRY(fpt_h5_open_read(s.input, &f));
+  int nd = 3;
+  int64_t d[4];
+  int rc = fpt_h5_shape(f, s.input, "/inputs_embeds", &nd, d);
+  if (rc == 0 && (nd != 3 || d[2] != cfg.n_embd || d[1] < 1 ||
+                  d[1] > cfg.n_positions || d[0] < 1)) {
+    fpt_error_set("%s: dataset /inputs_embeds must be [N, T<=%d, %d]", s.input,
+                  cfg.n_positions, cfg.n_embd);
+    rc = 1;
+  }
+  float *x = NULL;
+  if (rc == 0) {
+    x = fpt_alloc_floats((size_t)(d[0] * d[1] * d[2]));
+    rc = fpt_h5_read_floats(f, s.input, "/inputs_embeds", 3, d, x);
+  }
+  H5Fclose(f);
+  if (rc != 0) {
+    free(x);
+    return rc;
+  }
+  int N = (int)d[0], T = (int)d[1], C = (int)d[2];
+  fpt_task_shape shape = {C, 0, T, T, 2, 2};
+  fpt_freeze fr = fpt_freeze_default();
+  fpt_model m;
+  FPT_TRY(fpt_model_create(&m, &cfg, &shape, &fr));
+  rc = fpt_model_file_load(s.model, &m);
+  float *y = fpt_alloc_floats((size_t)N * T * C);
+  if (rc == 0) {
+    // In chunks, to bound the activation memory.
+    int chunk = N < 8 ? N : 8;
+    fpt_acts a;
+    fpt_acts_create(&a, &m, chunk, 0, cfg.n_layer, 1, 0);
+    for (int i = 0; i < N; i += chunk) {
+      int n = N - i < chunk ? N - i : chunk;
+      a.B = n;
+      fpt_backbone_forward(&m, &a, x + (size_t)i * T * C, y + (size_t)i * T * C);
+    }
+    fpt_acts_free(&a);
+    fpt_h5_out o;
+    rc = fpt_h5_out_create(&o, s.out);
+    if (rc == 0) {
+      rc = fpt_h5_write_floats(o.file, "/last_hidden_state", 3, d, y);
+      if (rc == 0)
+        rc = fpt_h5_out_commit(&o);
+      else
+        fpt_h5_out_abort(&o);
+    }
+  }
+  free(x);
+  free(y);
+  fpt_model_free(&m);
+  return rc;
+}
+
+int cmd_forward(int argc, char **argv) {
+  if (argc > 2 && !strcmp(argv[2], "--help")) {
+    fpt_opts_help("fpt forward --model M.h5 --input X.h5 -o Y.h5", fwd_opts,
+                  n_fwd_opts);
+    return 0;
+  }
+  fpt_runtime rt;
+  fpt_runtime_init(&rt, &argc, &argv);
+  int rc = run(argc, argv);
+  return fpt_runtime_finish(&rt, fpt_runtime_agree(&rt, rc));
+}

@@ -1,0 +1,10 @@
+#ifndef FPT_COMMANDS_H
+#define FPT_COMMANDS_H
+
+int cmd_train(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_forward(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+#endif

@@ -1,0 +1,110 @@
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fpt/check.h"
+#include "fpt/config.h"
+
+static const fpt_opt *find(const fpt_opt *t, int n, const char *opt) {
+  char key[64];
+  size_t k = 0;
+  for (; opt[k] && k < sizeof key - 1; k++)
+    key[k] = opt[k] == '-' ? '_' : opt[k];
+  key[k] = '\0';
+  for (int i = 0; i < n; i++)
+    if (strcmp(t[i].key, key) == 0)
+      return &t[i];
+  return NULL;
+}
+
+static int set_value(const fpt_opt *o, const char *v, void *settings) {
+  char *end = NULL;
+  void *dst = (char *)settings + o->offset;
+  errno = 0;
+  switch (o->type) {
+  case FPT_OPT_STR:
+    *(const char **)dst = v;
+    return 0;
+  case FPT_OPT_INT: {
+    long long x = strtoll(v, &end, 10);
+    FPT_ENSURE(*v && !*end && errno == 0,
+               "option --%s: '%s' is not an integer", o->key, v);
+    *(long long *)dst = x;
+    return 0;
+  }
+  case FPT_OPT_FLOAT: {
+    double x = strtod(v, &end);
+    FPT_ENSURE(*v && !*end && errno == 0 && isfinite(x),
+               "option --%s: '%s' is not a finite number", o->key, v);
+    *(double *)dst = x;
+    return 0;
+  }
+  case FPT_OPT_BOOL:
+    if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes"))
+      *(int *)dst = 1;
+    else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no"))
+      *(int *)dst = 0;
+    else
+      FPT_FAIL("option --%s: '%s' is not a boolean (true/false/1/0)", o->key, v);
+    return 0;
+  }
+  return 1;
+}
+
+int fpt_opts_parse(int argc, char **argv, int first, const fpt_opt *table,
+                   int n, void *settings) {
+  for (int i = first; i < argc; i++) {
+    const char *a = argv[i];
+    const char *name = NULL;
+    if (!strcmp(a, "-o"))
+      name = "out";
+    else if (!strncmp(a, "--", 2))
+      name = a + 2;
+    FPT_ENSURE(name && *name, "unexpected argument '%s' (options are --key value)", a);
+    const fpt_opt *o = find(table, n, name);
+    FPT_ENSURE(o, "unknown option '%s'", a);
+    FPT_ENSURE(i + 1 < argc, "option %s needs a value", a);
+    FPT_TRY(set_value(o, argv[++i], settings));
+  }
+  return 0;
+}
+
+void fpt_opts_help(const char *usage, const fpt_opt *table, int n) {
+  printf("usage: %s\n\noptions:\n", usage);
+  for (int i = 0; i < n; i++) {
+    char opt[64];
+    size_t k = 0;
+    for (; table[i].key[k] && k < sizeof opt - 1; k++)
+      opt[k] = table[i].key[k] == '_' ? '-' : table[i].key[k];
+    opt[k] = '\0';
+    printf("  --%-18s %s\n", opt, table[i].help);
+  }
+}
+
+void fpt_opts_dump(const fpt_opt *table, int n, const void *settings,
+                   void (*emit)(void *ctx, const char *line), void *ctx) {
+  char line[4200];
+  for (int i = 0; i < n; i++) {
+    const void *src = (const char *)settings + table[i].offset;
+    switch (table[i].type) {
+    case FPT_OPT_STR: {
+      const char *s = *(const char *const *)src;
+      snprintf(line, sizeof line, "%s: %s%s%s", table[i].key, s ? "\"" : "",
+               s ? s : "null", s ? "\"" : "");
+      break;
+    }
+    case FPT_OPT_INT:
+      snprintf(line, sizeof line, "%s: %lld", table[i].key, *(const long long *)src);
+      break;
+    case FPT_OPT_FLOAT:
+      snprintf(line, sizeof line, "%s: %.17g", table[i].key, *(const double *)src);
+      break;
+    case FPT_OPT_BOOL:
+      snprintf(line, sizeof line, "%s: %s", table[i].key, *(const int *)src ? "true" : "false");
+      break;
+    }
+    emit(ctx, line);
+  }
+}

@@ -1,0 +1,41 @@
+#include <cblas.h>
+#include <mpi.h>
+#include <stdio.h>
+
+#include "fpt/check.h"
+#include "runtime.h"
+
+int fpt_runtime_init(fpt_runtime *rt, int *argc, char ***argv) {
+  MPI_Init(argc, argv);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rt->rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &rt->size);
+  // Our OpenMP threads split every GEMM; OpenBLAS must not add its own.
+  openblas_set_num_threads(1);
+  return 0;
+}
+
+int fpt_runtime_agree(const fpt_runtime *rt, int rc) {
+  int bad = rc != 0 ? rt->rank : rt->size, first = rt->size;
+  MPI_Allreduce(&bad, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  if (first == rt->size)
+    return 0;
+  if (rt->rank == first) {
+    if (rt->size > 1 && rt->rank != 0)
+      fprintf(stderr, "fpt: error (rank %d): %s\n", rt->rank, fpt_error_get());
+    else
+      fprintf(stderr, "fpt: error: %s\n", fpt_error_get());
+    fflush(stderr);
+  }
+  return 1;
+}
+
+int fpt_runtime_finish(fpt_runtime *rt, int failed) {
+  (void)rt;
+  MPI_Finalize();
+  return failed ? 1 : 0;
+}
+
+int fpt_report_error(void) {
+  fprintf(stderr, "fpt: error: %s\n", fpt_error_get());
+  return 1;
+}

@@ -1,0 +1,19 @@
+// Process start-up and shutdown shared by the commands: MPI, thread set-up,
+// and the rule that an error on any rank ends every rank with a nonzero exit.
+#ifndef FPT_RUNTIME_H
+#define FPT_RUNTIME_H
+
+typedef struct {
+  int rank, size;
+} fpt_runtime;
+
+int fpt_runtime_init(fpt_runtime *rt, int *argc, char ***argv);
+// All ranks call this with their own rc; if any rank failed, the lowest
+// failing rank prints its error and every rank gets a nonzero result.
+int fpt_runtime_agree(const fpt_runtime *rt, int rc);
+// Finalize MPI and return the process exit code.
+int fpt_runtime_finish(fpt_runtime *rt, int failed);
+// For single-process commands: print the pending error, return 1.
+int fpt_report_error(void);
+
+#endif

@@ -1,0 +1,32 @@
+#include <math.h>
+#include <string.h>
+
+#include "fpt/model.h"
+
+void fpt_zero_grad(fpt_model *m) {
+  memset(m->grad_mem, 0, sizeof(float) * m->n_train);
+}
+
+double fpt_grad_norm(const fpt_model *m) {
+  double s = 0.0;
+  for (size_t i = 0; i < m->n_train; i++)
+    s += (double)m->grad_mem[i] * m->grad_mem[i];
+  return sqrt(s);
+}
+
+double fpt_clip_grad(fpt_model *m, double max_norm) {
+  double norm = fpt_grad_norm(m);
+  double coef = max_norm / (norm + 1e-6);
+  if (coef < 1.0) {
+    float c = (float)coef;
+    for (size_t i = 0; i < m->n_train; i++)
+      m->grad_mem[i] *= c;
+  }
+  return norm;
+}
+
+void fpt_adam_step(fpt_model *m, float lr) {
+  m->adam_t++;
+  adam_update(m->train_mem, m->grad_mem, m->adam_m, m->adam_v, m->n_train, lr,
+              0.9f, 0.999f, 1e-8f, m->adam_t);
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Bad model files and options: one clear error line naming the file and the
+# dataset, a nonzero exit on every rank, and no partial output.
+set -uo pipefail
+FPT=$1
+W=$2
+source "$(dirname "$0")/lib.sh"
+rm -rf "$W" && mkdir -p "$W"
+/usr/bin/python3 "$(dirname "$0")/make_bad_models.py" "$W" || exit 1
+
+train() { "$FPT" train --task bit-xor --steps 2 --batch-size 4 --run-dir "$W/run" "$@"; }
+expect_error "missing file" "$W/nope.h5: cannot open" "$W/e1" -- train --model "$W/nope.h5"
+expect_error "not HDF5" "$W/text.h5: not an HDF5 file" "$W/e2" -- train --model "$W/text.h5"
+expect_error "truncated" "$W/truncated.h5" "$W/e3" -- train --model "$W/truncated.h5"
+expect_error "missing dataset" "missing.h5: dataset /h/1/mlp/c_fc/weight is missing" "$W/e4" -- train --model "$W/missing.h5"
+expect_error "wrong shape" "shape.h5: dataset /h/0/attn/c_attn/weight has shape \[17, 48\], expected \[16, 48\]" "$W/e5" -- train --model "$W/shape.h5"
+expect_error "wrong dtype" "dtype.h5: dataset /h/0/ln_1/bias must be float32" "$W/e6" -- train --model "$W/dtype.h5"
+expect_error "heads do not divide" "heads.h5: n_embd (16) is not divisible by n_head (3)" "$W/e7" -- train --model "$W/heads.h5"
+expect_error "NaN weight" "nan.h5: dataset /h/1/attn/c_proj/weight holds a NaN" "$W/e8" -- train --model "$W/nan.h5"
+expect_error "unknown option" "unknown option '--bogus'" "$W/e9" -- train --model "$W/good.h5" --bogus 1
+expect_error "bad number" "option --lr: 'fast' is not a finite number" "$W/e10" -- train --model "$W/good.h5" --lr fast
+expect_error "too many tokens" "bit-memory.*n_positions\|n_positions is 16" "$W/e11" -- train --model "$W/good.h5" --task bit-memory
+expect_error "forward: missing input" "$W/none.h5: cannot open" "$W/e12" -- "$FPT" forward --model "$W/good.h5" --input "$W/none.h5" -o "$W/y.h5"
+check "forward: no partial output" test ! -e "$W/y.h5"
+expect_error "init: bad heads" "n_embd (16) is not divisible by n_head (3)" "$W/e13" -- "$FPT" init --layers 1 --d-model 16 --heads 3 -o "$W/new.h5"
+check "init: no partial output" test -z "$(ls "$W" | grep -E '^new.h5')"
+
+# Under mpirun: every rank exits, nonzero, with one error line in all.
+start=$(date +%s)
+expect_error "2 ranks: bad model" "shape.h5: dataset /h/0/attn/c_attn/weight" "$W/e14" -- \
+  mpirun -np 2 --oversubscribe "$FPT" train --model "$W/shape.h5" --task bit-xor --steps 2 --batch-size 4 --run-dir "$W/run2"
+expect_error "2 ranks: batch not divisible" "batch-size: 5 is not divisible by the 2 ranks" "$W/e15" -- \
+  mpirun -np 2 --oversubscribe "$FPT" train --model "$W/good.h5" --task bit-xor --steps 2 --batch-size 5 --run-dir "$W/run3"
+check "2-rank failures took under 30 s" test $(( $(date +%s) - start )) -lt 30
+check "no temporary files left" test -z "$(find "$W" -name '*.tmp.*')"
+finish

@@ -1,0 +1,236 @@
+// Each layer's backward against central finite differences of its forward,
+// and the threaded GEMM against a plain-loop reference.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fd.h"
+#include "fpt/check.h"
+#include "fpt/kernels.h"
+
+#define H 1e-2f
+#define TOL 5e-3
+
+// Perturb x[i], evaluate f, for every i; compare with the analytic gradient.
+typedef double (*scalar_fn)(void *ctx);
+static double fd_check(float *x, size_t n, const float *grad, scalar_fn f,
+                       void *ctx) {
+  double *fd = calloc(n, sizeof(double)), *an = calloc(n, sizeof(double));
+  for (size_t i = 0; i < n; i++) {
+    float keep = x[i];
+    x[i] = keep + H;
+    double lp = f(ctx);
+    x[i] = keep - H;
+    double lm = f(ctx);
+    x[i] = keep;
+    fd[i] = (lp - lm) / (2.0 * H);
+    an[i] = grad[i];
+  }
+  double e = rel_err(an, fd, n, 1e-3);
+  free(fd);
+  free(an);
+  return e;
+}
+
+// --- linear ---
+typedef struct {
+  int N, IC, OC;
+  float *x, *w, *b, *y, *dy;
+} lin_ctx;
+static double lin_loss(void *c) {
+  lin_ctx *k = c;
+  linear_forward(k->y, k->x, k->w, k->b, k->N, k->IC, k->OC);
+  return dot(k->y, k->dy, (size_t)k->N * k->OC);
+}
+static void test_linear_fd(void **state) {
+  (void)state;
+  lin_ctx k = {.N = 7, .IC = 5, .OC = 6};
+  k.x = fpt_alloc_floats(35);
+  k.w = fpt_alloc_floats(30);
+  k.b = fpt_alloc_floats(6);
+  k.y = fpt_alloc_floats(42);
+  k.dy = fpt_alloc_floats(42);
+  fill_normal(k.x, 35, 1, 1);
+  fill_normal(k.w, 30, 2, 1);
+  fill_normal(k.b, 6, 3, 1);
+  fill_normal(k.dy, 42, 4, 1);
+  float *dx = fpt_alloc_floats(35), *dw = fpt_alloc_floats(30), *db = fpt_alloc_floats(6);
+  linear_backward(dx, dw, db, k.dy, k.x, k.w, k.N, k.IC, k.OC);
+  assert_true(fd_check(k.x, 35, dx, lin_loss, &k) < TOL);
+  assert_true(fd_check(k.w, 30, dw, lin_loss, &k) < TOL);
+  assert_true(fd_check(k.b, 6, db, lin_loss, &k) < TOL);
+  // Accumulation: a second backward adds the same amount again.
+  linear_backward(NULL, dw, db, k.dy, k.x, k.w, k.N, k.IC, k.OC);
+  float *dw1 = fpt_alloc_floats(30), *db1 = fpt_alloc_floats(6);
+  linear_backward(NULL, dw1, db1, k.dy, k.x, k.w, k.N, k.IC, k.OC);
+  for (int i = 0; i < 30; i++)
+    assert_float_equal(dw[i], 2 * dw1[i], 1e-5 * (1 + fabsf(dw[i])));
+  free(k.x); free(k.w); free(k.b); free(k.y); free(k.dy);
+  free(dx); free(dw); free(db); free(dw1); free(db1);
+}
+
+// --- layernorm ---
+typedef struct {
+  int N, C;
+  float *x, *w, *b, *y, *mean, *rstd, *dy;
+} ln_ctx;
+static double ln_loss(void *c) {
+  ln_ctx *k = c;
+  layernorm_forward(k->y, k->mean, k->rstd, k->x, k->w, k->b, k->N, k->C, 1e-5f);
+  return dot(k->y, k->dy, (size_t)k->N * k->C);
+}
+static void test_layernorm_fd(void **state) {
+  (void)state;
+  ln_ctx k = {.N = 4, .C = 9};
+  size_t n = 36;
+  k.x = fpt_alloc_floats(n); k.y = fpt_alloc_floats(n); k.dy = fpt_alloc_floats(n);
+  k.w = fpt_alloc_floats(9); k.b = fpt_alloc_floats(9);
+  k.mean = fpt_alloc_floats(4); k.rstd = fpt_alloc_floats(4);
+  fill_normal(k.x, n, 5, 2);
+  fill_normal(k.w, 9, 6, 1);
+  fill_normal(k.b, 9, 7, 1);
+  fill_normal(k.dy, n, 8, 1);
+  ln_loss(&k);
+  float *dx = fpt_alloc_floats(n), *dw = fpt_alloc_floats(9), *db = fpt_alloc_floats(9);
+  layernorm_backward(dx, dw, db, k.dy, k.x, k.w, k.mean, k.rstd, k.N, k.C);
+  assert_true(fd_check(k.x, n, dx, ln_loss, &k) < TOL);
+  assert_true(fd_check(k.w, 9, dw, ln_loss, &k) < TOL);
+  assert_true(fd_check(k.b, 9, db, ln_loss, &k) < TOL);
+  free(k.x); free(k.y); free(k.dy); free(k.w); free(k.b); free(k.mean); free(k.rstd);
+  free(dx); free(dw); free(db);
+}
+
+// --- gelu ---
+typedef struct {
+  size_t n;
+  float *x, *y, *dy;
+} gelu_ctx;
+static double gelu_loss(void *c) {
+  gelu_ctx *k = c;
+  gelu_forward(k->y, k->x, k->n);
+  return dot(k->y, k->dy, k->n);
+}
+static void test_gelu_fd(void **state) {
+  (void)state;
+  gelu_ctx k = {.n = 50};
+  k.x = fpt_alloc_floats(50); k.y = fpt_alloc_floats(50); k.dy = fpt_alloc_floats(50);
+  fill_normal(k.x, 50, 9, 2);
+  fill_normal(k.dy, 50, 10, 1);
+  float *dx = fpt_alloc_floats(50);
+  gelu_backward(dx, k.x, k.dy, 50);
+  assert_true(fd_check(k.x, 50, dx, gelu_loss, &k) < TOL);
+  // Known values of the tanh approximation.
+  float xs[3] = {0.0f, 1.0f, -2.0f}, ys[3];
+  gelu_forward(ys, xs, 3);
+  assert_float_equal(ys[0], 0.0f, 1e-7);
+  assert_float_equal(ys[1], 0.8411920f, 1e-6);
+  assert_float_equal(ys[2], -0.0454023f, 1e-6);
+  free(k.x); free(k.y); free(k.dy); free(dx);
+}
+
+// --- attention ---
+typedef struct {
+  int B, T, q0, C, NH;
+  float *qkv, *y, *att, *dy;
+  fpt_dropout d;
+} att_ctx;
+static double att_loss(void *c) {
+  att_ctx *k = c;
+  attention_forward(k->y, k->att, k->qkv, k->B, k->T, k->q0, k->C, k->NH, &k->d, 42);
+  return dot(k->y, k->dy, (size_t)k->B * (k->T - k->q0) * k->C);
+}
+static void attention_case(int q0, float p) {
+  int64_t sample[2] = {3, 11};
+  att_ctx k = {.B = 2, .T = 6, .q0 = q0, .C = 8, .NH = 2};
+  k.d = (fpt_dropout){p, 7, 1, sample};
+  size_t nq = (size_t)k.B * k.T * 3 * k.C, ny = (size_t)k.B * (k.T - q0) * k.C;
+  k.qkv = fpt_alloc_floats(nq); k.y = fpt_alloc_floats(ny); k.dy = fpt_alloc_floats(ny);
+  k.att = fpt_alloc_floats((size_t)k.B * k.NH * (k.T - q0) * k.T);
+  fill_normal(k.qkv, nq, 11, 1);
+  fill_normal(k.dy, ny, 12, 1);
+  att_loss(&k);
+  float *dqkv = fpt_alloc_floats(nq);
+  attention_backward(dqkv, k.dy, k.qkv, k.att, k.B, k.T, q0, k.C, k.NH, &k.d, 42);
+  assert_true(fd_check(k.qkv, nq, dqkv, att_loss, &k) < TOL);
+  // Causality: the output of query i must not depend on keys/values j > i.
+  float *y0 = fpt_alloc_floats(ny);
+  memcpy(y0, k.y, sizeof(float) * ny);
+  k.qkv[(size_t)(k.T - 1) * 3 * k.C + k.C] += 1.0f; // key of the last position
+  att_loss(&k);
+  for (int t = 0; t < k.T - q0 - 1; t++)
+    for (int c = 0; c < k.C; c++)
+      assert_float_equal(k.y[(size_t)t * k.C + c], y0[(size_t)t * k.C + c], 0);
+  free(k.qkv); free(k.y); free(k.dy); free(k.att); free(dqkv); free(y0);
+}
+static void test_attention_fd(void **state) {
+  (void)state;
+  attention_case(0, 0.0f);
+  attention_case(4, 0.0f);
+  attention_case(0, 0.3f);
+  attention_case(3, 0.3f);
+}
+
+// --- cross-entropy ---
+static void test_crossentropy(void **state) {
+  (void)state;
+  float z[6] = {1, 2, 3, -1, 0, 4};
+  int32_t y[2] = {2, 0};
+  float dz[6];
+  int64_t hits = 0;
+  double loss = crossentropy_forward_backward(dz, z, y, 2, 3, 0.5f, &hits);
+  double l0 = log(exp(1) + exp(2) + exp(3)) - 3, l1 = log(exp(-1) + 1 + exp(4)) + 1;
+  assert_float_equal(loss, l0 + l1, 1e-9);
+  assert_int_equal(hits, 1);
+  double s = exp(-1) + 1 + exp(4);
+  assert_float_equal(dz[3], 0.5 * (exp(-1) / s - 1), 1e-7);
+  assert_float_equal(dz[5], 0.5 * (exp(4) / s), 1e-7);
+}
+
+// --- GEMM split across threads vs reference ---
+static void test_gemm(void **state) {
+  (void)state;
+  int shapes[][3] = {{37, 129, 65}, {5, 700, 300}, {300, 7, 200}, {64, 64, 64}};
+  for (int s = 0; s < 4; s++)
+    for (int ta = 0; ta < 2; ta++)
+      for (int tb = 0; tb < 2; tb++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        float *A = fpt_alloc_floats((size_t)M * K), *B = fpt_alloc_floats((size_t)K * N);
+        float *C1 = fpt_alloc_floats((size_t)M * N), *C2 = fpt_alloc_floats((size_t)M * N);
+        fill_normal(A, (size_t)M * K, 20 + s, 1);
+        fill_normal(B, (size_t)K * N, 30 + s, 1);
+        fill_normal(C1, (size_t)M * N, 40 + s, 1);
+        memcpy(C2, C1, sizeof(float) * M * N);
+        fpt_gemm(ta, tb, M, N, K, 0.7f, A, ta ? M : K, B, tb ? K : N, 0.5f, C1, N);
+        fpt_gemm_ref(ta, tb, M, N, K, 0.7f, A, ta ? M : K, B, tb ? K : N, 0.5f, C2, N);
+        for (int i = 0; i < M * N; i++)
+          assert_float_equal(C1[i], C2[i], 1e-4 * (1 + fabsf(C2[i])) * sqrt(K));
+        free(A); free(B); free(C1); free(C2);
+      }
+}
+
+// --- Adam against a hand-computed torch.optim.Adam step ---
+static void test_adam(void **state) {
+  (void)state;
+  float p[2] = {1.0f, -2.0f}, g[2] = {0.5f, -0.1f}, m[2] = {0}, v[2] = {0};
+  adam_update(p, g, m, v, 2, 0.1f, 0.9f, 0.999f, 1e-8f, 1);
+  // First step: m/(1-b1) = g, sqrt(v/(1-b2)) = |g| => p -= lr * sign(g).
+  assert_float_equal(p[0], 0.9f, 1e-6);
+  assert_float_equal(p[1], -1.9f, 1e-6);
+  adam_update(p, g, m, v, 2, 0.1f, 0.9f, 0.999f, 1e-8f, 2);
+  assert_float_equal(p[0], 0.8f, 1e-6);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_linear_fd),    cmocka_unit_test(test_layernorm_fd),
+      cmocka_unit_test(test_gelu_fd),      cmocka_unit_test(test_attention_fd),
+      cmocka_unit_test(test_crossentropy), cmocka_unit_test(test_gemm),
+      cmocka_unit_test(test_adam),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,313 @@
+// The assembled model: whole-model finite differences (dropout on, the
+// readout-only last block included), freezing, initialisers, RNG.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fd.h"
+#include "fpt/check.h"
+#include "fpt/model.h"
+#include "fpt/rng.h"
+#include "fpt/tasks.h"
+
+// Random123's known-answer vectors for Philox4x32-10.
+static void test_philox_kat(void **state) {
+  (void)state;
+  fpt_u32x4 z = {{0, 0, 0, 0}};
+  fpt_u32x4 r = fpt_philox(0, z);
+  uint32_t e0[4] = {0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8};
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(r.v[i], e0[i]);
+  fpt_u32x4 pi = {{0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344}};
+  r = fpt_philox(0x299f31d0a4093822ull, pi);
+  uint32_t e1[4] = {0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1};
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(r.v[i], e1[i]);
+}
+
+static void test_normal_moments(void **state) {
+  (void)state;
+  fpt_stream s = {5, 1, 2, 3};
+  double sum = 0, sq = 0;
+  int n = 200000;
+  for (int i = 0; i < n; i++) {
+    double x = fpt_stream_normal(s, (uint64_t)i);
+    sum += x;
+    sq += x * x;
+  }
+  assert_true(fabs(sum / n) < 0.01);
+  assert_true(fabs(sq / n - 1.0) < 0.01);
+}
+
+static void test_dropout_mask(void **state) {
+  (void)state;
+  int64_t samples[3] = {10, 11, 12}, reordered[2] = {12, 10};
+  fpt_dropout d = {0.1f, 99, 4, samples};
+  int T = 5, C = 40;
+  float *x = fpt_alloc_floats((size_t)3 * T * C), *y = fpt_alloc_floats((size_t)2 * T * C);
+  for (int i = 0; i < 3 * T * C; i++)
+    x[i] = 1.0f;
+  for (int i = 0; i < 2 * T * C; i++)
+    y[i] = 1.0f;
+  dropout_apply(x, &d, 7, 3, T, 0, C);
+  int kept = 0;
+  for (int i = 0; i < 3 * T * C; i++) {
+    assert_true(x[i] == 0.0f || fabsf(x[i] - 1.0f / 0.9f) < 1e-6);
+    kept += x[i] != 0.0f;
+  }
+  assert_true(kept > 0.8 * 3 * T * C && kept < 0.98 * 3 * T * C);
+  // The mask follows the global sample index, not the position in the batch.
+  fpt_dropout d2 = d;
+  d2.sample = reordered;
+  dropout_apply(y, &d2, 7, 2, T, 0, C);
+  assert_memory_equal(y, x + 2 * T * C, sizeof(float) * T * C);
+  assert_memory_equal(y + T * C, x, sizeof(float) * T * C);
+  // A window of rows has the same mask as those rows of the full tensor.
+  float *w = fpt_alloc_floats((size_t)2 * C);
+  for (int i = 0; i < 2 * C; i++)
+    w[i] = 1.0f;
+  dropout_apply(w, &d, 7, 1, 2, 3, C);
+  assert_memory_equal(w, x + 3 * C, sizeof(float) * 2 * C);
+  free(x);
+  free(y);
+  free(w);
+}
+
+static void test_orthogonal(void **state) {
+  (void)state;
+  int shapes[3][2] = {{5, 32}, {32, 5}, {16, 16}};
+  for (int s = 0; s < 3; s++) {
+    int R = shapes[s][0], Cc = shapes[s][1];
+    float *w = fpt_alloc_floats((size_t)R * Cc);
+    assert_int_equal(fpt_orthogonal(w, R, Cc, 1.41f, 3, 1), 0);
+    // The smaller side is orthonormal (times the gain).
+    int small = R < Cc ? R : Cc;
+    for (int i = 0; i < small; i++)
+      for (int j = 0; j < small; j++) {
+        double d = 0;
+        for (int k = 0; k < (R < Cc ? Cc : R); k++)
+          d += R < Cc ? (double)w[i * Cc + k] * w[j * Cc + k]
+                      : (double)w[k * Cc + i] * w[k * Cc + j];
+        assert_float_equal(d, i == j ? 1.41 * 1.41 : 0.0, 1e-5);
+      }
+    free(w);
+  }
+}
+
+// --- whole model ---
+typedef struct {
+  fpt_model m;
+  fpt_acts a;
+  fpt_batch b;
+  fpt_pass p;
+  float dscale;
+} net;
+
+static void net_make(net *n, int discrete, const fpt_freeze *fr, float dropout) {
+  fpt_gpt2_config cfg = {3, 2, 16, 12, 1e-5f};
+  fpt_task_shape sh = {discrete ? 0 : 3, discrete ? 7 : 0, 6, 2, 4, 2};
+  assert_int_equal(fpt_model_create(&n->m, &cfg, &sh, fr), 0);
+  n->m.dropout = dropout;
+  // Larger-than-GPT-2 weights so that every path matters numerically.
+  for (int i = 0; i < n->m.n_tensors; i++)
+    fill_normal(n->m.tensors[i].data, n->m.tensors[i].numel, 100 + i, 0.3f);
+  for (int l = 0; l < 3; l++) {
+    for (int c = 0; c < 16; c++) {
+      n->m.blocks[l].ln1_w.w[c] += 1.0f;
+      n->m.blocks[l].ln2_w.w[c] += 1.0f;
+    }
+  }
+  int B = 3, T = 6;
+  static float x[3 * 6 * 3];
+  static int32_t ids[18], y[3 * 4];
+  static int64_t sample[3] = {5, 9, 2};
+  fill_normal(x, sizeof x / sizeof *x, 7, 1);
+  for (int i = 0; i < B * T; i++)
+    ids[i] = (i * 5 + 3) % 7;
+  for (int i = 0; i < B * n->m.K; i++)
+    y[i] = (i * 7 + 1) % 2;
+  n->b = (fpt_batch){B, discrete ? NULL : x, discrete ? ids : NULL, y, sample};
+  n->p = (fpt_pass){1, 1234, 3};
+  n->dscale = 1.0f / (B * n->m.K);
+  fpt_acts_create(&n->a, &n->m, B, 0, 3, 1, 1);
+}
+
+static void net_free(net *n) {
+  fpt_acts_free(&n->a);
+  fpt_model_free(&n->m);
+}
+
+static double net_loss(net *n) {
+  return fpt_forward_backward(&n->m, &n->a, &n->b, &n->p, 0.0f, NULL) * n->dscale;
+}
+
+// Every trainable element, perturbed: FD vs the backward's gradient.
+static void model_fd(int discrete, const fpt_freeze *fr, float dropout) {
+  net n;
+  net_make(&n, discrete, fr, dropout);
+  fpt_zero_grad(&n.m);
+  fpt_forward_backward(&n.m, &n.a, &n.b, &n.p, n.dscale, NULL);
+  for (int t = 0; t < n.m.n_tensors; t++) {
+    fpt_tensor *tt = &n.m.tensors[t];
+    if (!tt->trainable) {
+      assert_null(tt->grad);
+      continue;
+    }
+    size_t cnt = tt->numel < 24 ? tt->numel : 24;
+    double *fd = calloc(cnt, sizeof(double)), *an = calloc(cnt, sizeof(double));
+    for (size_t k = 0; k < cnt; k++) {
+      size_t i = (k * 7919) % tt->numel;
+      float keep = tt->data[i];
+      const float h = 1e-2f;
+      tt->data[i] = keep + h;
+      double lp = net_loss(&n);
+      tt->data[i] = keep - h;
+      double lm = net_loss(&n);
+      tt->data[i] = keep;
+      fd[k] = (lp - lm) / (2 * h);
+      an[k] = tt->grad[i];
+    }
+    double e = rel_err(an, fd, cnt, 1e-4);
+    if (e > 2e-2)
+      print_error("tensor %s: FD relative error %g\n", tt->name, e);
+    assert_true(e <= 2e-2);
+    free(fd);
+    free(an);
+  }
+  net_free(&n);
+}
+
+static void test_model_fd_full(void **state) {
+  (void)state;
+  fpt_freeze fr = {{0}, 1};
+  model_fd(0, &fr, 0.0f);
+  model_fd(0, &fr, 0.2f);
+  model_fd(1, &fr, 0.2f);
+}
+
+static void test_model_fd_default_freeze(void **state) {
+  (void)state;
+  fpt_freeze fr = fpt_freeze_default();
+  model_fd(0, &fr, 0.1f);
+  model_fd(1, &fr, 0.1f);
+}
+
+static void test_frozen_sets(void **state) {
+  (void)state;
+  net n;
+  fpt_freeze fr = fpt_freeze_default();
+  net_make(&n, 0, &fr, 0.0f);
+  for (int t = 0; t < n.m.n_tensors; t++) {
+    const fpt_tensor *tt = &n.m.tensors[t];
+    int expect = tt->group == FPT_G_IN || tt->group == FPT_G_OUT ||
+                 tt->group == FPT_G_LN || tt->group == FPT_G_POS;
+    assert_int_equal(tt->trainable, expect);
+  }
+  assert_int_equal(fpt_grad_floor(&n.m), 0);
+  net_free(&n);
+  // Output layer only: no block needs a backward pass at all.
+  fpt_freeze only_out = {{1, 0, 1, 1, 1, 1}, 0};
+  net_make(&n, 0, &only_out, 0.0f);
+  assert_int_equal(fpt_grad_floor(&n.m), 3);
+  net_free(&n);
+  // Only LayerNorms: backward stops at block 0 without an input gradient.
+  fpt_freeze only_ln = {{1, 1, 0, 1, 1, 1}, 0};
+  net_make(&n, 0, &only_ln, 0.0f);
+  assert_int_equal(fpt_grad_floor(&n.m), 0);
+  net_free(&n);
+}
+
+// Frozen tensors do not move in a training step; trainable ones do.
+static void test_step_moves_only_trainable(void **state) {
+  (void)state;
+  net n;
+  fpt_freeze fr = fpt_freeze_default();
+  net_make(&n, 0, &fr, 0.1f);
+  float *before = fpt_alloc_floats(n.m.n_frozen);
+  memcpy(before, n.m.frozen_mem, sizeof(float) * n.m.n_frozen);
+  float *tb = fpt_alloc_floats(n.m.n_train);
+  memcpy(tb, n.m.train_mem, sizeof(float) * n.m.n_train);
+  fpt_zero_grad(&n.m);
+  fpt_forward_backward(&n.m, &n.a, &n.b, &n.p, n.dscale, NULL);
+  fpt_clip_grad(&n.m, 1.0);
+  fpt_adam_step(&n.m, 1e-3f);
+  assert_memory_equal(before, n.m.frozen_mem, sizeof(float) * n.m.n_frozen);
+  assert_memory_not_equal(tb, n.m.train_mem, sizeof(float) * n.m.n_train);
+  free(before);
+  free(tb);
+  net_free(&n);
+}
+
+static void test_clip(void **state) {
+  (void)state;
+  net n;
+  fpt_freeze fr = fpt_freeze_default();
+  net_make(&n, 0, &fr, 0.0f);
+  for (size_t i = 0; i < n.m.n_train; i++)
+    n.m.grad_mem[i] = 1.0f;
+  double norm = fpt_clip_grad(&n.m, 1.0);
+  assert_true(norm > 1.0);
+  assert_float_equal(fpt_grad_norm(&n.m), 1.0, 1e-5);
+  net_free(&n);
+}
+
+// Bit tasks: targets follow from the inputs.
+static void test_bit_tasks(void **state) {
+  (void)state;
+  fpt_bit_task t;
+  assert_int_equal(fpt_bit_task_make(&t, "bit-xor", 0, 0, 0), 0);
+  fpt_task_shape s = fpt_bit_task_shape(&t);
+  assert_int_equal(s.seq, 10);
+  assert_int_equal(s.r, 5);
+  float x[10];
+  int32_t y[5];
+  fpt_bit_task_sample(&t, 1, 0, 17, x, y);
+  for (int i = 0; i < 5; i++)
+    assert_int_equal(y[i], (int)x[i] ^ (int)x[5 + i]);
+  assert_int_equal(fpt_bit_task_make(&t, "bit-memory", 0, 0, 0), 0);
+  s = fpt_bit_task_shape(&t);
+  assert_int_equal(s.seq, 120);
+  assert_int_equal(s.d_in, 50);
+  assert_int_equal(s.r, 20);
+  assert_int_equal(s.n_out, 100);
+  float *xm = fpt_alloc_floats(6000);
+  int32_t ym[1000];
+  fpt_bit_task_sample(&t, 1, 0, 3, xm, ym);
+  // The query agrees with exactly one stored pattern wherever it is unmasked.
+  int matches = 0;
+  for (int p = 0; p < 5; p++) {
+    int ok = 1;
+    for (int i = 0; i < 1000; i++)
+      if (xm[5000 + i] != 0.0f && xm[5000 + i] != xm[p * 1000 + i])
+        ok = 0;
+    if (ok) {
+      matches++;
+      for (int i = 0; i < 1000; i++)
+        assert_int_equal(ym[i], xm[p * 1000 + i] > 0);
+    }
+  }
+  assert_int_equal(matches, 1);
+  free(xm);
+  assert_int_not_equal(fpt_bit_task_make(&t, "nope", 0, 0, 0), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_philox_kat),
+      cmocka_unit_test(test_normal_moments),
+      cmocka_unit_test(test_dropout_mask),
+      cmocka_unit_test(test_orthogonal),
+      cmocka_unit_test(test_model_fd_full),
+      cmocka_unit_test(test_model_fd_default_freeze),
+      cmocka_unit_test(test_frozen_sets),
+      cmocka_unit_test(test_step_moves_only_trainable),
+      cmocka_unit_test(test_clip),
+      cmocka_unit_test(test_bit_tasks),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
