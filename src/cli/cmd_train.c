@@ -244,10 +244,11 @@ int cmd_train(int argc, char **argv) {
   if (fpt_runtime_agree(&rt, rc) != 0)
     return fpt_runtime_finish(&rt, 1);
 
-  size_t n_params = m.n_frozen + m.n_train;
-  size_t n_trainable = 0;
-  for (int i = 0; i < m.n_tensors; i++)
+  size_t n_params = 0, n_trainable = 0;
+  for (int i = 0; i < m.n_tensors; i++) {
+    n_params += m.tensors[i].numel;
     n_trainable += m.tensors[i].trainable ? m.tensors[i].numel : 0;
+  }
   if (rank == 0) {
     printf("fpt train\n");
     fpt_opts_dump(train_opts, n_train_opts, &s, emit_stdout, NULL);

@@ -130,6 +130,24 @@ static void test_gelu_fd(void **state) {
   assert_float_equal(ys[0], 0.0f, 1e-7);
   assert_float_equal(ys[1], 0.8411920f, 1e-6);
   assert_float_equal(ys[2], -0.0454023f, 1e-6);
+  // Against the tanh formula in double, over the range activations take.
+  float xr[4001], yr[4001], dr[4001], one[4001];
+  for (int i = 0; i <= 4000; i++) {
+    xr[i] = -20.0f + 0.01f * i;
+    one[i] = 1.0f;
+  }
+  gelu_forward(yr, xr, 4001);
+  gelu_backward(dr, xr, one, 4001);
+  for (int i = 0; i <= 4000; i++) {
+    double x = xr[i], u = 0.7978845608028654 * (x + 0.044715 * x * x * x);
+    double y = 0.5 * x * (1 + tanh(u)), th = tanh(u);
+    double dy = 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * 0.7978845608028654 *
+                                     (1 + 3 * 0.044715 * x * x);
+    if (fabs(yr[i] - y) > 2e-6 * (fabs(y) + 1e-3) || fabs(dr[i] - dy) > 2e-6 * (fabs(dy) + 0.05))
+      print_error("gelu at %g: %.9g vs %.9g, d %.9g vs %.9g\n", x, yr[i], y, dr[i], dy);
+    assert_float_equal(yr[i], y, 2e-6 * (fabs(y) + 1e-3));
+    assert_float_equal(dr[i], dy, 2e-6 * (fabs(dy) + 0.05));
+  }
   free(k.x); free(k.y); free(k.dy); free(dx);
 }
 

@@ -1,0 +1,130 @@
+#!/usr/bin/python3
+"""Write a random fpt test case: a model file (our HDF5 GPT-2 format) and a case file.
+
+  make_case.py --out CASE.h5 --model MODEL.h5 [--layers 2 --d-model 32 --heads 4 --positions 16
+               --seq 8 --batch 3 --steps 10] [--d-in 5 | --vocab 7] [--r 2 --n-out 4 --n-cls 2]
+               [--freeze-in 0 --freeze-out 0 --freeze-ln 0 --freeze-pos 0 --freeze-attn 1
+                --freeze-ff 1 --full 0] [--lr 1e-3] [--seed 0]
+
+Freeze defaults are the FPT defaults (attention and MLP frozen, everything else trained).
+Continuous inputs unless --vocab is given.  Weights are deliberately larger than GPT-2's
+(N(0,0.2) instead of N(0,0.02)) so that errors in the C code show up clearly.
+"""
+import argparse
+import sys
+
+sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
+
+import h5py
+import numpy as np
+
+from fpt_torch import FLAGS, backbone_names
+
+
+def random_model(rng, n_layer, C, n_positions):
+    shapes = {"wpe/weight": (n_positions, C), "ln_f/weight": (C,), "ln_f/bias": (C,)}
+    for i in range(n_layer):
+        p = f"h/{i}/"
+        shapes.update({p + "ln_1/weight": (C,), p + "ln_1/bias": (C,),
+                       p + "attn/c_attn/weight": (C, 3 * C), p + "attn/c_attn/bias": (3 * C,),
+                       p + "attn/c_proj/weight": (C, C), p + "attn/c_proj/bias": (C,),
+                       p + "ln_2/weight": (C,), p + "ln_2/bias": (C,),
+                       p + "mlp/c_fc/weight": (C, 4 * C), p + "mlp/c_fc/bias": (4 * C,),
+                       p + "mlp/c_proj/weight": (4 * C, C), p + "mlp/c_proj/bias": (C,)})
+    params = {}
+    for name in backbone_names(n_layer):  # fixed order, so a seed always gives the same model
+        shape = shapes[name]
+        if name == "wpe/weight":
+            t = rng.normal(0, 0.1, shape)
+        elif "ln_" in name:
+            t = (1.0 if name.endswith("weight") else 0.0) + rng.normal(0, 0.1, shape)
+        else:
+            t = rng.normal(0, 0.2 if name.endswith("weight") else 0.1, shape)
+        params[name] = t.astype(np.float32)
+    return params
+
+
+def random_case(rng, a, C):
+    K = a.r * a.n_out // a.n_cls
+    if a.vocab:
+        x = rng.integers(0, a.vocab, (a.steps, a.batch, a.seq)).astype(np.int32)
+        init = {"in/weight": rng.normal(0, 0.5, (a.vocab, C))}
+    else:
+        x = rng.normal(0, 1, (a.steps, a.batch, a.seq, a.d_in)).astype(np.float32)
+        init = {"in/weight": rng.normal(0, 0.5, (a.d_in, C)), "in/bias": rng.normal(0, 0.5, (C,))}
+    init["out/weight"] = rng.normal(0, 0.2, (C, a.n_out))
+    init["out/bias"] = rng.normal(0, 0.2, (a.n_out,))
+    y = rng.integers(0, a.n_cls, (a.steps, a.batch, K)).astype(np.int32)
+    return x, y, {n: t.astype(np.float32) for n, t in init.items()}
+
+
+def write_model(path, params, n_layer, n_head, C, n_positions):
+    with h5py.File(path, "w") as f:
+        for k, v in (("n_layer", n_layer), ("n_head", n_head), ("n_embd", C),
+                     ("n_positions", n_positions), ("format_version", 1)):
+            f.attrs[k] = np.int64(v)
+        f.attrs["layer_norm_epsilon"] = np.float64(1e-5)
+        for n, t in params.items():
+            f.create_dataset(n, data=t)
+
+
+def write_case(path, a, x, y, init):
+    with h5py.File(path, "w") as f:
+        attrs = {"steps": a.steps, "batch": a.batch, "seq": a.seq, "d_in": a.d_in, "vocab": a.vocab,
+                 "r": a.r, "n_out": a.n_out, "n_cls": a.n_cls}
+        attrs.update({k: getattr(a, k) for k in FLAGS})
+        for k, v in attrs.items():
+            f.attrs[k] = np.int64(v)
+        f.attrs["lr"] = np.float64(a.lr)
+        f.create_dataset("x", data=x)
+        f.create_dataset("y", data=y)
+        for n, t in init.items():
+            f.create_dataset("init/" + n, data=t)
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--d-model", type=int, default=32)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--positions", type=int, default=16)
+    ap.add_argument("--seq", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=10)
+    kind = ap.add_mutually_exclusive_group()
+    kind.add_argument("--d-in", type=int)  # default 5 is set below: argparse's exclusivity test ignores values equal to the default
+    kind.add_argument("--vocab", type=int, default=0)
+    ap.add_argument("--r", type=int, default=2)
+    ap.add_argument("--n-out", type=int, default=4)
+    ap.add_argument("--n-cls", type=int, default=2)
+    for flag, default in zip(FLAGS, (0, 0, 0, 0, 1, 1, 0)):
+        ap.add_argument("--" + flag.replace("_", "-"), type=int, choices=(0, 1), default=default)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    if a.d_in is None:
+        a.d_in = 0 if a.vocab else 5
+    if a.d_model % a.heads:
+        ap.error("--d-model must be a multiple of --heads")
+    if not 1 <= a.r <= a.seq <= a.positions:
+        ap.error("need 1 <= r <= seq <= positions")
+    if (a.r * a.n_out) % a.n_cls:
+        ap.error("r*n_out must be a multiple of n_cls")
+    if a.steps < 1 or a.batch < 1 or a.layers < 1 or a.n_cls < 2 or (a.vocab < 1 and a.d_in < 1):
+        ap.error("steps, batch, layers, d_in/vocab must be positive and n_cls >= 2")
+    return a
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    rng = np.random.default_rng(a.seed)
+    params = random_model(rng, a.layers, a.d_model, a.positions)
+    x, y, init = random_case(rng, a, a.d_model)
+    write_model(a.model, params, a.layers, a.heads, a.d_model, a.positions)
+    write_case(a.out, a, x, y, init)
+
+
+if __name__ == "__main__":
+    main()
