@@ -24,6 +24,8 @@ static inline fpt_u32x4 fpt_stream_block(fpt_stream s, uint32_t i) {
   fpt_u32x4 c = {{i, s.site, s.a, s.b}};
   return fpt_philox(s.key, c);
 }
+// Blocks first..first+n-1 of the stream into out (4n values); vectorised.
+void fpt_stream_blocks(fpt_stream s, uint32_t first, int n, uint32_t *out);
 // The i-th uint32 of the stream.
 uint32_t fpt_stream_u32(fpt_stream s, uint64_t i);
 // Uniform in [0,1) with 24 random bits.

@@ -74,16 +74,21 @@ static double gemm_flops(const gemm_shape *g) {
   return 2.0 * g->M * g->N * g->K * g->count;
 }
 
-// Raw cblas_sgemm with OpenBLAS's own threads, best-of-reps median per shape.
-static double sgemm_seconds(const gemm_shape *g, int threads, float *A,
+// Median of 7 runs of one GEMM shape: raw cblas_sgemm with OpenBLAS's own
+// `threads`, or (ours != 0) fpt_gemm, which splits it over our threads.
+static double sgemm_seconds(const gemm_shape *g, int threads, int ours, float *A,
                             float *Bm, float *Cm) {
-  openblas_set_num_threads(threads);
+  openblas_set_num_threads(ours ? 1 : threads);
   double t[7];
+  int lda = g->ta ? g->M : g->K, ldb = g->tb ? g->K : g->N;
   for (int r = 0; r < 7; r++) {
     double t0 = now();
-    cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans,
-                g->tb ? CblasTrans : CblasNoTrans, g->M, g->N, g->K, 1.0f, A,
-                g->ta ? g->M : g->K, Bm, g->tb ? g->K : g->N, 0.0f, Cm, g->N);
+    if (ours)
+      fpt_gemm(g->ta, g->tb, g->M, g->N, g->K, 1.0f, A, lda, Bm, ldb, 0.0f, Cm, g->N);
+    else
+      cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans,
+                  g->tb ? CblasTrans : CblasNoTrans, g->M, g->N, g->K, 1.0f, A, lda, Bm,
+                  ldb, 0.0f, Cm, g->N);
     t[r] = now() - t0;
   }
   openblas_set_num_threads(1);
@@ -174,18 +179,22 @@ static int run(int argc, char **argv) {
     A[i] = fpt_stream_uniform(st, i) - 0.5f;
   for (size_t i = 0; i < maxb; i++)
     Bm[i] = fpt_stream_uniform(st, i + maxa) - 0.5f;
-  double gflops = 0, gsec = 0;
+  double gflops = 0, gsec = 0, osec = 0;
   int threads = fpt_num_threads();
-  printf("raw cblas_sgemm on the step's shapes (%d OpenBLAS threads):\n", threads);
+  printf("GEMMs of the step: raw cblas_sgemm (%d OpenBLAS threads) | fpt_gemm (split over %d of ours)\n",
+         threads, threads);
   for (int i = 0; i < ng; i++) {
-    double sec = sgemm_seconds(&g[i], threads, A, Bm, Cm);
+    double sec = sgemm_seconds(&g[i], threads, 0, A, Bm, Cm);
+    double our = sgemm_seconds(&g[i], threads, 1, A, Bm, Cm);
     double one = 2.0 * g[i].M * g[i].N * g[i].K;
-    printf("  %-18s %5d x %5d x %5d  %6.1f GFLOP/s\n", g[i].what, g[i].M, g[i].N,
-           g[i].K, one / sec * 1e-9);
+    printf("  %-18s %5d x %5d x %5d  %6.1f | %6.1f GFLOP/s\n", g[i].what, g[i].M, g[i].N,
+           g[i].K, one / sec * 1e-9, one / our * 1e-9);
     gflops += gemm_flops(&g[i]);
     gsec += sec * g[i].count;
+    osec += our * g[i].count;
   }
   double sgemm_rate = gflops / gsec;
+  printf("fpt_gemm rate (weighted by the step's GEMMs): %.1f GFLOP/s\n", gflops / osec * 1e-9);
   double step_rate = flops / med;
   printf("sgemm rate (weighted by the step's GEMMs): %.1f GFLOP/s\n", sgemm_rate * 1e-9);
   printf("step rate / sgemm rate: %.3f\n", step_rate / sgemm_rate);

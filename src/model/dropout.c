@@ -19,22 +19,23 @@ void dropout_apply(float *x, const fpt_dropout *d, uint32_t site, int B,
     return;
   uint32_t thr = (uint32_t)((double)d->p * 4294967296.0);
   float scale = 1.0f / (1.0f - d->p);
+  enum { SPAN = 1024 }; // elements per batch of mask bits
 #pragma omp parallel for collapse(2) schedule(static)
   for (int b = 0; b < B; b++)
     for (int r = 0; r < rows; r++) {
       fpt_stream s = stream_of(d, site, d->sample[b]);
       float *xr = x + ((size_t)b * rows + r) * cols;
       uint64_t base = (uint64_t)(row0 + r) * cols;
-      int c = 0;
-      // Whole Philox blocks where aligned; the general path otherwise.
-      for (; c < cols && ((base + c) & 3); c++)
-        xr[c] = fpt_stream_u32(s, base + c) >= thr ? xr[c] * scale : 0.0f;
-      for (; c + 4 <= cols; c += 4) {
-        fpt_u32x4 u = fpt_stream_block(s, (uint32_t)((base + c) >> 2));
-        for (int k = 0; k < 4; k++)
-          xr[c + k] = u.v[k] >= thr ? xr[c + k] * scale : 0.0f;
+      uint32_t u[SPAN + 8];
+      for (int c0 = 0; c0 < cols; c0 += SPAN) {
+        int n = cols - c0 < SPAN ? cols - c0 : SPAN;
+        uint64_t e0 = base + (uint64_t)c0;
+        uint64_t first = e0 >> 2, last = (e0 + (uint64_t)n - 1) >> 2;
+        fpt_stream_blocks(s, (uint32_t)first, (int)(last - first + 1), u);
+        const uint32_t *m = u + (e0 & 3);
+        float *xc = xr + c0;
+        for (int c = 0; c < n; c++)
+          xc[c] = m[c] >= thr ? xc[c] * scale : 0.0f;
       }
-      for (; c < cols; c++)
-        xr[c] = fpt_stream_u32(s, base + c) >= thr ? xr[c] * scale : 0.0f;
     }
 }

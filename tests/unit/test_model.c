@@ -28,6 +28,14 @@ static void test_philox_kat(void **state) {
   uint32_t e1[4] = {0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1};
   for (int i = 0; i < 4; i++)
     assert_int_equal(r.v[i], e1[i]);
+  // The vectorised batch equals the one-block function.
+  fpt_stream s = {0x1234567890ull, 7, 8, 9};
+  uint32_t out[4 * 37];
+  fpt_stream_blocks(s, 5, 37, out);
+  for (int j = 0; j < 37; j++) {
+    fpt_u32x4 b = fpt_stream_block(s, 5 + (uint32_t)j);
+    assert_memory_equal(out + 4 * j, b.v, sizeof b.v);
+  }
 }
 
 static void test_normal_moments(void **state) {
