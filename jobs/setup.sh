@@ -10,7 +10,8 @@ PACKAGES=(
   libopenmpi-dev openmpi-bin
   libhdf5-openmpi-dev hdf5-tools
   libopenblas-dev libscalapack-openmpi-dev
-  libcjson-dev libyaml-dev libcmocka-dev
+  libcjson-dev libyaml-dev libcmocka-dev zlib1g-dev
+  dataset-fashion-mnist hmmer-examples python3-lmdb
   python3 python3-numpy python3-h5py python3-torch python3-matplotlib
 )
 

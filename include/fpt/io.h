@@ -15,7 +15,11 @@
 
 // --- HDF5 helpers (src/io/h5util.c) ---
 void fpt_h5_quiet(void); // no HDF5 error-stack dumps; we report our own
+int fpt_h5_check_readable(const char *path); // exists, readable, HDF5
 int fpt_h5_open_read(const char *path, hid_t *file);
+int fpt_h5_open_dataset(hid_t file, const char *path, const char *name, hid_t *ds);
+int fpt_h5_read_attr_str(hid_t file, const char *path, const char *name, char *buf,
+                         size_t size);
 // Read a float32 dataset of exactly the given shape.
 int fpt_h5_read_floats(hid_t file, const char *path, const char *name, int ndim,
                        const int64_t *dims, float *out);

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "fpt/batches.h"
 #include "fpt/check.h"
 #include "fpt/config.h"
 #include "fpt/io.h"
@@ -21,7 +22,7 @@
 #include "runtime.h"
 
 typedef struct {
-  const char *model, *data, *task, *run_dir, *init;
+  const char *model, *data, *task, *run_dir, *init, *tokens;
   long long steps, batch_size, seed, data_seed, log_every, eval_every,
       eval_samples, bit_length, patterns, patch;
   double lr, dropout, orth_gain, clip;
@@ -33,7 +34,8 @@ typedef struct {
 static const fpt_opt train_opts[] = {
     O(model, STR, "backbone model file (HDF5)"),
     O(data, STR, "dataset file (HDF5); omit for generated bit tasks"),
-    O(task, STR, "generated task: bit-xor or bit-memory"),
+    O(task, STR, "generated task when --data is not given: bit-xor or bit-memory"),
+    O(tokens, STR, "which inputs of the dataset file: x, or x2 (ListOps: LRA tokens)"),
     O(steps, INT, "gradient steps"),
     O(batch_size, INT, "global batch (split across ranks)"),
     O(lr, FLOAT, "Adam learning rate"),
@@ -41,7 +43,7 @@ static const fpt_opt train_opts[] = {
     O(data_seed, INT, "seed of the generated validation and test sets"),
     O(log_every, INT, "steps between train-metric lines"),
     O(eval_every, INT, "steps between validation passes (0: only at the end)"),
-    O(eval_samples, INT, "samples in each generated val/test set"),
+    O(eval_samples, INT, "samples in each generated val/test set (files: whole splits)"),
     O(run_dir, STR, "directory for metrics.jsonl and outputs"),
     O(init, STR, "backbone: pretrained, random, or stats (matched to --model)"),
     O(dropout, FLOAT, "dropout probability in training"),
@@ -105,52 +107,34 @@ static int make_dir(const char *dir) {
   return 0;
 }
 
-typedef struct {
-  fpt_bit_task task;
-  int B, T, d_in, K;
-  float *x;
-  int32_t *y;
-  int64_t *sample;
-} batch_buf;
-
-static void fill_batch(batch_buf *bb, uint64_t key, int split, int64_t first,
-                       int n) {
-  for (int i = 0; i < n; i++) {
-    bb->sample[i] = first + i;
-    fpt_bit_task_sample(&bb->task, key, split, first + i,
-                        bb->x + (size_t)i * bb->T * bb->d_in,
-                        bb->y + (size_t)i * bb->K);
-  }
-}
-
-// Loss and accuracy over a generated split, sharded across ranks.
-static void evaluate(const fpt_model *m, fpt_acts *a, batch_buf *bb,
-                     uint64_t key, int split, int64_t n, int rank, int R,
-                     double *loss, double *acc) {
+// Loss and accuracy over a whole val or test split, sharded across ranks.
+// Collective: every rank runs the same number of rounds.
+static int evaluate(const fpt_model *m, fpt_acts *a, fpt_source *src, fpt_source_buf *bb,
+                    int split, int rank, int R, double *loss, double *acc) {
+  int64_t n = fpt_source_size(src, split);
   double sums[2] = {0, 0};
   fpt_pass p = {0, 0, 0};
   for (int64_t s0 = 0; s0 < n; s0 += (int64_t)bb->B * R) {
     int64_t mine = s0 + (int64_t)rank * bb->B;
     int cnt = (int)(mine >= n ? 0 : (n - mine < bb->B ? n - mine : bb->B));
+    FPT_TRY(fpt_source_eval(src, split, mine, cnt, 1, 1, bb));
     if (cnt == 0)
       continue;
-    fill_batch(bb, key, split, mine, cnt);
-    fpt_batch b = {cnt, bb->x, NULL, bb->y, bb->sample};
+    fpt_batch b = {cnt, bb->x, bb->ids, bb->y, bb->sample};
     int64_t hits = 0;
     sums[0] += fpt_forward_backward(m, a, &b, &p, 0.0f, &hits);
     sums[1] += (double)hits;
   }
   MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-  *loss = sums[0] / ((double)n * m->K);
-  *acc = sums[1] / ((double)n * m->K);
+  *loss = n > 0 ? sums[0] / ((double)n * m->K) : 0.0;
+  *acc = n > 0 ? sums[1] / ((double)n * m->K) : 0.0;
+  return 0;
 }
 
 static int setup(train_settings *s, int argc, char **argv, int rank, int R,
-                 fpt_model *m, fpt_bit_task *task) {
+                 fpt_model *m, fpt_source *src) {
   FPT_TRY(fpt_opts_parse(argc, argv, 2, train_opts, n_train_opts, s));
   FPT_ENSURE(s->model, "option --model: a backbone model file is required");
-  FPT_ENSURE(!s->data, "option --data: dataset files are not supported yet; "
-                       "use --task bit-xor or bit-memory");
   FPT_ENSURE(s->steps >= 0, "option --steps: must be >= 0");
   FPT_ENSURE(s->batch_size >= 1, "option --batch-size: must be >= 1");
   FPT_ENSURE(s->batch_size % R == 0,
@@ -166,17 +150,23 @@ static int setup(train_settings *s, int argc, char **argv, int rank, int R,
                                                  : -1;
   FPT_ENSURE(init_mode >= 0, "option --init: '%s' is not pretrained, random or stats",
              s->init);
-  FPT_TRY(fpt_bit_task_make(task, s->task, (int)s->bit_length, (int)s->patterns,
-                            (int)s->patch));
+  if (s->data) {
+    FPT_TRY(fpt_source_open_file(src, s->data, s->tokens, (uint64_t)s->seed, MPI_COMM_WORLD));
+  } else {
+    fpt_bit_task task;
+    FPT_TRY(fpt_bit_task_make(&task, s->task, (int)s->bit_length, (int)s->patterns,
+                              (int)s->patch));
+    FPT_TRY(fpt_source_open_task(src, &task, s->task, (uint64_t)s->seed,
+                                 (uint64_t)s->data_seed, s->eval_samples));
+  }
   fpt_gpt2_config cfg;
   FPT_TRY(fpt_model_file_config(s->model, &cfg));
-  fpt_task_shape shape = fpt_bit_task_shape(task);
+  fpt_task_shape shape = src->shape;
   fpt_freeze fr = {{s->freeze_in, s->freeze_out, s->freeze_ln, s->freeze_pos,
                     s->freeze_attn, s->freeze_ff},
                    s->full_train};
-  FPT_ENSURE(shape.seq <= cfg.n_positions,
-             "%s: the task has %d tokens but n_positions is %d", s->model,
-             shape.seq, cfg.n_positions);
+  FPT_ENSURE(shape.seq <= cfg.n_positions, "%s: the task %s has %d tokens but n_positions is %d",
+             s->model, src->task, shape.seq, cfg.n_positions);
   FPT_TRY(fpt_model_create(m, &cfg, &shape, &fr));
   m->dropout = (float)s->dropout;
   if (init_mode == 1) {
@@ -216,19 +206,18 @@ int cmd_train(int argc, char **argv) {
   int rank = rt.rank, R = rt.size;
   train_settings s = defaults();
   fpt_model m;
-  fpt_bit_task task;
+  fpt_source src;
   memset(&m, 0, sizeof m);
-  int rc = setup(&s, argc, argv, rank, R, &m, &task);
+  memset(&src, 0, sizeof src);
+  int rc = setup(&s, argc, argv, rank, R, &m, &src);
   if (fpt_runtime_agree(&rt, rc) != 0)
     return fpt_runtime_finish(&rt, 1);
 
   int B = (int)(s.batch_size / R);
   fpt_acts a;
   fpt_acts_create(&a, &m, B, 0, m.cfg.n_layer, 1, 1);
-  batch_buf bb = {task, B, m.task.seq, m.task.d_in, m.K, NULL, NULL, NULL};
-  bb.x = fpt_alloc_floats((size_t)B * bb.T * bb.d_in);
-  bb.y = fpt_calloc((size_t)B * bb.K, sizeof(int32_t));
-  bb.sample = fpt_calloc((size_t)B, sizeof(int64_t));
+  fpt_source_buf bb;
+  fpt_source_buf_init(&bb, &src, B);
   fpt_metrics mt = {0};
   rc = 0;
   if (rank == 0) {
@@ -257,8 +246,12 @@ int cmd_train(int argc, char **argv) {
            fpt_num_threads(), openblas_get_config(), openblas_get_corename());
     printf("model: %d layers, %d wide, %d heads; %zu parameters, %zu trainable\n",
            m.cfg.n_layer, m.cfg.n_embd, m.cfg.n_head, n_params, n_trainable);
-    printf("task: %s, %d tokens x %d, readout %d, %d targets x %d classes\n",
-           s.task, m.task.seq, m.task.d_in, m.task.r, m.K, m.task.n_cls);
+    printf("task: %s, %d tokens x %d%s, readout %d, %d targets x %d classes\n", src.task,
+           m.task.seq, m.task.d_in ? m.task.d_in : m.task.vocab, m.task.d_in ? "" : " ids",
+           m.task.r, m.K, m.task.n_cls);
+    if (src.from_file)
+      printf("data: %s: %lld train, %lld val, %lld test samples\n", s.data,
+             (long long)src.rd.n[0], (long long)src.rd.n[1], (long long)src.rd.n[2]);
     fflush(stdout);
   }
 
@@ -268,9 +261,12 @@ int cmd_train(int argc, char **argv) {
   double t_start = now();
   for (long long step = 0; step < s.steps && rc == 0; step++) {
     double t0 = now();
-    fill_batch(&bb, (uint64_t)s.seed, FPT_SPLIT_TRAIN,
-               step * s.batch_size + (int64_t)rank * B, B);
-    fpt_batch b = {B, bb.x, NULL, bb.y, bb.sample};
+    rc = fpt_source_train(&src, step * s.batch_size + (int64_t)rank * B, B, 1, 1, &bb);
+    if (fpt_runtime_agree(&rt, rc) != 0) {
+      rc = 1;
+      break;
+    }
+    fpt_batch b = {B, bb.x, bb.ids, bb.y, bb.sample};
     fpt_pass p = {1, (uint64_t)s.seed, (uint32_t)step};
     fpt_zero_grad(&m);
     int64_t hits = 0;
@@ -312,9 +308,8 @@ int cmd_train(int argc, char **argv) {
     }
     if (s.eval_every > 0 && (step + 1) % s.eval_every == 0 && step + 1 < s.steps) {
       double l, acc;
-      evaluate(&m, &a, &bb, (uint64_t)s.data_seed, FPT_SPLIT_VAL,
-               s.eval_samples, rank, R, &l, &acc);
-      if (rank == 0)
+      rc = evaluate(&m, &a, &src, &bb, FPT_SPLIT_VAL, rank, R, &l, &acc);
+      if (rank == 0 && rc == 0)
         rc = fpt_metrics_write(&mt, step + 1, "val", l, acc, 0, 0, NULL, NULL);
     }
     MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
@@ -324,11 +319,10 @@ int cmd_train(int argc, char **argv) {
     int splits[2] = {FPT_SPLIT_VAL, FPT_SPLIT_TEST};
     for (int k = 0; k < 2; k++) {
       double l, acc;
-      evaluate(&m, &a, &bb, (uint64_t)s.data_seed, splits[k], s.eval_samples,
-               rank, R, &l, &acc);
-      if (rank == 0) {
-        printf("final %-4s loss %.4f  accuracy %.4f  (%lld samples)\n",
-               names[k], l, acc, s.eval_samples);
+      rc = evaluate(&m, &a, &src, &bb, splits[k], rank, R, &l, &acc);
+      if (rank == 0 && rc == 0) {
+        printf("final %-4s loss %.4f  accuracy %.4f  (%lld samples)\n", names[k], l, acc,
+               (long long)fpt_source_size(&src, splits[k]));
         if (rc == 0)
           rc = fpt_metrics_write(&mt, s.steps, names[k], l, acc, 0, 0, NULL, NULL);
       }
@@ -337,9 +331,8 @@ int cmd_train(int argc, char **argv) {
       fprintf(stderr, "fpt: error: %s\n", fpt_error_get());
   }
   fpt_metrics_close(&mt);
-  free(bb.x);
-  free(bb.y);
-  free(bb.sample);
+  fpt_source_buf_free(&bb);
+  fpt_source_close(&src);
   fpt_acts_free(&a);
   fpt_model_free(&m);
   MPI_Allreduce(MPI_IN_PLACE, &rc, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);

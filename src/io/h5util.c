@@ -1,5 +1,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -8,10 +9,15 @@
 
 void fpt_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
-int fpt_h5_open_read(const char *path, hid_t *file) {
+int fpt_h5_check_readable(const char *path) {
   FPT_ENSURE(access(path, R_OK) == 0, "%s: cannot open file for reading", path);
   htri_t is = H5Fis_hdf5(path);
   FPT_ENSURE(is > 0, "%s: not an HDF5 file (or truncated)", path);
+  return 0;
+}
+
+int fpt_h5_open_read(const char *path, hid_t *file) {
+  FPT_TRY(fpt_h5_check_readable(path));
   *file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
   FPT_ENSURE(*file >= 0, "%s: HDF5 open failed (truncated or corrupt file?)", path);
   return 0;
@@ -34,8 +40,7 @@ static int path_exists(hid_t file, const char *name) {
   }
 }
 
-static int open_dataset(hid_t file, const char *path, const char *name,
-                        hid_t *ds) {
+int fpt_h5_open_dataset(hid_t file, const char *path, const char *name, hid_t *ds) {
   FPT_ENSURE(path_exists(file, name), "%s: dataset %s is missing", path, name);
   *ds = H5Dopen2(file, name, H5P_DEFAULT);
   FPT_ENSURE(*ds >= 0, "%s: %s is not a dataset", path, name);
@@ -45,7 +50,7 @@ static int open_dataset(hid_t file, const char *path, const char *name,
 int fpt_h5_shape(hid_t file, const char *path, const char *name, int *ndim,
                  int64_t *dims) {
   hid_t ds;
-  FPT_TRY(open_dataset(file, path, name, &ds));
+  FPT_TRY(fpt_h5_open_dataset(file, path, name, &ds));
   hid_t sp = H5Dget_space(ds);
   int nd = H5Sget_simple_extent_ndims(sp);
   hsize_t d[8] = {0};
@@ -72,7 +77,7 @@ static void fmt_dims(char *buf, size_t n, int ndim, const int64_t *d) {
 int fpt_h5_read_floats(hid_t file, const char *path, const char *name, int ndim,
                        const int64_t *dims, float *out) {
   hid_t ds;
-  FPT_TRY(open_dataset(file, path, name, &ds));
+  FPT_TRY(fpt_h5_open_dataset(file, path, name, &ds));
   hid_t ty = H5Dget_type(ds), sp = H5Dget_space(ds);
   int ok_type = H5Tget_class(ty) == H5T_FLOAT && H5Tget_size(ty) == 4;
   int nd = H5Sget_simple_extent_ndims(sp);
@@ -117,6 +122,39 @@ static int read_attr(hid_t file, const char *path, const char *name,
 int fpt_h5_read_attr_i64(hid_t file, const char *path, const char *name,
                          int64_t *v) {
   return read_attr(file, path, name, H5T_NATIVE_INT64, v);
+}
+
+int fpt_h5_read_attr_str(hid_t file, const char *path, const char *name, char *buf,
+                         size_t size) {
+  FPT_ENSURE(H5Aexists(file, name) > 0, "%s: attribute %s is missing", path, name);
+  hid_t a = H5Aopen(file, name, H5P_DEFAULT);
+  hid_t ft = H5Aget_type(a);
+  int ok = H5Tget_class(ft) == H5T_STRING;
+  herr_t rc = -1;
+  if (ok && H5Tis_variable_str(ft) > 0) {
+    char *v = NULL;
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, H5T_VARIABLE);
+    rc = H5Aread(a, mt, &v);
+    if (rc >= 0 && v) {
+      snprintf(buf, size, "%s", v);
+      H5free_memory(v);
+    }
+    H5Tclose(mt);
+  } else if (ok) {
+    size_t n = H5Tget_size(ft);
+    char *v = fpt_calloc(n + 1, 1);
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, n + 1);
+    rc = H5Aread(a, mt, v);
+    snprintf(buf, size, "%s", v);
+    free(v);
+    H5Tclose(mt);
+  }
+  H5Tclose(ft);
+  H5Aclose(a);
+  FPT_ENSURE(rc >= 0, "%s: attribute %s must be a string", path, name);
+  return 0;
 }
 
 int fpt_h5_read_attr_f64(hid_t file, const char *path, const char *name,

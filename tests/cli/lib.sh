@@ -1,5 +1,7 @@
 # Shared by the CLI tests: counters and checks. Source it; call `finish` last.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader
+# ctest passes the MPIEXEC_EXECUTABLE that CMake found.
+MPIRUN=${MPIEXEC:-mpirun}
 PASS=0
 FAIL=0
 ok() { PASS=$((PASS + 1)); echo "ok: $*"; }

@@ -28,9 +28,33 @@ check "init: no partial output" test -z "$(ls "$W" | grep -E '^new.h5')"
 # Under mpirun: every rank exits, nonzero, with one error line in all.
 start=$(date +%s)
 expect_error "2 ranks: bad model" "shape.h5: dataset /h/0/attn/c_attn/weight" "$W/e14" -- \
-  mpirun -np 2 --oversubscribe "$FPT" train --model "$W/shape.h5" --task bit-xor --steps 2 --batch-size 4 --run-dir "$W/run2"
+  "$MPIRUN" -np 2 --oversubscribe "$FPT" train --model "$W/shape.h5" --task bit-xor --steps 2 --batch-size 4 --run-dir "$W/run2"
 expect_error "2 ranks: batch not divisible" "batch-size: 5 is not divisible by the 2 ranks" "$W/e15" -- \
-  mpirun -np 2 --oversubscribe "$FPT" train --model "$W/good.h5" --task bit-xor --steps 2 --batch-size 5 --run-dir "$W/run3"
+  "$MPIRUN" -np 2 --oversubscribe "$FPT" train --model "$W/good.h5" --task bit-xor --steps 2 --batch-size 5 --run-dir "$W/run3"
 check "2-rank failures took under 30 s" test $(( $(date +%s) - start )) -lt 30
+
+# Dataset files.
+"$FPT" data bit-xor --n-train 20 --n-val 5 --n-test 5 -o "$W/xor.h5" > /dev/null
+/usr/bin/python3 - "$W" <<'PY'
+import h5py, shutil, sys, numpy as np
+w = sys.argv[1]
+for name in ("noy", "dtype", "short", "seq"):
+    shutil.copy(f"{w}/xor.h5", f"{w}/{name}.h5")
+with h5py.File(f"{w}/noy.h5", "a") as f:
+    del f["val/y"]
+with h5py.File(f"{w}/dtype.h5", "a") as f:
+    del f["train/x"]; f["train/x"] = np.zeros((20, 10, 1), np.float64)
+with h5py.File(f"{w}/short.h5", "a") as f:
+    del f["test/x"]; f["test/x"] = np.zeros((4, 10, 1), np.float32)
+with h5py.File(f"{w}/seq.h5", "a") as f:
+    f.attrs["seq"] = np.int64(200)
+PY
+dtrain() { "$MPIRUN" -np 2 --oversubscribe "$FPT" train --model "$W/good.h5" --steps 2 --batch-size 4 --run-dir "$W/run4" "$@"; }
+expect_error "data: missing labels" "noy.h5: dataset /val/y is missing" "$W/e16" -- dtrain --data "$W/noy.h5"
+expect_error "data: wrong dtype" "dtype.h5: dataset /train/x has the wrong type (float32 expected)" "$W/e17" -- dtrain --data "$W/dtype.h5"
+expect_error "data: x and y disagree" "short.h5: dataset /test/x has 4 samples, but /test/y has 5" "$W/e18" -- dtrain --data "$W/short.h5"
+expect_error "data: shape vs attributes" "seq.h5: dataset /train/x has the wrong shape" "$W/e19" -- dtrain --data "$W/seq.h5"
+expect_error "data: no second tokenisation" "option --tokens x2: the file has no second tokenisation" "$W/e20" -- dtrain --data "$W/xor.h5" --tokens x2
+expect_error "data: not a dataset" "good.h5: attribute seq is missing" "$W/e21" -- dtrain --data "$W/good.h5"
 check "no temporary files left" test -z "$(find "$W" -name '*.tmp.*')"
 finish

@@ -11,7 +11,7 @@ rm -rf "$W" && mkdir -p "$W"
 
 run() { # run NAME NP ARGS...
   local name=$1 np=$2; shift 2
-  OMP_NUM_THREADS=1 mpirun -np "$np" --oversubscribe "$FPT" train --model "$W/m.h5" \
+  OMP_NUM_THREADS=1 "$MPIRUN" -np "$np" --oversubscribe "$FPT" train --model "$W/m.h5" \
     --run-dir "$W/$name" --log-every 1 "$@" > "$W/$name.log" 2>&1
 }
 run a 1 --task bit-xor --steps 20 --batch-size 8 --seed 5
@@ -58,4 +58,22 @@ run i 1 --task bit-xor --steps 3 --batch-size 8 --init stats
 check "random and stats inits run" test -s "$W/h/metrics.jsonl" -a -s "$W/i/metrics.jsonl"
 run j 1 --task bit-memory --bit-length 100 --patch 10 --steps 3 --batch-size 4
 check "bit-memory runs (100 bits, patch 10: 60 tokens x 10)" grep -q "60 tokens x 10" "$W/j.log"
+
+# Dataset files: the same global batches whatever the number of ranks.
+"$FPT" data bit-xor --n-train 300 --n-val 50 --n-test 40 --seed 2 -o "$W/xor.h5" > /dev/null
+run k 1 --data "$W/xor.h5" --steps 30 --batch-size 12 --seed 4
+run l 2 --data "$W/xor.h5" --steps 30 --batch-size 12 --seed 4
+run l3 3 --data "$W/xor.h5" --steps 30 --batch-size 12 --seed 4
+/usr/bin/python3 - "$W" <<'PY'
+import json, sys
+w = sys.argv[1]
+load = lambda n: [json.loads(l) for l in open(f"{w}/{n}/metrics.jsonl")]
+k, l, l3 = load("k"), load("l"), load("l3")
+ok = len(k) == 32 and [r["split"] for r in k[-2:]] == ["val", "test"]
+rel = max(max(abs(a["loss"] - b["loss"]) / abs(a["loss"]) for a, b in zip(k, o)) for o in (l, l3))
+print(f"{'ok' if ok and rel < 1e-5 else 'FAIL'}: dataset file, 1 vs 2 vs 3 ranks: max relative loss difference {rel:.2e}")
+sys.exit(0 if ok and rel < 1e-5 else 1)
+PY
+[ $? -eq 0 ] && ok "dataset-file layout independence" || bad "dataset-file layout independence"
+check "whole val (50) and test (40) splits evaluated" grep -q "final test .*(40 samples)" "$W/l.log"
 finish

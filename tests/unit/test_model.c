@@ -251,6 +251,41 @@ static void test_step_moves_only_trainable(void **state) {
   net_free(&n);
 }
 
+// Two "stages" (blocks [0,1) and [1,3), each with its own activations) give
+// exactly the loss and gradients of the whole model: a pipeline can split it.
+static void test_stage_split(void **state) {
+  (void)state;
+  net n;
+  fpt_freeze fr = {{0}, 1};
+  net_make(&n, 0, &fr, 0.2f);
+  fpt_zero_grad(&n.m);
+  double whole = fpt_forward_backward(&n.m, &n.a, &n.b, &n.p, n.dscale, NULL);
+  float *g_whole = fpt_alloc_floats(n.m.n_train);
+  memcpy(g_whole, n.m.grad_mem, sizeof(float) * n.m.n_train);
+
+  fpt_acts s0, s1;
+  fpt_acts_create(&s0, &n.m, 3, 0, 1, 1, 0);
+  fpt_acts_create(&s1, &n.m, 3, 1, 3, 0, 1);
+  fpt_zero_grad(&n.m);
+  fpt_input_forward(&n.m, &s0, &n.b, &n.p);
+  fpt_block_forward(&n.m, &s0, 0, NULL, &n.b, &n.p);
+  const float *boundary = s0.blk[0].h2; // what stage 0 would send
+  fpt_block_forward(&n.m, &s1, 1, boundary, &n.b, &n.p);
+  fpt_block_forward(&n.m, &s1, 2, NULL, &n.b, &n.p);
+  double split = fpt_head_forward_backward(&n.m, &s1, s1.blk[1].h2, &n.b, n.dscale, NULL);
+  fpt_block_backward(&n.m, &s1, 2, NULL, &n.b, &n.p, 1);
+  fpt_block_backward(&n.m, &s1, 1, boundary, &n.b, &n.p, 1);
+  memcpy(s0.dres, s1.dres, sizeof(float) * 3 * 6 * 16); // what stage 1 would send back
+  fpt_block_backward(&n.m, &s0, 0, NULL, &n.b, &n.p, 1);
+  fpt_input_backward(&n.m, &s0, &n.b, &n.p);
+  assert_true(split == whole);
+  assert_memory_equal(g_whole, n.m.grad_mem, sizeof(float) * n.m.n_train);
+  fpt_acts_free(&s0);
+  fpt_acts_free(&s1);
+  free(g_whole);
+  net_free(&n);
+}
+
 static void test_clip(void **state) {
   (void)state;
   net n;
@@ -314,6 +349,7 @@ int main(void) {
       cmocka_unit_test(test_model_fd_default_freeze),
       cmocka_unit_test(test_frozen_sets),
       cmocka_unit_test(test_step_moves_only_trainable),
+      cmocka_unit_test(test_stage_split),
       cmocka_unit_test(test_clip),
       cmocka_unit_test(test_bit_tasks),
   };

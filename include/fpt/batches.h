@@ -1,0 +1,57 @@
+// Where training and evaluation samples come from: a task generated on the
+// fly (bit-xor, bit-memory) or a dataset file read in parallel. Which samples
+// make up global batch k never depends on the number of ranks: the training
+// stream is position p = k * B + j, taken from a seeded per-epoch permutation.
+#ifndef FPT_BATCHES_H
+#define FPT_BATCHES_H
+
+#include <mpi.h>
+
+#include "fpt/dataset_file.h"
+#include "fpt/model.h"
+#include "fpt/tasks.h"
+
+typedef struct {
+  int from_file;
+  char task[32];
+  fpt_task_shape shape;
+  int K;
+  // generated tasks
+  fpt_bit_task bits;
+  uint64_t train_key, eval_key;
+  int64_t eval_samples;
+  // dataset files
+  fpt_data_reader rd;
+  int which;          // 1 = x, 2 = x2
+  uint64_t shuffle_seed;
+  int64_t perm_epoch; // epoch whose permutation is cached (-1: none)
+  int64_t *perm;
+} fpt_source;
+
+int fpt_source_open_task(fpt_source *s, const fpt_bit_task *t, const char *name,
+                         uint64_t seed, uint64_t data_seed, int64_t eval_samples);
+int fpt_source_open_file(fpt_source *s, const char *path, const char *tokens,
+                         uint64_t seed, MPI_Comm comm);
+void fpt_source_close(fpt_source *s);
+// Samples in a split: val/test sizes (train: the file's, or -1 if infinite).
+int64_t fpt_source_size(const fpt_source *s, int split);
+
+// A buffer for up to B samples.
+typedef struct {
+  int B;
+  float *x;
+  int32_t *ids, *y;
+  int64_t *sample; // global stream position (dropout key)
+} fpt_source_buf;
+void fpt_source_buf_init(fpt_source_buf *b, const fpt_source *s, int B);
+void fpt_source_buf_free(fpt_source_buf *b);
+
+// Training positions [first, first+n) into b (collective for files: every
+// rank calls, n may be 0). need_x / need_y: what this rank uses.
+int fpt_source_train(fpt_source *s, int64_t first, int n, int need_x, int need_y,
+                     fpt_source_buf *b);
+// Samples [first, first+n) of val or test, in order (collective likewise).
+int fpt_source_eval(fpt_source *s, int split, int64_t first, int n, int need_x,
+                    int need_y, fpt_source_buf *b);
+
+#endif

@@ -1,0 +1,151 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fpt/batches.h"
+#include "fpt/check.h"
+#include "fpt/rng.h"
+
+int fpt_source_open_task(fpt_source *s, const fpt_bit_task *t, const char *name,
+                         uint64_t seed, uint64_t data_seed, int64_t eval_samples) {
+  memset(s, 0, sizeof *s);
+  snprintf(s->task, sizeof s->task, "%s", name);
+  s->bits = *t;
+  s->shape = fpt_bit_task_shape(t);
+  s->K = s->shape.r * s->shape.n_out / s->shape.n_cls;
+  s->train_key = seed;
+  s->eval_key = data_seed;
+  s->eval_samples = eval_samples;
+  s->perm_epoch = -1;
+  return 0;
+}
+
+int fpt_source_open_file(fpt_source *s, const char *path, const char *tokens,
+                         uint64_t seed, MPI_Comm comm) {
+  memset(s, 0, sizeof *s);
+  s->from_file = 1;
+  s->perm_epoch = -1;
+  s->shuffle_seed = seed;
+  FPT_TRY(fpt_data_open(&s->rd, path, comm));
+  const fpt_dataset *m = &s->rd.meta;
+  snprintf(s->task, sizeof s->task, "%s", m->task);
+  s->which = 1;
+  if (tokens && !strcmp(tokens, "x2")) {
+    FPT_ENSURE(m->seq2 > 0, "%s: option --tokens x2: the file has no second tokenisation", path);
+    s->which = 2;
+  } else {
+    FPT_ENSURE(!tokens || !strcmp(tokens, "x"), "option --tokens: '%s' is not x or x2", tokens);
+  }
+  FPT_ENSURE(s->rd.n[FPT_TRAIN] > 0, "%s: /train is empty", path);
+  FPT_ENSURE((int64_t)m->n_classes * m->K % m->r == 0,
+             "%s: n_classes * K (%d * %d) is not a multiple of r (%d)", path, m->n_classes,
+             m->K, m->r);
+  fpt_task_shape sh = {0};
+  sh.d_in = s->which == 1 ? m->d_in : 0;
+  sh.vocab = s->which == 1 ? m->vocab : m->vocab2;
+  sh.seq = s->which == 1 ? m->seq : m->seq2;
+  sh.r = m->r;
+  sh.n_cls = m->n_classes;
+  sh.n_out = m->n_classes * m->K / m->r;
+  s->shape = sh;
+  s->K = m->K;
+  return 0;
+}
+
+void fpt_source_close(fpt_source *s) {
+  if (s->from_file)
+    fpt_data_close(&s->rd);
+  free(s->perm);
+  s->perm = NULL;
+}
+
+int64_t fpt_source_size(const fpt_source *s, int split) {
+  if (s->from_file)
+    return s->rd.n[split];
+  return split == FPT_TRAIN ? -1 : s->eval_samples;
+}
+
+void fpt_source_buf_init(fpt_source_buf *b, const fpt_source *s, int B) {
+  b->B = B;
+  size_t T = (size_t)s->shape.seq;
+  b->x = s->shape.d_in > 0 ? fpt_alloc_floats((size_t)B * T * s->shape.d_in) : NULL;
+  b->ids = s->shape.vocab > 0 ? fpt_calloc((size_t)B * T, sizeof(int32_t)) : NULL;
+  b->y = fpt_calloc((size_t)B * s->K, sizeof(int32_t));
+  b->sample = fpt_calloc((size_t)B, sizeof(int64_t));
+}
+
+void fpt_source_buf_free(fpt_source_buf *b) {
+  free(b->x);
+  free(b->ids);
+  free(b->y);
+  free(b->sample);
+  memset(b, 0, sizeof *b);
+}
+
+// Seeded Fisher-Yates permutation of the training split for one epoch.
+static void make_perm(fpt_source *s, int64_t epoch) {
+  int64_t n = s->rd.n[FPT_TRAIN];
+  if (!s->perm)
+    s->perm = fpt_calloc((size_t)n, sizeof(int64_t));
+  for (int64_t i = 0; i < n; i++)
+    s->perm[i] = i;
+  fpt_stream st = {s->shuffle_seed, FPT_SITE_DATA, 0x5EED, (uint32_t)epoch};
+  for (int64_t i = n - 1; i > 0; i--) {
+    uint64_t r = ((uint64_t)fpt_stream_u32(st, 2 * (uint64_t)i) << 32) |
+                 fpt_stream_u32(st, 2 * (uint64_t)i + 1);
+    int64_t j = (int64_t)(r % (uint64_t)(i + 1));
+    int64_t t = s->perm[i];
+    s->perm[i] = s->perm[j];
+    s->perm[j] = t;
+  }
+  s->perm_epoch = epoch;
+}
+
+static int read_file(fpt_source *s, int split, const int64_t *idx, int n, int need_x,
+                     int need_y, fpt_source_buf *b) {
+  void *x = !need_x ? NULL : s->shape.d_in > 0 ? (void *)b->x : (void *)b->ids;
+  return fpt_data_read(&s->rd, split, idx, n, s->which, x, need_y ? b->y : NULL);
+}
+
+int fpt_source_train(fpt_source *s, int64_t first, int n, int need_x, int need_y,
+                     fpt_source_buf *b) {
+  for (int i = 0; i < n; i++)
+    b->sample[i] = first + i;
+  if (!s->from_file) {
+    for (int i = 0; i < n; i++)
+      fpt_bit_task_sample(&s->bits, s->train_key, FPT_SPLIT_TRAIN, first + i,
+                          b->x + (size_t)i * s->shape.seq * s->shape.d_in,
+                          b->y + (size_t)i * s->K);
+    return 0;
+  }
+  int64_t N = s->rd.n[FPT_TRAIN];
+  int64_t *idx = fpt_calloc((size_t)(n > 0 ? n : 1), sizeof(int64_t));
+  for (int i = 0; i < n; i++) {
+    int64_t p = first + i, e = p / N;
+    if (e != s->perm_epoch)
+      make_perm(s, e);
+    idx[i] = s->perm[p % N];
+  }
+  int rc = read_file(s, FPT_TRAIN, idx, n, need_x, need_y, b);
+  free(idx);
+  return rc;
+}
+
+int fpt_source_eval(fpt_source *s, int split, int64_t first, int n, int need_x, int need_y,
+                    fpt_source_buf *b) {
+  for (int i = 0; i < n; i++)
+    b->sample[i] = first + i;
+  if (!s->from_file) {
+    for (int i = 0; i < n; i++)
+      fpt_bit_task_sample(&s->bits, s->eval_key, split, first + i,
+                          b->x + (size_t)i * s->shape.seq * s->shape.d_in,
+                          b->y + (size_t)i * s->K);
+    return 0;
+  }
+  int64_t *idx = fpt_calloc((size_t)(n > 0 ? n : 1), sizeof(int64_t));
+  for (int i = 0; i < n; i++)
+    idx[i] = first + i;
+  int rc = read_file(s, split, idx, n, need_x, need_y, b);
+  free(idx);
+  return rc;
+}

@@ -1,0 +1,114 @@
+#!/usr/bin/python3
+"""The PyTorch peer of `fpt bench`: the identical FPT training step (GPT-2-base
+shape, frozen attention and MLP, trainable input/output layers, LayerNorms and
+positions, dropout 0.1, global-norm clip 1.0, Adam) in plain float32 PyTorch.
+
+    tests/bench/bench_torch.py [--threads 2] [--policy passive|default] [--steps 10]
+
+Thread settings must be in the environment before torch is imported, so the
+script re-executes itself with them. The last line is median_ms_per_step=<x>,
+as for `fpt bench`.
+"""
+import argparse
+import math
+import os
+import statistics
+import sys
+import time
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--policy", choices=["passive", "default"], default="passive")
+ap.add_argument("--steps", type=int, default=10)
+ap.add_argument("--warmup", type=int, default=2)
+ap.add_argument("--layers", type=int, default=12)
+ap.add_argument("--d-model", type=int, default=768)
+ap.add_argument("--heads", type=int, default=12)
+ap.add_argument("--batch-size", type=int, default=16)
+ap.add_argument("--seq", type=int, default=64)
+ap.add_argument("--d-in", type=int, default=48)
+ap.add_argument("--classes", type=int, default=10)
+args = ap.parse_args()
+
+want = {"OPENBLAS_NUM_THREADS": str(args.threads), "OMP_NUM_THREADS": str(args.threads)}
+if args.policy == "passive":
+    want["OMP_WAIT_POLICY"] = "PASSIVE"
+if any(os.environ.get(k) != v for k, v in want.items()) and "FPT_BENCH_CHILD" not in os.environ:
+    env = dict(os.environ, FPT_BENCH_CHILD="1", **want)
+    if args.policy == "default":
+        env.pop("OMP_WAIT_POLICY", None)
+    os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+torch.set_num_threads(args.threads)
+
+
+class Block(nn.Module):
+    def __init__(self, C, H):
+        super().__init__()
+        self.H = H
+        self.ln_1, self.ln_2 = nn.LayerNorm(C), nn.LayerNorm(C)
+        self.c_attn, self.attn_proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
+        self.c_fc, self.mlp_proj = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
+        self.drop = nn.Dropout(0.1)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.H, C // self.H).transpose(1, 2) for t in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(C // self.H)
+        mask = torch.tril(torch.ones(T, T, dtype=torch.bool))
+        att = self.drop(att.masked_fill(~mask, -1e4).softmax(-1))
+        y = (att @ v).transpose(1, 2).reshape(B, T, C)
+        x = x + self.drop(self.attn_proj(y))
+        return x + self.drop(self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh")))
+
+
+class FPT(nn.Module):
+    def __init__(self):
+        super().__init__()
+        C = args.d_model
+        self.inp = nn.Linear(args.d_in, C)
+        nn.init.orthogonal_(self.inp.weight, 1.41)
+        nn.init.zeros_(self.inp.bias)
+        self.wpe = nn.Parameter(0.02 * torch.randn(1024, C))
+        self.blocks = nn.ModuleList(Block(C, args.heads) for _ in range(args.layers))
+        self.ln_f = nn.LayerNorm(C)
+        self.out = nn.Linear(C, args.classes)
+        self.drop = nn.Dropout(0.1)
+
+    def forward(self, x):
+        h = self.drop(self.drop(self.inp(x)) + self.wpe[: x.shape[1]])
+        for b in self.blocks:
+            h = b(h)
+        return self.out(self.ln_f(h[:, -1]))
+
+
+torch.manual_seed(0)
+model = FPT()
+for name, p in model.named_parameters():  # the paper's default trainable set
+    p.requires_grad = not any(s in name for s in ("c_attn", "attn_proj", "c_fc", "mlp_proj"))
+params = [p for p in model.parameters() if p.requires_grad]
+opt = torch.optim.Adam(params, lr=1e-3)
+x = torch.rand(args.batch_size, args.seq, args.d_in)
+y = torch.randint(0, args.classes, (args.batch_size,))
+model.train()
+times = []
+for i in range(args.warmup + args.steps):
+    t0 = time.perf_counter()
+    loss = F.cross_entropy(model(x), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    times.append(time.perf_counter() - t0)
+med = statistics.median(times[args.warmup:])
+B, T = args.batch_size, args.seq
+print(f"torch {torch.__version__}: {args.threads} threads, policy {args.policy}, "
+      f"{sum(p.numel() for p in params)} trainable parameters, last loss {loss.item():.4f}")
+print(f"step: median {med * 1e3:.1f} ms over {args.steps} steps "
+      f"(min {min(times[args.warmup:]) * 1e3:.1f}); {B * T / med:.1f} tokens/s")
+print(f"median_ms_per_step={med * 1e3:.3f}")
