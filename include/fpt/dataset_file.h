@@ -9,7 +9,9 @@
 
 #include "fpt/dataset.h"
 
-int fpt_dataset_write(const char *path, const fpt_dataset *d);
+// chunk_samples = 0: contiguous (fastest for shuffled reads with HDF5 1.10);
+// > 0: chunked along the sample axis, that many samples per chunk.
+int fpt_dataset_write(const char *path, const fpt_dataset *d, int64_t chunk_samples);
 
 typedef struct {
   char path[4096];

@@ -2,6 +2,7 @@
 // GPT-2-base-shaped random model at the CIFAR-10 shape, next to the raw
 // cblas_sgemm rate on the same GEMM shapes, measured in the same process.
 #include <cblas.h>
+#include <mpi.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "fpt/batches.h"
 #include "fpt/check.h"
 #include "fpt/config.h"
 #include "fpt/model.h"
@@ -19,6 +21,7 @@ typedef struct {
   long long layers, d_model, heads, batch_size, seq, d_in, classes, steps,
       warmup, seed;
   double dropout;
+  const char *data;
 } bench_settings;
 
 #define O(k, t, h) {#k, FPT_OPT_##t, offsetof(bench_settings, k), h}
@@ -29,6 +32,7 @@ static const fpt_opt bench_opts[] = {
     O(classes, INT, "output classes"),  O(steps, INT, "timed steps"),
     O(warmup, INT, "untimed steps first"), O(seed, INT, "seed"),
     O(dropout, FLOAT, "dropout probability"),
+    O(data, STR, "instead: time the parallel reader on this dataset file's train split"),
 };
 #undef O
 static const int n_bench_opts = (int)(sizeof bench_opts / sizeof *bench_opts);
@@ -113,9 +117,42 @@ static double step_flops(const fpt_model *m, int B) {
   return f;
 }
 
-static int run(int argc, char **argv) {
-  bench_settings s = {12, 768, 12, 16, 64, 48, 10, 10, 2, 0, 0.1};
+// Read throughput of the parallel reader: one epoch of shuffled global
+// batches, each rank reading its share with one collective read per array.
+static int bench_reader(const bench_settings *s, int rank, int R) {
+  fpt_source src;
+  FPT_TRY(fpt_source_open_file(&src, s->data, NULL, (uint64_t)s->seed, MPI_COMM_WORLD));
+  FPT_ENSURE(s->batch_size % R == 0, "option --batch-size: %lld is not divisible by %d ranks",
+             s->batch_size, R);
+  int B = (int)(s->batch_size / R);
+  fpt_source_buf bb;
+  fpt_source_buf_init(&bb, &src, B);
+  int64_t n = src.rd.n[0], steps = n / s->batch_size;
+  size_t row = (size_t)src.shape.seq * (src.shape.d_in ? (size_t)src.shape.d_in * 4 : 4) +
+               (size_t)src.K * 4;
+  MPI_Barrier(MPI_COMM_WORLD);
+  double t0 = now();
+  int rc = 0;
+  for (int64_t k = 0; k < steps && rc == 0; k++)
+    rc = fpt_source_train(&src, k * s->batch_size + (int64_t)rank * B, B, 1, 1, &bb);
+  MPI_Barrier(MPI_COMM_WORLD);
+  double sec = now() - t0;
+  if (rank == 0 && rc == 0)
+    printf("reader: %s, %d rank(s), global batch %lld: %lld samples in %.3f s = %.0f samples/s, "
+           "%.1f MB/s\nread_samples_per_s=%.0f\n",
+           s->data, R, s->batch_size, (long long)(steps * s->batch_size), sec,
+           steps * s->batch_size / sec, steps * s->batch_size * row / sec * 1e-6,
+           steps * s->batch_size / sec);
+  fpt_source_buf_free(&bb);
+  fpt_source_close(&src);
+  return rc;
+}
+
+static int run(int argc, char **argv, int rank, int R) {
+  bench_settings s = {12, 768, 12, 16, 64, 48, 10, 10, 2, 0, 0.1, NULL};
   FPT_TRY(fpt_opts_parse(argc, argv, 2, bench_opts, n_bench_opts, &s));
+  if (s.data)
+    return bench_reader(&s, rank, R);
   FPT_ENSURE(s.steps >= 1, "option --steps: must be >= 1");
   fpt_gpt2_config cfg = {(int)s.layers, (int)s.heads, (int)s.d_model,
                          (int)(s.seq > 1024 ? s.seq : 1024), 1e-5f};
@@ -218,6 +255,6 @@ int cmd_bench(int argc, char **argv) {
   }
   fpt_runtime rt;
   fpt_runtime_init(&rt, &argc, &argv);
-  int rc = run(argc, argv);
+  int rc = run(argc, argv, rt.rank, rt.size);
   return fpt_runtime_finish(&rt, fpt_runtime_agree(&rt, rc));
 }

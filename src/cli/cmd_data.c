@@ -17,7 +17,7 @@
 
 typedef struct {
   const char *out, *input;
-  long long seed, n_train, n_val, n_test, bit_length, patterns, patch;
+  long long seed, n_train, n_val, n_test, bit_length, patterns, patch, chunk_samples;
   int pad32;
 } data_settings;
 
@@ -32,6 +32,7 @@ static const fpt_opt data_opts[] = {
     O(bit_length, INT, "bits per pattern (bit tasks; 0 = task default)"),
     O(patterns, INT, "patterns (bit-memory; 0 = default 5)"),
     O(patch, INT, "bits per token (bit tasks; 0 = task default)"),
+    O(chunk_samples, INT, "0: contiguous arrays (default); N: chunks of N samples"),
     O(pad32, BOOL, "mnist/fashion-mnist: pad to 32x32, 64 tokens (the paper's text)"),
 };
 #undef O
@@ -66,7 +67,7 @@ static int run(int argc, char **argv) {
   FPT_ENSURE(argc > 2 && argv[2][0] != '-',
              "fpt data: the task comes first (fpt data TASK [options] -o DATA.h5)");
   const char *task = argv[2];
-  data_settings s = {NULL, NULL, 1, 10000, 1000, 1000, 0, 0, 0, 0};
+  data_settings s = {NULL, NULL, 1, 10000, 1000, 1000, 0, 0, 0, 0, 0};
   FPT_TRY(fpt_opts_parse(argc, argv, 3, data_opts, n_data_opts, &s));
   FPT_ENSURE(s.out, "option -o/--out: an output file is required");
   fpt_dataset d;
@@ -79,7 +80,8 @@ static int run(int argc, char **argv) {
     FPT_FAIL("fpt data: unknown task '%s' (bit-xor, bit-memory)", task);
   if (rc == 0) {
     snprintf(d.generator, sizeof d.generator, "fpt data %s --seed %lld", task, s.seed);
-    rc = fpt_dataset_write(s.out, &d);
+    FPT_ENSURE(s.chunk_samples >= 0, "option --chunk-samples: must be >= 0");
+    rc = fpt_dataset_write(s.out, &d, s.chunk_samples);
   }
   if (rc == 0)
     printf("fpt data %s: %lld train, %lld val, %lld test samples -> %s\n", task,

@@ -51,7 +51,7 @@ int main(int argc, char **argv) {
         d.split[s].y[2 * i + 1] = (int32_t)i;
       }
     }
-    if (fpt_dataset_write(path, &d) != 0) {
+    if (fpt_dataset_write(path, &d, argc > 2 ? atoll(argv[2]) : 0) != 0) {
       fprintf(stderr, "write: %s\n", fpt_error_get());
       MPI_Abort(MPI_COMM_WORLD, 1);
     }
