@@ -37,6 +37,7 @@ fpt_freeze fpt_freeze_default(void);
 
 typedef struct {
   char name[48];  // model-file name, e.g. "h/3/attn/c_attn/weight", "in/weight"
+  int uid;        // index in the whole model's table: stable across stages (init streams)
   int group, layer; // layer -1 for non-block tensors
   int ndim;
   int shape[2];
@@ -56,10 +57,17 @@ typedef struct {
   fpt_param ln2_w, ln2_b, fc_w, fc_b, fp_w, fp_b;
 } fpt_block;
 
+// The part of the model one pipeline stage owns: blocks [l0, l1), and the
+// input layer + positions (stage 0) and ln_f + output layer (last stage).
+typedef struct {
+  int l0, l1, has_input, has_head;
+} fpt_part;
+
 typedef struct {
   fpt_gpt2_config cfg;
   fpt_task_shape task;
   fpt_freeze freeze;
+  fpt_part part;
   float dropout; // 0.1 in training; eval passes run without it
   int K;         // targets per sample
 
@@ -72,12 +80,20 @@ typedef struct {
   // so that gradients all-reduce and Adam run on one flat buffer.
   float *frozen_mem, *train_mem, *grad_mem, *adam_m, *adam_v;
   size_t n_frozen, n_train;
+  int frozen_external; // frozen_mem belongs to the caller
   int64_t adam_t;
 } fpt_model;
 
-// Build the tensor table and allocate (parameters zeroed).
+// Build the tensor table and allocate (parameters zeroed): the whole model.
 int fpt_model_create(fpt_model *m, const fpt_gpt2_config *cfg,
                      const fpt_task_shape *task, const fpt_freeze *fr);
+// Only what one pipeline stage owns. Unowned tensors have no storage and are
+// absent from the table. frozen_ext, if not NULL, is storage for the frozen
+// tensors (e.g. an MPI shared-memory window; size from fpt_model_frozen_size).
+int fpt_model_create_part(fpt_model *m, const fpt_gpt2_config *cfg, const fpt_task_shape *task,
+                          const fpt_freeze *fr, const fpt_part *part, float *frozen_ext);
+size_t fpt_model_frozen_size(const fpt_gpt2_config *cfg, const fpt_task_shape *task,
+                             const fpt_freeze *fr, const fpt_part *part);
 void fpt_model_free(fpt_model *m);
 fpt_tensor *fpt_model_find(fpt_model *m, const char *name);
 int fpt_is_backbone(const fpt_tensor *t);

@@ -24,7 +24,7 @@ void fpt_init_backbone_random(fpt_model *m, uint64_t seed) {
       continue;
     int is_ln = t->group == FPT_G_LN;
     int is_bias = strstr(t->name, "/bias") != NULL;
-    fpt_stream s = init_stream(seed, (uint32_t)i);
+    fpt_stream s = init_stream(seed, (uint32_t)t->uid);
     for (size_t j = 0; j < t->numel; j++)
       t->data[j] = is_ln ? (is_bias ? 0.0f : 1.0f)
                          : is_bias ? 0.0f
@@ -47,7 +47,7 @@ void fpt_init_backbone_like(fpt_model *m, const fpt_model *like,
     double mean = sum / u->numel;
     double var = u->numel > 1 ? (sq - sum * mean) / (u->numel - 1) : 0.0;
     double sd = var > 0 ? sqrt(var) : 0.0;
-    fpt_stream s = init_stream(seed, (uint32_t)i);
+    fpt_stream s = init_stream(seed, (uint32_t)t->uid);
     for (size_t j = 0; j < t->numel; j++)
       t->data[j] = (float)(mean + sd * fpt_stream_normal(s, j));
   }
@@ -97,7 +97,9 @@ int fpt_orthogonal(float *w, int rows, int cols, float gain, uint64_t seed,
 int fpt_init_wrapper(fpt_model *m, uint64_t seed, float orth_gain) {
   int C = m->cfg.n_embd;
   fpt_tensor *tin = fpt_model_find(m, "in/weight");
-  uint32_t id_in = (uint32_t)(tin - m->tensors);
+  if (!tin)
+    goto head;
+  uint32_t id_in = (uint32_t)tin->uid;
   if (m->task.vocab > 0) {
     fpt_stream s = init_stream(seed, id_in);
     for (size_t j = 0; j < tin->numel; j++)
@@ -106,11 +108,14 @@ int fpt_init_wrapper(fpt_model *m, uint64_t seed, float orth_gain) {
     FPT_TRY(fpt_orthogonal(tin->data, m->task.d_in, C, orth_gain, seed, id_in));
     memset(m->in_b.w, 0, sizeof(float) * C);
   }
+head:;
   fpt_tensor *tw = fpt_model_find(m, "out/weight");
   fpt_tensor *tb = fpt_model_find(m, "out/bias");
+  if (!tw)
+    return 0;
   float bound = 1.0f / sqrtf((float)C);
-  fpt_stream sw = init_stream(seed, (uint32_t)(tw - m->tensors));
-  fpt_stream sb = init_stream(seed, (uint32_t)(tb - m->tensors));
+  fpt_stream sw = init_stream(seed, (uint32_t)tw->uid);
+  fpt_stream sb = init_stream(seed, (uint32_t)tb->uid);
   for (size_t j = 0; j < tw->numel; j++)
     tw->data[j] = bound * (2.0f * fpt_stream_uniform(sw, j) - 1.0f);
   for (size_t j = 0; j < tb->numel; j++)

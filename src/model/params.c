@@ -24,10 +24,15 @@ static int is_trainable(const fpt_freeze *f, int group) {
   return f->full || !f->frozen[group];
 }
 
-static void add(fpt_model *m, int group, int layer, const char *name, int d0,
-                int d1) {
+// Every tensor of the whole model gets the next uid; only owned ones enter the table.
+static void add(fpt_model *m, int *uid, int owned, int group, int layer, const char *name,
+                int d0, int d1) {
+  int id = (*uid)++;
+  if (!owned)
+    return;
   fpt_tensor *t = &m->tensors[m->n_tensors++];
   memset(t, 0, sizeof *t);
+  t->uid = id;
   snprintf(t->name, sizeof t->name, "%s", name);
   t->group = group;
   t->layer = layer;
@@ -40,10 +45,27 @@ static void add(fpt_model *m, int group, int layer, const char *name, int d0,
 
 int fpt_model_create(fpt_model *m, const fpt_gpt2_config *cfg,
                      const fpt_task_shape *task, const fpt_freeze *fr) {
+  fpt_part all = {0, cfg->n_layer, 1, 1};
+  return fpt_model_create_part(m, cfg, task, fr, &all, NULL);
+}
+
+size_t fpt_model_frozen_size(const fpt_gpt2_config *cfg, const fpt_task_shape *task,
+                             const fpt_freeze *fr, const fpt_part *part) {
+  fpt_model m;
+  if (fpt_model_create_part(&m, cfg, task, fr, part, (float *)&m) != 0)
+    return 0;
+  size_t n = m.n_frozen;
+  fpt_model_free(&m);
+  return n;
+}
+
+int fpt_model_create_part(fpt_model *m, const fpt_gpt2_config *cfg, const fpt_task_shape *task,
+                          const fpt_freeze *fr, const fpt_part *part, float *frozen_ext) {
   memset(m, 0, sizeof *m);
   m->cfg = *cfg;
   m->task = *task;
   m->freeze = *fr;
+  m->part = *part;
   m->dropout = 0.1f;
   int L = cfg->n_layer, C = cfg->n_embd;
   FPT_ENSURE(L >= 1 && C >= 1 && cfg->n_head >= 1 && cfg->n_positions >= 1,
@@ -62,16 +84,19 @@ int fpt_model_create(fpt_model *m, const fpt_gpt2_config *cfg,
              "task: r*n_out (%d) must be a multiple of n_classes (%d)",
              task->r * task->n_out, task->n_cls);
   m->K = task->r * task->n_out / task->n_cls;
+  FPT_ENSURE(part->l0 >= 0 && part->l0 <= part->l1 && part->l1 <= L,
+             "model: layer range [%d, %d) is outside 0..%d", part->l0, part->l1, L);
+  int uid = 0, in = part->has_input, hd = part->has_head;
 
-  m->tensors = fpt_calloc((size_t)(16 + 12 * L), sizeof(fpt_tensor));
+  m->tensors = fpt_calloc((size_t)(16 + 12 * (part->l1 - part->l0)), sizeof(fpt_tensor));
   char nm[48];
   if (task->vocab > 0) {
-    add(m, FPT_G_IN, -1, "in/weight", task->vocab, C);
+    add(m, &uid, in, FPT_G_IN, -1, "in/weight", task->vocab, C);
   } else {
-    add(m, FPT_G_IN, -1, "in/weight", task->d_in, C);
-    add(m, FPT_G_IN, -1, "in/bias", C, 0);
+    add(m, &uid, in, FPT_G_IN, -1, "in/weight", task->d_in, C);
+    add(m, &uid, in, FPT_G_IN, -1, "in/bias", C, 0);
   }
-  add(m, FPT_G_POS, -1, "wpe/weight", cfg->n_positions, C);
+  add(m, &uid, in, FPT_G_POS, -1, "wpe/weight", cfg->n_positions, C);
   static const struct {
     const char *name;
     int group, d0, d1; // in units of C (0 = absent dim)
@@ -84,12 +109,13 @@ int fpt_model_create(fpt_model *m, const fpt_gpt2_config *cfg,
   for (int l = 0; l < L; l++)
     for (int k = 0; k < 12; k++) {
       snprintf(nm, sizeof nm, "h/%d/%s", l, blk[k].name);
-      add(m, blk[k].group, l, nm, blk[k].d0 * C, blk[k].d1 * C);
+      add(m, &uid, l >= part->l0 && l < part->l1, blk[k].group, l, nm, blk[k].d0 * C,
+          blk[k].d1 * C);
     }
-  add(m, FPT_G_LN, -1, "ln_f/weight", C, 0);
-  add(m, FPT_G_LN, -1, "ln_f/bias", C, 0);
-  add(m, FPT_G_OUT, -1, "out/weight", C, task->n_out);
-  add(m, FPT_G_OUT, -1, "out/bias", task->n_out, 0);
+  add(m, &uid, hd, FPT_G_LN, -1, "ln_f/weight", C, 0);
+  add(m, &uid, hd, FPT_G_LN, -1, "ln_f/bias", C, 0);
+  add(m, &uid, hd, FPT_G_OUT, -1, "out/weight", C, task->n_out);
+  add(m, &uid, hd, FPT_G_OUT, -1, "out/bias", task->n_out, 0);
 
   for (int i = 0; i < m->n_tensors; i++) {
     fpt_tensor *t = &m->tensors[i];
@@ -100,7 +126,8 @@ int fpt_model_create(fpt_model *m, const fpt_gpt2_config *cfg,
     else
       m->n_frozen += padded;
   }
-  m->frozen_mem = fpt_alloc_floats(m->n_frozen);
+  m->frozen_external = frozen_ext != NULL;
+  m->frozen_mem = frozen_ext ? frozen_ext : fpt_alloc_floats(m->n_frozen);
   m->train_mem = fpt_alloc_floats(m->n_train);
   m->grad_mem = fpt_alloc_floats(m->n_train);
   m->adam_m = fpt_alloc_floats(m->n_train);
@@ -118,17 +145,21 @@ int fpt_model_create(fpt_model *m, const fpt_gpt2_config *cfg,
       of += padded;
     }
   }
-#define P(field, nm_) m->field = (fpt_param){fpt_model_find(m, nm_)->data, fpt_model_find(m, nm_)->grad}
+#define P(field, nm_)                                                                              \
+  do {                                                                                             \
+    fpt_tensor *t_ = fpt_model_find(m, nm_);                                                       \
+    if (t_)                                                                                        \
+      m->field = (fpt_param){t_->data, t_->grad};                                                  \
+  } while (0)
   P(in_w, "in/weight");
-  if (task->vocab == 0)
-    P(in_b, "in/bias");
+  P(in_b, "in/bias");
   P(wpe, "wpe/weight");
   P(lnf_w, "ln_f/weight");
   P(lnf_b, "ln_f/bias");
   P(out_w, "out/weight");
   P(out_b, "out/bias");
   m->blocks = fpt_calloc((size_t)L, sizeof(fpt_block));
-  for (int l = 0; l < L; l++) {
+  for (int l = part->l0; l < part->l1; l++) {
     fpt_param *slot = &m->blocks[l].ln1_w;
     for (int k = 0; k < 12; k++) {
       snprintf(nm, sizeof nm, "h/%d/%s", l, blk[k].name);
@@ -143,7 +174,8 @@ int fpt_model_create(fpt_model *m, const fpt_gpt2_config *cfg,
 void fpt_model_free(fpt_model *m) {
   free(m->tensors);
   free(m->blocks);
-  free(m->frozen_mem);
+  if (!m->frozen_external)
+    free(m->frozen_mem);
   free(m->train_mem);
   free(m->grad_mem);
   free(m->adam_m);
@@ -159,12 +191,12 @@ fpt_tensor *fpt_model_find(fpt_model *m, const char *name) {
 }
 
 int fpt_grad_floor(const fpt_model *m) {
-  if (m->in_w.g || m->in_b.g || m->wpe.g)
-    return 0;
-  for (int i = 0; i < m->n_tensors; i++) {
-    const fpt_tensor *t = &m->tensors[i];
-    if (t->trainable && t->layer >= 0)
-      return t->layer; // tensors are listed in layer order
-  }
+  // Every block has the same groups, so block 0 is the lowest with a trainable
+  // tensor whenever any block has one. Depends only on the freeze flags, so
+  // every pipeline stage agrees.
+  const fpt_freeze *f = &m->freeze;
+  for (int g = 0; g < FPT_G_N; g++)
+    if (g != FPT_G_OUT && is_trainable(f, g))
+      return 0;
   return m->cfg.n_layer;
 }

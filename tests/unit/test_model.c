@@ -286,6 +286,45 @@ static void test_stage_split(void **state) {
   net_free(&n);
 }
 
+// A stage's part of the model holds only its tensors, initialised exactly as
+// the same tensors of the whole model (init streams follow the tensor's uid).
+static void test_model_part(void **state) {
+  (void)state;
+  fpt_gpt2_config cfg = {4, 2, 16, 12, 1e-5f};
+  fpt_task_shape sh = {3, 0, 6, 2, 4, 2};
+  fpt_freeze fr = fpt_freeze_default();
+  fpt_model whole, mid;
+  assert_int_equal(fpt_model_create(&whole, &cfg, &sh, &fr), 0);
+  fpt_part p = {1, 3, 0, 0};
+  size_t nf = fpt_model_frozen_size(&cfg, &sh, &fr, &p);
+  float *ext = fpt_alloc_floats(nf);
+  assert_int_equal(fpt_model_create_part(&mid, &cfg, &sh, &fr, &p, ext), 0);
+  assert_ptr_equal(mid.frozen_mem, ext);
+  assert_int_equal(mid.n_tensors, 24);
+  assert_null(fpt_model_find(&mid, "in/weight"));
+  assert_null(fpt_model_find(&mid, "h/0/ln_1/weight"));
+  assert_null(fpt_model_find(&mid, "ln_f/weight"));
+  fpt_init_backbone_random(&whole, 9);
+  fpt_init_backbone_random(&mid, 9);
+  assert_int_equal(fpt_init_wrapper(&whole, 9, 1.41f), 0);
+  assert_int_equal(fpt_init_wrapper(&mid, 9, 1.41f), 0);
+  for (int i = 0; i < mid.n_tensors; i++) {
+    fpt_tensor *t = &mid.tensors[i], *u = fpt_model_find(&whole, t->name);
+    assert_non_null(u);
+    assert_int_equal(t->uid, u->uid);
+    assert_memory_equal(t->data, u->data, sizeof(float) * t->numel);
+  }
+  fpt_part last = {3, 4, 0, 1};
+  fpt_model tail;
+  assert_int_equal(fpt_model_create_part(&tail, &cfg, &sh, &fr, &last, NULL), 0);
+  assert_int_equal(fpt_init_wrapper(&tail, 9, 1.41f), 0);
+  assert_memory_equal(tail.out_w.w, whole.out_w.w, sizeof(float) * 16 * 4);
+  fpt_model_free(&tail);
+  fpt_model_free(&mid);
+  fpt_model_free(&whole);
+  free(ext);
+}
+
 static void test_clip(void **state) {
   (void)state;
   net n;
@@ -350,6 +389,7 @@ int main(void) {
       cmocka_unit_test(test_frozen_sets),
       cmocka_unit_test(test_step_moves_only_trainable),
       cmocka_unit_test(test_stage_split),
+      cmocka_unit_test(test_model_part),
       cmocka_unit_test(test_clip),
       cmocka_unit_test(test_bit_tasks),
   };
