@@ -37,6 +37,7 @@ double fpt_stream_normal(fpt_stream s, uint64_t i);
 enum {
   FPT_SITE_INIT = 1,      // parameter initialisation (a = tensor id)
   FPT_SITE_DATA = 2,      // synthetic task samples (a = split, b = sample)
+  FPT_SITE_AUGMENT = 3,   // image augmentation (a = step, b = sample)
   FPT_SITE_DROPOUT = 16,  // + 8 * layer + kind; a = step, b = global sample
 };
 enum {

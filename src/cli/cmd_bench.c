@@ -121,7 +121,7 @@ static double step_flops(const fpt_model *m, int B) {
 // batches, each rank reading its share with one collective read per array.
 static int bench_reader(const bench_settings *s, int rank, int R) {
   fpt_source src;
-  FPT_TRY(fpt_source_open_file(&src, s->data, NULL, (uint64_t)s->seed, MPI_COMM_WORLD));
+  FPT_TRY(fpt_source_open_file(&src, s->data, NULL, (uint64_t)s->seed, 0, MPI_COMM_WORLD));
   FPT_ENSURE(s->batch_size % R == 0, "option --batch-size: %lld is not divisible by %d ranks",
              s->batch_size, R);
   int B = (int)(s->batch_size / R);

@@ -12,12 +12,14 @@
 #include "fpt/config.h"
 #include "fpt/dataset.h"
 #include "fpt/dataset_file.h"
+#include "fpt/images.h"
+#include "fpt/protein.h"
 #include "fpt/tasks.h"
 #include "runtime.h"
 
 typedef struct {
   const char *out, *input;
-  long long seed, n_train, n_val, n_test, bit_length, patterns, patch, chunk_samples;
+  long long seed, n_train, n_val, n_test, bit_length, patterns, patch, chunk_samples, max_len;
   int pad32;
 } data_settings;
 
@@ -27,16 +29,23 @@ static const fpt_opt data_opts[] = {
     O(input, STR, "source directory or file (task-dependent)"),
     O(seed, INT, "seed of generators and of the validation split"),
     O(n_train, INT, "training samples (generated tasks)"),
-    O(n_val, INT, "validation samples: generated, or carved out of train"),
+    O(n_val, INT, "validation samples: generated (1000), or carved out of train (5000)"),
     O(n_test, INT, "test samples (generated tasks)"),
     O(bit_length, INT, "bits per pattern (bit tasks; 0 = task default)"),
     O(patterns, INT, "patterns (bit-memory; 0 = default 5)"),
     O(patch, INT, "bits per token (bit tasks; 0 = task default)"),
     O(chunk_samples, INT, "0: contiguous arrays (default); N: chunks of N samples"),
+    O(max_len, INT, "pfam: tokens per sequence incl. <cls> and <sep> (1024)"),
     O(pad32, BOOL, "mnist/fashion-mnist: pad to 32x32, 64 tokens (the paper's text)"),
 };
 #undef O
 static const int n_data_opts = (int)(sizeof data_opts / sizeof *data_opts);
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec + 1e-9 * t.tv_nsec;
+}
 
 static int build_bits(const char *task, const data_settings *s, fpt_dataset *d) {
   fpt_bit_task t;
@@ -63,25 +72,81 @@ static int build_bits(const char *task, const data_settings *s, fpt_dataset *d) 
   return 0;
 }
 
+// pfam: --input is a comma-separated list of Stockholm files (one family each);
+// without it, the Pfam families that Debian's hmmer-examples ships.
+static int load_pfam(const data_settings *s, fpt_dataset *d) {
+  FPT_ENSURE(s->max_len >= 3, "option --max-len: must be >= 3");
+  char **paths = NULL;
+  int n = 0;
+  if (s->input) {
+    char *copy = fpt_malloc(strlen(s->input) + 1);
+    strcpy(copy, s->input);
+    paths = fpt_calloc(strlen(copy) + 1, sizeof(char *));
+    for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ","))
+      paths[n++] = tok;
+    int rc = fpt_pfam_load((const char *const *)paths, n, (uint64_t)s->seed, (int)s->max_len, d);
+    free(paths);
+    free(copy);
+    return rc;
+  }
+  FPT_TRY(fpt_pfam_default_paths(&paths, &n));
+  int rc = fpt_pfam_load((const char *const *)paths, n, (uint64_t)s->seed, (int)s->max_len, d);
+  fpt_pfam_free_paths(paths, n);
+  return rc;
+}
+
+static int timed_load(int rc, double t0, const char *what) {
+  if (rc == 0)
+    printf("fpt data: read %s in %.2f s\n", what, now() - t0);
+  return rc;
+}
+
 static int run(int argc, char **argv) {
   FPT_ENSURE(argc > 2 && argv[2][0] != '-',
              "fpt data: the task comes first (fpt data TASK [options] -o DATA.h5)");
   const char *task = argv[2];
-  data_settings s = {NULL, NULL, 1, 10000, 1000, 1000, 0, 0, 0, 0, 0};
+  data_settings s = {NULL, NULL, 1, 10000, -1, 1000, 0, 0, 0, 0, 1024, 0};
   FPT_TRY(fpt_opts_parse(argc, argv, 3, data_opts, n_data_opts, &s));
   FPT_ENSURE(s.out, "option -o/--out: an output file is required");
   fpt_dataset d;
   memset(&d, 0, sizeof d);
-  d.seed = s.seed;
   int rc;
-  if (!strcmp(task, "bit-xor") || !strcmp(task, "bit-memory"))
+  double t0 = now();
+  // Sources without a validation split get one carved out of train: this many.
+  int64_t carve = 0;
+  if (!strcmp(task, "bit-xor") || !strcmp(task, "bit-memory")) {
+    if (s.n_val < 0)
+      s.n_val = 1000;
     rc = build_bits(task, &s, &d);
-  else
-    FPT_FAIL("fpt data: unknown task '%s' (bit-xor, bit-memory)", task);
+  } else if (!strcmp(task, "mnist") || !strcmp(task, "fashion-mnist")) {
+    rc = timed_load(fpt_idx_load(s.input, task, s.pad32, &d), t0, "IDX files");
+    carve = s.n_val < 0 ? 5000 : s.n_val;
+  } else if (!strcmp(task, "cifar10") || !strcmp(task, "cifar10-lra")) {
+    FPT_ENSURE(s.input, "fpt data %s: --input DIR (with data_batch_1..5.bin, test_batch.bin) "
+                        "is required", task);
+    rc = timed_load(fpt_cifar_load(s.input, !strcmp(task, "cifar10-lra"), &d), t0,
+                    "CIFAR-10 batches");
+    carve = s.n_val < 0 ? 5000 : s.n_val;
+  } else if (!strcmp(task, "pfam")) {
+    rc = timed_load(load_pfam(&s, &d), t0, "Stockholm files");
+  } else {
+    FPT_FAIL("fpt data: unknown task '%s' (bit-xor, bit-memory, mnist, fashion-mnist, "
+             "cifar10, cifar10-lra, pfam)", task);
+  }
+  d.seed = s.seed;
+  if (rc == 0 && carve > 0) {
+    FPT_ENSURE(carve < d.split[FPT_TRAIN].n, "option --n-val: %lld is not below the %lld "
+               "training samples", (long long)carve, (long long)d.split[FPT_TRAIN].n);
+    fpt_dataset_carve_val(&d, carve, (uint64_t)s.seed);
+  }
   if (rc == 0) {
-    snprintf(d.generator, sizeof d.generator, "fpt data %s --seed %lld", task, s.seed);
+    snprintf(d.generator, sizeof d.generator, "fpt data %s --seed %lld%s", task, s.seed,
+             s.pad32 ? " --pad32 true" : "");
     FPT_ENSURE(s.chunk_samples >= 0, "option --chunk-samples: must be >= 0");
+    double tw = now();
     rc = fpt_dataset_write(s.out, &d, s.chunk_samples);
+    if (rc == 0)
+      printf("fpt data: wrote %s in %.2f s (total %.2f s)\n", s.out, now() - tw, now() - t0);
   }
   if (rc == 0)
     printf("fpt data %s: %lld train, %lld val, %lld test samples -> %s\n", task,
@@ -93,7 +158,8 @@ static int run(int argc, char **argv) {
 int cmd_data(int argc, char **argv) {
   if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
     fpt_opts_help("fpt data TASK [options] -o DATA.h5\n"
-                  "tasks: bit-xor bit-memory",
+                  "tasks: bit-xor bit-memory mnist fashion-mnist cifar10 cifar10-lra pfam\n"
+                  "(fashion-mnist reads Debian's dataset-fashion-mnist when --input is not given)",
                   data_opts, n_data_opts);
     return 0;
   }

@@ -27,7 +27,7 @@ typedef struct {
       eval_samples, bit_length, patterns, patch;
   double lr, dropout, orth_gain, clip;
   int freeze_in, freeze_out, freeze_ln, freeze_pos, freeze_attn, freeze_ff,
-      full_train;
+      full_train, augment;
 } train_settings;
 
 #define O(k, t, h) {#k, FPT_OPT_##t, offsetof(train_settings, k), h}
@@ -56,6 +56,7 @@ static const fpt_opt train_opts[] = {
     O(freeze_attn, BOOL, "freeze attention weights and biases"),
     O(freeze_ff, BOOL, "freeze MLP weights and biases"),
     O(full_train, BOOL, "train the whole backbone"),
+    O(augment, BOOL, "CIFAR-10 files: crop/flip/rotate training samples (the paper's)"),
     O(bit_length, INT, "bits per pattern (bit tasks; 0 = task default)"),
     O(patterns, INT, "patterns (bit-memory; 0 = default 5)"),
     O(patch, INT, "bits per token (bit tasks; 0 = task default)"),
@@ -78,6 +79,7 @@ static train_settings defaults(void) {
   s.orth_gain = 1.41;
   s.clip = 1.0;
   s.freeze_attn = s.freeze_ff = 1;
+  s.augment = 1;
   return s;
 }
 
@@ -151,7 +153,8 @@ static int setup(train_settings *s, int argc, char **argv, int rank, int R,
   FPT_ENSURE(init_mode >= 0, "option --init: '%s' is not pretrained, random or stats",
              s->init);
   if (s->data) {
-    FPT_TRY(fpt_source_open_file(src, s->data, s->tokens, (uint64_t)s->seed, MPI_COMM_WORLD));
+    FPT_TRY(fpt_source_open_file(src, s->data, s->tokens, (uint64_t)s->seed, s->augment,
+                                 MPI_COMM_WORLD));
   } else {
     fpt_bit_task task;
     FPT_TRY(fpt_bit_task_make(&task, s->task, (int)s->bit_length, (int)s->patterns,

@@ -4,6 +4,7 @@
 
 #include "fpt/batches.h"
 #include "fpt/check.h"
+#include "fpt/images.h"
 #include "fpt/rng.h"
 
 int fpt_source_open_task(fpt_source *s, const fpt_bit_task *t, const char *name,
@@ -21,7 +22,7 @@ int fpt_source_open_task(fpt_source *s, const fpt_bit_task *t, const char *name,
 }
 
 int fpt_source_open_file(fpt_source *s, const char *path, const char *tokens,
-                         uint64_t seed, MPI_Comm comm) {
+                         uint64_t seed, int augment, MPI_Comm comm) {
   memset(s, 0, sizeof *s);
   s->from_file = 1;
   s->perm_epoch = -1;
@@ -49,6 +50,14 @@ int fpt_source_open_file(fpt_source *s, const char *path, const char *tokens,
   sh.n_out = m->n_classes * m->K / m->r;
   s->shape = sh;
   s->K = m->K;
+  if (augment && !strcmp(m->task, "cifar10"))
+    s->augment = 1;
+  if (augment && !strcmp(m->task, "cifar10-lra"))
+    s->augment = 2;
+  if (s->augment)
+    FPT_ENSURE(m->seq == (s->augment == 1 ? 64 : 1024) && m->d_in == (s->augment == 1 ? 48 : 1),
+               "%s: a %s file must hold %s tokens", path, m->task,
+               s->augment == 1 ? "64 x 48" : "1024 x 1");
   return 0;
 }
 
@@ -127,6 +136,12 @@ int fpt_source_train(fpt_source *s, int64_t first, int n, int need_x, int need_y
     idx[i] = s->perm[p % N];
   }
   int rc = read_file(s, FPT_TRAIN, idx, n, need_x, need_y, b);
+  if (rc == 0 && need_x && s->augment) {
+    size_t w = (size_t)s->shape.seq * s->shape.d_in;
+    for (int i = 0; i < n; i++)
+      fpt_cifar_augment(b->x + i * w, b->x + i * w, s->augment == 2, s->shuffle_seed,
+                        (uint32_t)((first + i) / N), idx[i]);
+  }
   free(idx);
   return rc;
 }

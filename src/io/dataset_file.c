@@ -205,27 +205,36 @@ static int read_rows(fpt_data_reader *r, hid_t ds, const int64_t *idx, int n, hi
     pairs[2 * i + 1] = i;
   }
   qsort(pairs, (size_t)n, 2 * sizeof(int64_t), cmp_pair);
+  // A batch that straddles two epochs may hold a sample twice: select each row
+  // once (a union selects it once anyway) and copy it to every slot that wants it.
+  int nu = 0;
   H5Sselect_none(fs);
   for (int i = 0; i < n; i++) {
+    if (i > 0 && pairs[2 * i] == pairs[2 * i - 2])
+      continue;
+    nu++;
     hsize_t start[4] = {(hsize_t)pairs[2 * i], 0, 0, 0}, count[4] = {1, dims[1], 0, 0};
     if (nd == 3)
       count[2] = dims[2];
     H5Sselect_hyperslab(fs, H5S_SELECT_OR, start, NULL, count, NULL);
   }
-  hsize_t mcount = (hsize_t)n * row_elems;
+  hsize_t mcount = (hsize_t)nu * row_elems;
   hid_t ms = H5Screate_simple(1, &mcount, NULL);
-  if (n == 0)
+  if (nu == 0)
     H5Sselect_none(ms);
-  char *tmp = fpt_malloc((size_t)(n > 0 ? n : 1) * row_elems * esize);
+  char *tmp = fpt_malloc((size_t)(nu > 0 ? nu : 1) * row_elems * esize);
   hid_t xfer = H5Pcreate(H5P_DATASET_XFER);
   H5Pset_dxpl_mpio(xfer, H5FD_MPIO_COLLECTIVE);
   herr_t rc = H5Dread(ds, mtype, ms, fs, xfer, tmp);
   H5Pclose(xfer);
   H5Sclose(ms);
   H5Sclose(fs);
-  for (int i = 0; rc >= 0 && i < n; i++)
+  for (int i = 0, u = -1; rc >= 0 && i < n; i++) {
+    if (i == 0 || pairs[2 * i] != pairs[2 * i - 2])
+      u++;
     memcpy((char *)out + (size_t)pairs[2 * i + 1] * row_elems * esize,
-           tmp + (size_t)i * row_elems * esize, row_elems * esize);
+           tmp + (size_t)u * row_elems * esize, row_elems * esize);
+  }
   free(tmp);
   free(pairs);
   FPT_ENSURE(rc >= 0, "%s: reading %s failed (truncated file?)", r->path, what);

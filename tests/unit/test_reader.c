@@ -77,11 +77,15 @@ int main(int argc, char **argv) {
     int64_t idx[64];
     for (int i = 0; i < n; i++)
       idx[i] = (int64_t)((997 * (rank + 1) + 131 * round + 389 * (n - i)) % 1000);
-    // No duplicates within one rank's request.
-    for (int i = 0; i < n; i++)
+    // No duplicates within one rank's request, except in round 4, which
+    // repeats samples as a batch straddling two epochs does.
+    for (int i = 0; i < n && round != 4; i++)
       for (int j = 0; j < i; j++)
         if (idx[j] == idx[i])
           idx[i] = (idx[i] + 1) % 1000, j = -1;
+    if (round == 4)
+      for (int i = 1; i < n; i += 3)
+        idx[i] = idx[i - 1];
     int labels_only = round == 3 && rank % 2;
     memset(x, 0, 64 * T * D * sizeof(float));
     int rc = fpt_data_read(&r, 0, idx, n, 1, labels_only ? NULL : x, y);

@@ -1,0 +1,589 @@
+// TAPE's IUPAC vocabulary, sequence encoding, Stockholm reading and the
+// "pfam" task (see include/fpt/protein.h for the rules).
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <zlib.h>
+
+#include "fpt/check.h"
+#include "fpt/dataset.h"
+#include "fpt/protein.h"
+#include "fpt/rng.h"
+
+// tape.tokenizers.IUPAC_VOCAB, in id order. data/tape_homology_to_h5.py has
+// the same list (VOCAB); tests/cli/test_proteins.sh compares them.
+const char *const fpt_protein_vocab[FPT_PROTEIN_VOCAB] = {
+    "<pad>", "<mask>", "<cls>", "<sep>", "<unk>", "A", "B", "C", "D", "E",
+    "F",     "G",      "H",     "I",     "K",     "L", "M", "N", "O", "P",
+    "Q",     "R",      "S",     "T",     "U",     "V", "W", "X", "Y", "Z"};
+
+int fpt_protein_token_id(int c) {
+  // The table is the only source of truth; 25 one-letter entries.
+  for (int i = FPT_PROT_UNK + 1; i < FPT_PROTEIN_VOCAB; i++)
+    if (fpt_protein_vocab[i][0] == c && fpt_protein_vocab[i][1] == '\0')
+      return i;
+  return -1;
+}
+
+// "'J'" or "byte 0x00": how to show an offending character.
+static void show_char(int c, char *buf, size_t n) {
+  if (c > 32 && c < 127)
+    snprintf(buf, n, "'%c'", c);
+  else
+    snprintf(buf, n, "byte 0x%02X", (unsigned)(c & 0xFF));
+}
+
+int fpt_protein_encode(const char *seq, int32_t *ids, int max_len,
+                       const char *file, long record) {
+  const char *f = file ? file : "(sequence)";
+  FPT_ENSURE(seq != NULL, "%s: record %ld: no sequence", f, record);
+  FPT_ENSURE(max_len >= 2,
+             "%s: record %ld: max_len %d leaves no room for <cls> and <sep>", f,
+             record, max_len);
+  int t = 0;
+  ids[t++] = FPT_PROT_CLS;
+  for (size_t i = 0; seq[i]; i++) {
+    int id = fpt_protein_token_id((unsigned char)seq[i]);
+    if (id < 0) {
+      char c[16];
+      show_char((unsigned char)seq[i], c, sizeof c);
+      FPT_FAIL("%s: record %ld: unknown letter %s at position %zu (TAPE's "
+               "IUPAC vocabulary has the uppercase letters A-Z except J)",
+               f, record, c, i + 1);
+    }
+    // Keep checking past the truncation point: a bad letter is an error
+    // wherever it is.
+    if (t < max_len - 1)
+      ids[t++] = id;
+  }
+  ids[t++] = FPT_PROT_SEP;
+  while (t < max_len)
+    ids[t++] = FPT_PROT_PAD;
+  return 0;
+}
+
+// ---------------------------------------------------------------------------
+// Stockholm reader.
+
+typedef struct {
+  char *name;
+  char *res;
+  size_t len, cap;  // residues kept
+  size_t alen;      // aligned columns seen (gaps included)
+  long block;       // last block it appeared in
+  long first_line, last_line;
+} sto_seq;
+
+typedef struct {
+  sto_seq *s;
+  int n, cap;
+} sto_list;
+
+static void sto_list_free(sto_list *l) {
+  for (int i = 0; i < l->n; i++) {
+    free(l->s[i].name);
+    free(l->s[i].res);
+  }
+  free(l->s);
+  l->s = NULL;
+  l->n = l->cap = 0;
+}
+
+// Read one line (without its newline) into *buf. Returns 1 if a line was
+// read, 0 at the end of the file (or on a read error: check gzerror).
+static int read_line(gzFile gz, char **buf, size_t *cap, size_t *len) {
+  *len = 0;
+  for (;;) {
+    if (*cap - *len < 2) {
+      *cap = *cap ? 2 * *cap : 4096;
+      char *nb = realloc(*buf, *cap);
+      if (!nb) {
+        fprintf(stderr, "fpt: error: out of memory reading a line\n");
+        exit(2);
+      }
+      *buf = nb;
+    }
+    size_t room = *cap - *len;
+    if (room > INT_MAX)
+      room = INT_MAX;
+    if (!gzgets(gz, *buf + *len, (int)room))
+      break;
+    *len += strlen(*buf + *len);
+    if (*len && (*buf)[*len - 1] == '\n')
+      break;
+  }
+  if (*len == 0)
+    return 0;
+  // Strip the newline, a CR and trailing blanks.
+  while (*len && ((*buf)[*len - 1] == '\n' || (*buf)[*len - 1] == '\r' ||
+                  (*buf)[*len - 1] == ' ' || (*buf)[*len - 1] == '\t'))
+    (*buf)[--*len] = '\0';
+  return 1;
+}
+
+static int is_blank(const char *s) {
+  for (; *s; s++)
+    if (*s != ' ' && *s != '\t')
+      return 0;
+  return 1;
+}
+
+static int is_gap(int c) { return c == '-' || c == '.' || c == '_' || c == '~'; }
+
+// File name without directory and without .gz / .sto / .stk.
+static void base_id(const char *path, char *out, size_t n) {
+  const char *b = strrchr(path, '/');
+  b = b ? b + 1 : path;
+  snprintf(out, n, "%s", b);
+  const char *ext[] = {".gz", ".sto", ".stk", ".sth"};
+  for (int k = 0; k < 4; k++) {
+    size_t L = strlen(out), e = strlen(ext[k]);
+    if (L > e && !strcmp(out + L - e, ext[k]))
+      out[L - e] = '\0';
+  }
+}
+
+// Find `name` in the list: first at the slot its position in the current
+// block predicts (blocks repeat the first block's order), else by scanning.
+static int find_seq(const sto_list *l, const char *name, int hint) {
+  if (hint >= 0 && hint < l->n && !strcmp(l->s[hint].name, name))
+    return hint;
+  for (int i = 0; i < l->n; i++)
+    if (!strcmp(l->s[i].name, name))
+      return i;
+  return -1;
+}
+
+// Parse the whole file; fills l and id. Returns 0 or 1 (message set).
+static int parse_stockholm(gzFile gz, const char *path, sto_list *l,
+                           char *id, size_t idn) {
+  char *buf = NULL;
+  size_t cap = 0, len = 0;
+  long lineno = 0, block = 0, end_line = 0;
+  int state = 0;     // 0 before the header, 1 inside, 2 after "//"
+  int in_block = 0;  // a sequence line was seen since the last blank line
+  int pos = 0;       // index of the line within the current block
+  int rc = 1;
+  id[0] = '\0';
+  while (read_line(gz, &buf, &cap, &len)) {
+    lineno++;
+    if (state == 0) {
+      if (is_blank(buf))
+        continue;
+      if (strcmp(buf, "# STOCKHOLM 1.0") != 0) {
+        fpt_error_set("%s:%ld: not a Stockholm file: expected the header "
+                      "'# STOCKHOLM 1.0', found '%.40s'",
+                      path, lineno, buf);
+        goto out;
+      }
+      state = 1;
+      continue;
+    }
+    if (state == 2) {
+      if (is_blank(buf))
+        continue;
+      if (!strncmp(buf, "# STOCKHOLM", 11))
+        fpt_error_set("%s:%ld: a second alignment starts here; expected one "
+                      "family per file",
+                      path, lineno);
+      else
+        fpt_error_set("%s:%ld: text after the '//' terminator of line %ld",
+                      path, lineno, end_line);
+      goto out;
+    }
+    if (is_blank(buf)) {
+      if (in_block)
+        block++;
+      in_block = 0;
+      pos = 0;
+      continue;
+    }
+    if (!strcmp(buf, "//")) {
+      state = 2;
+      end_line = lineno;
+      continue;
+    }
+    if (buf[0] == '#') {
+      if (!strncmp(buf, "#=GF ID", 7) && (buf[7] == ' ' || buf[7] == '\t')) {
+        char *p = buf + 7;
+        p += strspn(p, " \t");
+        size_t k = strcspn(p, " \t");
+        if (k > 0) {
+          if (k >= idn)
+            k = idn - 1;
+          memcpy(id, p, k);
+          id[k] = '\0';
+        }
+      }
+      continue;
+    }
+    if (buf[0] == ' ' || buf[0] == '\t') {
+      fpt_error_set("%s:%ld: sequence line without a name (it starts with "
+                    "whitespace)",
+                    path, lineno);
+      goto out;
+    }
+    // name, residues, nothing else
+    char *name = buf;
+    size_t nl = strcspn(name, " \t");
+    char *p = name + nl;
+    p += strspn(p, " \t");
+    if (!*p) {
+      fpt_error_set("%s:%ld: sequence line '%.40s' has a name but no residues",
+                    path, lineno, name);
+      goto out;
+    }
+    name[nl] = '\0';
+    char *ali = p;
+    size_t al = strcspn(ali, " \t");
+    if (ali[al]) {
+      fpt_error_set("%s:%ld: sequence line for '%.40s' has more than two "
+                    "fields (whitespace inside the residues?)",
+                    path, lineno, name);
+      goto out;
+    }
+    int i = find_seq(l, name, pos);
+    if (i < 0) {
+      if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        sto_seq *ns = realloc(l->s, sizeof *ns * (size_t)l->cap);
+        if (!ns) {
+          fprintf(stderr, "fpt: error: out of memory reading %s\n", path);
+          exit(2);
+        }
+        l->s = ns;
+      }
+      i = l->n++;
+      sto_seq *s = &l->s[i];
+      memset(s, 0, sizeof *s);
+      s->name = fpt_malloc(nl + 1);
+      memcpy(s->name, name, nl + 1);
+      s->block = -1;
+      s->first_line = lineno;
+    }
+    sto_seq *s = &l->s[i];
+    if (s->block == block) {
+      fpt_error_set("%s:%ld: sequence '%.40s' appears twice in one block "
+                    "(also on line %ld)",
+                    path, lineno, name, s->last_line);
+      goto out;
+    }
+    s->block = block;
+    s->last_line = lineno;
+    in_block = 1;
+    pos++;
+    if (s->len + al + 1 > s->cap) {
+      size_t nc = s->cap ? s->cap : 256;
+      while (nc < s->len + al + 1)
+        nc *= 2;
+      char *nr = realloc(s->res, nc);
+      if (!nr) {
+        fprintf(stderr, "fpt: error: out of memory reading %s\n", path);
+        exit(2);
+      }
+      s->res = nr;
+      s->cap = nc;
+    }
+    for (size_t k = 0; k < al; k++) {
+      int c = (unsigned char)ali[k];
+      if (is_gap(c))
+        continue;
+      int u = toupper(c);
+      if (fpt_protein_token_id(u) < 0) {
+        char cs[16];
+        show_char(c, cs, sizeof cs);
+        fpt_error_set("%s:%ld: unknown letter %s in sequence '%.40s' (column "
+                      "%zu; TAPE's IUPAC vocabulary has A-Z except J, gaps are "
+                      "'-' '.' '_' '~')",
+                      path, lineno, cs, name, s->alen + k + 1);
+        goto out;
+      }
+      s->res[s->len++] = (char)u;
+    }
+    s->res[s->len] = '\0';
+    s->alen += al;
+  }
+  {
+    int errnum = Z_OK;
+    const char *msg = gzerror(gz, &errnum);
+    if (errnum == Z_ERRNO) {
+      fpt_error_set("%s: read error after line %ld: %s", path, lineno,
+                    strerror(errno));
+      goto out;
+    }
+    if (errnum != Z_OK && errnum != Z_STREAM_END) {
+      fpt_error_set("%s: corrupt gzip data after line %ld: %s", path, lineno,
+                    msg);
+      goto out;
+    }
+  }
+  if (state == 0) {
+    fpt_error_set("%s: not a Stockholm file: no '# STOCKHOLM 1.0' header "
+                  "(empty file?)",
+                  path);
+    goto out;
+  }
+  if (state == 1) {
+    fpt_error_set("%s:%ld: no '//' terminator at the end of the alignment "
+                  "(truncated file?)",
+                  path, lineno);
+    goto out;
+  }
+  if (l->n == 0) {
+    fpt_error_set("%s:%ld: the alignment has no sequences", path, end_line);
+    goto out;
+  }
+  for (int i = 1; i < l->n; i++)
+    if (l->s[i].alen != l->s[0].alen) {
+      fpt_error_set("%s:%ld: sequence '%.40s' has %zu aligned columns but "
+                    "'%.40s' has %zu (a block is missing or cut short)",
+                    path, l->s[i].last_line, l->s[i].name, l->s[i].alen,
+                    l->s[0].name, l->s[0].alen);
+      goto out;
+    }
+  rc = 0;
+out:
+  free(buf);
+  return rc;
+}
+
+int fpt_stockholm_read(const char *path, fpt_stockholm *a) {
+  memset(a, 0, sizeof *a);
+  FPT_ENSURE(path != NULL, "Stockholm reader: no file name");
+  struct stat st;
+  FPT_ENSURE(stat(path, &st) == 0, "%s: cannot open: %s", path, strerror(errno));
+  FPT_ENSURE(!S_ISDIR(st.st_mode), "%s: is a directory, not a Stockholm file",
+             path);
+  errno = 0;
+  gzFile gz = gzopen(path, "rb");
+  FPT_ENSURE(gz != NULL, "%s: cannot open: %s", path,
+             errno ? strerror(errno) : "out of memory");
+  gzbuffer(gz, 1 << 17);
+  sto_list l = {0};
+  char id[sizeof a->id];
+  int rc = parse_stockholm(gz, path, &l, id, sizeof id);
+  gzclose(gz);
+  if (rc) {
+    sto_list_free(&l);
+    return rc;
+  }
+  if (id[0])
+    snprintf(a->id, sizeof a->id, "%s", id);
+  else
+    base_id(path, a->id, sizeof a->id);
+  a->n = l.n;
+  a->names = fpt_calloc((size_t)l.n, sizeof(char *));
+  a->seqs = fpt_calloc((size_t)l.n, sizeof(char *));
+  a->lines = fpt_calloc((size_t)l.n, sizeof(long));
+  for (int i = 0; i < l.n; i++) {
+    a->names[i] = l.s[i].name;
+    if (!l.s[i].res) {  // an all-gap row: empty sequence
+      l.s[i].res = fpt_malloc(1);
+      l.s[i].res[0] = '\0';
+    }
+    a->seqs[i] = l.s[i].res;
+    a->lines[i] = l.s[i].first_line;
+  }
+  free(l.s);  // the strings now belong to a
+  return 0;
+}
+
+void fpt_stockholm_free(fpt_stockholm *a) {
+  for (int i = 0; i < a->n; i++) {
+    free(a->names[i]);
+    free(a->seqs[i]);
+  }
+  free(a->names);
+  free(a->seqs);
+  free(a->lines);
+  memset(a, 0, sizeof *a);
+}
+
+// ---------------------------------------------------------------------------
+// The pfam task.
+
+// Seeded Fisher-Yates of v[0..n) (same draw scheme as fpt_dataset_carve_val).
+static void shuffle(int64_t *v, int64_t n, fpt_stream st) {
+  for (int64_t i = n - 1; i > 0; i--) {
+    uint64_t r = ((uint64_t)fpt_stream_u32(st, 2 * (uint64_t)i) << 32) |
+                 fpt_stream_u32(st, 2 * (uint64_t)i + 1);
+    int64_t j = (int64_t)(r % (uint64_t)(i + 1));
+    int64_t t = v[i];
+    v[i] = v[j];
+    v[j] = t;
+  }
+}
+
+// Sequences of a family of n that go to val (and as many to test).
+static int64_t held_out(int64_t n) {
+  if (n < 3)
+    return 0;
+  int64_t k = (15 * n + 50) / 100;  // round(0.15 n), in integers
+  return k < 1 ? 1 : k;
+}
+
+int fpt_pfam_load(const char *const *paths, int n_paths, uint64_t seed,
+                  int max_len, fpt_dataset *d) {
+  memset(d, 0, sizeof *d);
+  FPT_ENSURE(paths != NULL && n_paths >= 1, "pfam: no Stockholm files given");
+  FPT_ENSURE(max_len >= 2,
+             "pfam: max_len %d leaves no room for <cls> and <sep> (need >= 2)",
+             max_len);
+  fpt_stockholm *fam = fpt_calloc((size_t)n_paths, sizeof *fam);
+  int rc = 0;
+  for (int f = 0; f < n_paths; f++) {
+    if (!paths[f]) {
+      fpt_error_set("pfam: file %d of %d has no name", f + 1, n_paths);
+      rc = 1;
+      break;
+    }
+    if ((rc = fpt_stockholm_read(paths[f], &fam[f])) != 0)
+      break;
+    // Two files of one family would make two labels for the same thing.
+    for (int g = 0; g < f && rc == 0; g++)
+      if (!strcmp(fam[g].id, fam[f].id)) {
+        fpt_error_set("pfam: %s and %s are both family '%s' (labels %d and "
+                      "%d); give each family once",
+                      paths[g], paths[f], fam[f].id, g, f);
+        rc = 1;
+      }
+    if (rc)
+      break;
+  }
+  if (rc) {
+    for (int f = 0; f < n_paths; f++)
+      fpt_stockholm_free(&fam[f]);
+    free(fam);
+    return rc;
+  }
+
+  // Per family: shuffle its sequence indices; the first k go to val, the
+  // next k to test, the rest to train. Members are coded as family << 32 | i.
+  int64_t total = 0;
+  for (int f = 0; f < n_paths; f++)
+    total += fam[f].n;
+  int64_t *list[3], cnt[3] = {0, 0, 0};
+  for (int s = 0; s < 3; s++)
+    list[s] = fpt_calloc((size_t)total, sizeof(int64_t));
+  for (int f = 0; f < n_paths; f++) {
+    int64_t n = fam[f].n, k = held_out(n);
+    int64_t *idx = fpt_calloc((size_t)n, sizeof(int64_t));
+    for (int64_t i = 0; i < n; i++)
+      idx[i] = i;
+    shuffle(idx, n, (fpt_stream){seed, FPT_SITE_DATA, 0x9FA3u, (uint32_t)f});
+    for (int64_t i = 0; i < n; i++) {
+      int s = i < k ? FPT_VAL : i < 2 * k ? FPT_TEST : FPT_TRAIN;
+      list[s][cnt[s]++] = ((int64_t)f << 32) | idx[i];
+    }
+    free(idx);
+  }
+
+  snprintf(d->task, sizeof d->task, "pfam");
+  d->seq = max_len;
+  d->d_in = 0;
+  d->vocab = FPT_PROTEIN_VOCAB;
+  d->seq2 = d->vocab2 = 0;
+  d->n_classes = n_paths;
+  d->K = 1;
+  d->r = 1;
+  d->pad_id = FPT_PROT_PAD;
+  d->seed = (int64_t)seed;
+  // sources: the paths in label order, "; "-separated (cut with "..." if
+  // they do not fit).
+  size_t used = 0, room = sizeof d->sources;
+  for (int f = 0; f < n_paths; f++) {
+    int w = snprintf(d->sources + used, room - used, "%s%s", f ? "; " : "",
+                     paths[f]);
+    if (w < 0 || (size_t)w >= room - used) {
+      memcpy(d->sources + room - 4, "...", 4);
+      break;
+    }
+    used += (size_t)w;
+  }
+  snprintf(d->generator, sizeof d->generator,
+           "fpt_pfam_load: %d Stockholm families, max_len %d, seed %llu, "
+           "per-family split 70/15/15",
+           n_paths, max_len, (unsigned long long)seed);
+
+  for (int s = 0; s < 3 && rc == 0; s++) {
+    shuffle(list[s], cnt[s],
+            (fpt_stream){seed, FPT_SITE_DATA, 0x9FA4u, (uint32_t)s});
+    fpt_dataset_alloc(d, s, cnt[s]);
+    fpt_split *sp = &d->split[s];
+    sp->index = fpt_calloc((size_t)cnt[s], sizeof(int64_t));
+    for (int64_t j = 0; j < cnt[s]; j++) {
+      int f = (int)(list[s][j] >> 32);
+      int i = (int)(list[s][j] & 0xFFFFFFFF);
+      rc = fpt_protein_encode(fam[f].seqs[i], sp->ids + j * max_len, max_len,
+                              paths[f], fam[f].lines[i]);
+      if (rc)
+        break;
+      sp->y[j] = f;
+      sp->index[j] = i;
+    }
+  }
+  for (int s = 0; s < 3; s++)
+    free(list[s]);
+  for (int f = 0; f < n_paths; f++)
+    fpt_stockholm_free(&fam[f]);
+  free(fam);
+  if (rc)
+    fpt_dataset_free(d);
+  return rc;
+}
+
+// ---------------------------------------------------------------------------
+// Debian's hmmer-examples.
+
+static const char *const default_families[] = {
+    "tutorial/Pkinase",  "tutorial/fn3",     "tutorial/globins4",
+    "testsuite/RRM_1",   "testsuite/SMC_N",  "testsuite/LuxC",
+    "testsuite/Patched", "testsuite/Caudal_act", "testsuite/XYPPX"};
+
+int fpt_pfam_default_paths(char ***paths, int *n) {
+  *paths = NULL;
+  *n = 0;
+  const char *dir = getenv("FPT_HMMER_EXAMPLES");
+  if (!dir || !*dir)
+    dir = FPT_HMMER_EXAMPLES_DIR;
+  int m = (int)(sizeof default_families / sizeof *default_families);
+  char **out = fpt_calloc((size_t)m, sizeof(char *));
+  int k = 0;
+  for (int i = 0; i < m; i++) {
+    const char *ext[] = {".sto", ".sto.gz"};
+    for (int e = 0; e < 2; e++) {
+      size_t L = strlen(dir) + strlen(default_families[i]) + 16;
+      char *p = fpt_malloc(L);
+      snprintf(p, L, "%s/%s%s", dir, default_families[i], ext[e]);
+      struct stat st;
+      if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) {
+        out[k++] = p;
+        break;
+      }
+      free(p);
+    }
+  }
+  if (k == 0) {
+    free(out);
+    FPT_FAIL("%s: none of the hmmer-examples Stockholm files (tutorial/"
+             "Pkinase.sto, testsuite/RRM_1.sto.gz, ...) is there; install "
+             "Debian's hmmer-examples package or set FPT_HMMER_EXAMPLES",
+             dir);
+  }
+  *paths = out;
+  *n = k;
+  return 0;
+}
+
+void fpt_pfam_free_paths(char **paths, int n) {
+  if (!paths)
+    return;
+  for (int i = 0; i < n; i++)
+    free(paths[i]);
+  free(paths);
+}
