@@ -34,6 +34,7 @@ typedef struct {
 } fpt_freeze;
 // The paper's default: in, out, LN and positions trainable; attn and MLP frozen.
 fpt_freeze fpt_freeze_default(void);
+int fpt_group_trainable(const fpt_freeze *f, int group);
 
 typedef struct {
   char name[48];  // model-file name, e.g. "h/3/attn/c_attn/weight", "in/weight"
@@ -81,6 +82,7 @@ typedef struct {
   float *frozen_mem, *train_mem, *grad_mem, *adam_m, *adam_v;
   size_t n_frozen, n_train;
   int frozen_external; // frozen_mem belongs to the caller
+  int frozen_readonly; // another process fills the (shared) frozen tensors: skip them
   int64_t adam_t;
 } fpt_model;
 
@@ -190,7 +192,9 @@ void fpt_backbone_forward(const fpt_model *m, fpt_acts *a,
 
 // Optimiser over the flat trainable buffer.
 void fpt_zero_grad(fpt_model *m);
+double fpt_grad_sumsq(const fpt_model *m);
 double fpt_grad_norm(const fpt_model *m);
+void fpt_scale_grad(fpt_model *m, float c);
 // Clip to max_norm (torch clip_grad_norm_ semantics); returns the norm.
 double fpt_clip_grad(fpt_model *m, double max_norm);
 void fpt_adam_step(fpt_model *m, float lr);

@@ -18,16 +18,17 @@
 #include "fpt/config.h"
 #include "fpt/io.h"
 #include "fpt/model.h"
+#include "fpt/parallel.h"
 #include "fpt/tasks.h"
 #include "runtime.h"
 
 typedef struct {
-  const char *model, *data, *task, *run_dir, *init, *tokens;
-  long long steps, batch_size, seed, data_seed, log_every, eval_every,
+  const char *model, *data, *task, *run_dir, *init, *tokens, *schedule;
+  long long stages, micro_batches, steps, batch_size, seed, data_seed, log_every, eval_every,
       eval_samples, bit_length, patterns, patch;
   double lr, dropout, orth_gain, clip;
   int freeze_in, freeze_out, freeze_ln, freeze_pos, freeze_attn, freeze_ff,
-      full_train, augment;
+      full_train, augment, shared_weights;
 } train_settings;
 
 #define O(k, t, h) {#k, FPT_OPT_##t, offsetof(train_settings, k), h}
@@ -37,6 +38,10 @@ static const fpt_opt train_opts[] = {
     O(task, STR, "generated task when --data is not given: bit-xor or bit-memory"),
     O(tokens, STR, "which inputs of the dataset file: x, or x2 (ListOps: LRA tokens)"),
     O(steps, INT, "gradient steps"),
+    O(stages, INT, "pipeline stages S (replicas R = ranks / S)"),
+    O(micro_batches, INT, "micro-batches per step and replica"),
+    O(schedule, STR, "pipeline schedule: 1f1b or gpipe"),
+    O(shared_weights, BOOL, "hold a stage's frozen weights once per node (MPI shared memory)"),
     O(batch_size, INT, "global batch (split across ranks)"),
     O(lr, FLOAT, "Adam learning rate"),
     O(seed, INT, "seed: input/output init, dropout, training samples"),
@@ -80,6 +85,10 @@ static train_settings defaults(void) {
   s.clip = 1.0;
   s.freeze_attn = s.freeze_ff = 1;
   s.augment = 1;
+  s.stages = 1;
+  s.micro_batches = 1;
+  s.schedule = "1f1b";
+  s.shared_weights = 1;
   return s;
 }
 
@@ -109,39 +118,18 @@ static int make_dir(const char *dir) {
   return 0;
 }
 
-// Loss and accuracy over a whole val or test split, sharded across ranks.
-// Collective: every rank runs the same number of rounds.
-static int evaluate(const fpt_model *m, fpt_acts *a, fpt_source *src, fpt_source_buf *bb,
-                    int split, int rank, int R, double *loss, double *acc) {
-  int64_t n = fpt_source_size(src, split);
-  double sums[2] = {0, 0};
-  fpt_pass p = {0, 0, 0};
-  for (int64_t s0 = 0; s0 < n; s0 += (int64_t)bb->B * R) {
-    int64_t mine = s0 + (int64_t)rank * bb->B;
-    int cnt = (int)(mine >= n ? 0 : (n - mine < bb->B ? n - mine : bb->B));
-    FPT_TRY(fpt_source_eval(src, split, mine, cnt, 1, 1, bb));
-    if (cnt == 0)
-      continue;
-    fpt_batch b = {cnt, bb->x, bb->ids, bb->y, bb->sample};
-    int64_t hits = 0;
-    sums[0] += fpt_forward_backward(m, a, &b, &p, 0.0f, &hits);
-    sums[1] += (double)hits;
-  }
-  MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-  *loss = n > 0 ? sums[0] / ((double)n * m->K) : 0.0;
-  *acc = n > 0 ? sums[1] / ((double)n * m->K) : 0.0;
-  return 0;
-}
-
-static int setup(train_settings *s, int argc, char **argv, int rank, int R,
-                 fpt_model *m, fpt_source *src) {
+static int setup(train_settings *s, int argc, char **argv, fpt_grid *g, fpt_model *m,
+                 fpt_source *src, fpt_pipeline *pl) {
   FPT_TRY(fpt_opts_parse(argc, argv, 2, train_opts, n_train_opts, s));
   FPT_ENSURE(s->model, "option --model: a backbone model file is required");
   FPT_ENSURE(s->steps >= 0, "option --steps: must be >= 0");
   FPT_ENSURE(s->batch_size >= 1, "option --batch-size: must be >= 1");
-  FPT_ENSURE(s->batch_size % R == 0,
-             "option --batch-size: %lld is not divisible by the %d ranks",
-             s->batch_size, R);
+  FPT_ENSURE(s->stages >= 1 && s->micro_batches >= 1,
+             "options --stages and --micro-batches must be >= 1");
+  int kind = !strcmp(s->schedule, "1f1b") ? FPT_SCHED_1F1B
+             : !strcmp(s->schedule, "gpipe") ? FPT_SCHED_GPIPE
+                                             : -1;
+  FPT_ENSURE(kind >= 0, "option --schedule: '%s' is not 1f1b or gpipe", s->schedule);
   FPT_ENSURE(s->log_every >= 1, "option --log-every: must be >= 1");
   FPT_ENSURE(s->eval_samples >= 1, "option --eval-samples: must be >= 1");
   FPT_ENSURE(s->lr > 0, "option --lr: must be > 0");
@@ -170,25 +158,42 @@ static int setup(train_settings *s, int argc, char **argv, int rank, int R,
                    s->full_train};
   FPT_ENSURE(shape.seq <= cfg.n_positions, "%s: the task %s has %d tokens but n_positions is %d",
              s->model, src->task, shape.seq, cfg.n_positions);
-  FPT_TRY(fpt_model_create(m, &cfg, &shape, &fr));
+  char why[256];
+  FPT_ENSURE(fpt_check_grid(g->world, (int)s->stages, cfg.n_layer, (int)s->micro_batches,
+                            (int)s->batch_size, why, sizeof why) == 0,
+             "%s", why);
+  FPT_TRY(fpt_grid_create(g, (int)s->stages, MPI_COMM_WORLD));
+  fpt_part part = {0, 0, g->stage == 0, g->stage == g->S - 1};
+  fpt_stage_layers(cfg.n_layer, g->S, g->stage, &part.l0, &part.l1);
+  float *shared = NULL;
+  int leader = 1;
+  if (s->shared_weights)
+    FPT_TRY(fpt_grid_shared_frozen(g, fpt_model_frozen_size(&cfg, &shape, &fr, &part), &shared,
+                                   &leader));
+  FPT_TRY(fpt_model_create_part(m, &cfg, &shape, &fr, &part, shared));
+  m->frozen_readonly = !leader; // the node's leader fills the shared frozen weights
   m->dropout = (float)s->dropout;
+  int rc = 0;
   if (init_mode == 1) {
     fpt_init_backbone_random(m, (uint64_t)s->seed);
   } else {
-    FPT_TRY(fpt_model_file_load(s->model, m));
-    if (init_mode == 2) {
+    rc = fpt_model_file_load(s->model, m);
+    if (rc == 0 && init_mode == 2) {
       fpt_model like;
-      FPT_TRY(fpt_model_create(&like, &cfg, &shape, &fr));
-      memcpy(like.frozen_mem, m->frozen_mem, sizeof(float) * m->n_frozen);
-      memcpy(like.train_mem, m->train_mem, sizeof(float) * m->n_train);
-      fpt_init_backbone_like(m, &like, (uint64_t)s->seed);
+      FPT_TRY(fpt_model_create_part(&like, &cfg, &shape, &fr, &part, NULL));
+      rc = fpt_model_file_load(s->model, &like);
+      if (rc == 0)
+        fpt_init_backbone_like(m, &like, (uint64_t)s->seed);
       fpt_model_free(&like);
     }
   }
+  if (s->shared_weights)
+    MPI_Barrier(g->node_stage); // the leader's writes are visible from here on
+  FPT_TRY(rc);
   FPT_TRY(fpt_init_wrapper(m, (uint64_t)s->seed, (float)s->orth_gain));
-  if (rank == 0)
+  FPT_TRY(fpt_pipeline_create(pl, g, m, src, (int)s->batch_size, (int)s->micro_batches, kind));
+  if (g->rank == 0)
     FPT_TRY(make_dir(s->run_dir));
-  (void)R;
   return 0;
 }
 
@@ -196,6 +201,66 @@ static double now(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+// Resident and proportional (shared pages split among sharers) set size, MB.
+static void memory_mb(double *rss, double *pss) {
+  *rss = *pss = 0;
+  FILE *f = fopen("/proc/self/smaps_rollup", "r");
+  if (!f)
+    return;
+  char line[256];
+  while (fgets(line, sizeof line, f)) {
+    long kb;
+    if (sscanf(line, "Rss: %ld kB", &kb) == 1)
+      *rss = kb / 1024.0;
+    if (sscanf(line, "Pss: %ld kB", &kb) == 1)
+      *pss = kb / 1024.0;
+  }
+  fclose(f);
+}
+
+static void print_startup(const train_settings *s, const fpt_grid *g, const fpt_model *m,
+                          const fpt_source *src, const fpt_pipeline *pl) {
+  // Totals over the whole model: each stage counts its part (replica 0).
+  double cnt[2] = {0, 0}, mem[2];
+  for (int i = 0; i < m->n_tensors; i++) {
+    cnt[0] += (double)m->tensors[i].numel;
+    cnt[1] += m->tensors[i].trainable ? (double)m->tensors[i].numel : 0;
+  }
+  MPI_Allreduce(MPI_IN_PLACE, cnt, 2, MPI_DOUBLE, MPI_SUM, g->pipe);
+  memory_mb(&mem[0], &mem[1]);
+  double tot[2] = {mem[0], mem[1]};
+  MPI_Allreduce(MPI_IN_PLACE, tot, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  if (g->rank != 0)
+    return;
+  printf("fpt train\n");
+  fpt_opts_dump(train_opts, n_train_opts, s, emit_stdout, NULL);
+  printf("grid: %d stage(s) x %d replica(s); %d micro-batch(es) of %d per replica; schedule %s\n",
+         g->S, g->R, pl->M, pl->mbs, s->schedule);
+  printf("threads per rank: %d (OpenBLAS %s, core %s, 1 thread per call)\n", fpt_num_threads(),
+         openblas_get_config(), openblas_get_corename());
+  printf("model: %d layers, %d wide, %d heads; %.0f parameters, %.0f trainable\n",
+         m->cfg.n_layer, m->cfg.n_embd, m->cfg.n_head, cnt[0], cnt[1]);
+  printf("memory: %.0f MB resident in all ranks, %.0f MB proportional (frozen weights %s)\n",
+         tot[0], tot[1], s->shared_weights ? "shared per node and stage" : "per rank");
+  printf("task: %s, %d tokens x %d%s, readout %d, %d targets x %d classes\n", src->task,
+         m->task.seq, m->task.d_in ? m->task.d_in : m->task.vocab, m->task.d_in ? "" : " ids",
+         m->task.r, m->K, m->task.n_cls);
+  if (src->from_file)
+    printf("data: %s: %lld train, %lld val, %lld test samples\n", s->data,
+           (long long)src->rd.n[0], (long long)src->rd.n[1], (long long)src->rd.n[2]);
+  fflush(stdout);
+}
+
+static int write_config(const train_settings *s) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/config.yaml", s->run_dir);
+  FILE *f = fopen(path, "w");
+  FPT_ENSURE(f, "%s: cannot write", path);
+  fpt_opts_dump(train_opts, n_train_opts, s, emit_file, f);
+  FPT_ENSURE(fclose(f) == 0, "%s: write failed", path);
+  return 0;
 }
 
 int cmd_train(int argc, char **argv) {
@@ -206,138 +271,103 @@ int cmd_train(int argc, char **argv) {
   fpt_runtime rt;
   if (fpt_runtime_init(&rt, &argc, &argv) != 0)
     return 1;
-  int rank = rt.rank, R = rt.size;
+  int rc = fpt_grid_check_launch(rt.size);
+  if (fpt_runtime_agree(&rt, rc) != 0)
+    return fpt_runtime_finish(&rt, 1);
   train_settings s = defaults();
   fpt_model m;
   fpt_source src;
+  fpt_grid g;
+  fpt_pipeline pl;
   memset(&m, 0, sizeof m);
   memset(&src, 0, sizeof src);
-  int rc = setup(&s, argc, argv, rank, R, &m, &src);
+  memset(&g, 0, sizeof g);
+  memset(&pl, 0, sizeof pl);
+  g.world = rt.size;
+  g.rank = rt.rank;
+  rc = setup(&s, argc, argv, &g, &m, &src, &pl);
   if (fpt_runtime_agree(&rt, rc) != 0)
     return fpt_runtime_finish(&rt, 1);
 
-  int B = (int)(s.batch_size / R);
-  fpt_acts a;
-  fpt_acts_create(&a, &m, B, 0, m.cfg.n_layer, 1, 1);
-  fpt_source_buf bb;
-  fpt_source_buf_init(&bb, &src, B);
   fpt_metrics mt = {0};
-  rc = 0;
-  if (rank == 0) {
+  if (g.rank == 0) {
     rc = fpt_metrics_open(&mt, s.run_dir);
-    char path[4200];
-    snprintf(path, sizeof path, "%s/config.yaml", s.run_dir);
-    FILE *f = fopen(path, "w");
-    if (f) {
-      fpt_opts_dump(train_opts, n_train_opts, &s, emit_file, f);
-      fclose(f);
-    }
+    if (rc == 0)
+      rc = write_config(&s);
   }
   if (fpt_runtime_agree(&rt, rc) != 0)
     return fpt_runtime_finish(&rt, 1);
+  print_startup(&s, &g, &m, &src, &pl);
 
-  size_t n_params = 0, n_trainable = 0;
-  for (int i = 0; i < m.n_tensors; i++) {
-    n_params += m.tensors[i].numel;
-    n_trainable += m.tensors[i].trainable ? m.tensors[i].numel : 0;
-  }
-  if (rank == 0) {
-    printf("fpt train\n");
-    fpt_opts_dump(train_opts, n_train_opts, &s, emit_stdout, NULL);
-    printf("grid: %d replica(s) x 1 stage, %d sample(s) per replica\n", R, B);
-    printf("threads per rank: %d (OpenBLAS %s, core %s, 1 thread per call)\n",
-           fpt_num_threads(), openblas_get_config(), openblas_get_corename());
-    printf("model: %d layers, %d wide, %d heads; %zu parameters, %zu trainable\n",
-           m.cfg.n_layer, m.cfg.n_embd, m.cfg.n_head, n_params, n_trainable);
-    printf("task: %s, %d tokens x %d%s, readout %d, %d targets x %d classes\n", src.task,
-           m.task.seq, m.task.d_in ? m.task.d_in : m.task.vocab, m.task.d_in ? "" : " ids",
-           m.task.r, m.K, m.task.n_cls);
-    if (src.from_file)
-      printf("data: %s: %lld train, %lld val, %lld test samples\n", s.data,
-             (long long)src.rd.n[0], (long long)src.rd.n[1], (long long)src.rd.n[2]);
-    fflush(stdout);
-  }
-
-  const double inv_targets = 1.0 / ((double)s.batch_size * m.K);
-  double win_loss = 0, win_hits = 0, win_time = 0;
+  double win[7] = {0}; // loss, acc, seconds, compute, p2p, allreduce, io
   int win_steps = 0;
   double t_start = now();
   for (long long step = 0; step < s.steps && rc == 0; step++) {
-    double t0 = now();
-    rc = fpt_source_train(&src, step * s.batch_size + (int64_t)rank * B, B, 1, 1, &bb);
+    double t0 = now(), loss, acc, norm;
+    fpt_fault_point(&rt, "step", step);
+    rc = fpt_pipeline_train_step(&pl, step, (uint64_t)s.seed, s.clip, (float)s.lr, &loss, &acc,
+                                 &norm);
     if (fpt_runtime_agree(&rt, rc) != 0) {
       rc = 1;
       break;
     }
-    fpt_batch b = {B, bb.x, bb.ids, bb.y, bb.sample};
-    fpt_pass p = {1, (uint64_t)s.seed, (uint32_t)step};
-    fpt_zero_grad(&m);
-    int64_t hits = 0;
-    double sums[2];
-    sums[0] = fpt_forward_backward(&m, &a, &b, &p, (float)inv_targets, &hits);
-    sums[1] = (double)hits;
-    if (R > 1) {
-      MPI_Allreduce(MPI_IN_PLACE, m.grad_mem, (int)m.n_train, MPI_FLOAT,
-                    MPI_SUM, MPI_COMM_WORLD);
-      MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-    }
-    double loss = sums[0] * inv_targets;
-    if (!isfinite(loss)) {
-      if (rank == 0)
-        fprintf(stderr, "fpt: error: step %lld: training loss is %g; stopping\n",
-                step, loss);
+    if (!isfinite(loss) || !isfinite(norm)) {
+      if (g.rank == 0)
+        fprintf(stderr, "fpt: error: step %lld: training loss %g, gradient norm %g; stopping\n",
+                step, loss, norm);
       rc = 1;
       break;
     }
-    fpt_clip_grad(&m, s.clip);
-    fpt_adam_step(&m, (float)s.lr);
-    win_loss += loss;
-    win_hits += sums[1] * inv_targets;
-    win_time += now() - t0;
+    double part[7] = {loss, acc, now() - t0, pl.t.compute, pl.t.p2p_wait, pl.t.allreduce, pl.t.io};
+    for (int k = 0; k < 7; k++)
+      win[k] += part[k];
     win_steps++;
     if ((step + 1) % s.log_every == 0 || step + 1 == s.steps) {
-      double tps = (double)win_steps * s.batch_size * m.task.seq / win_time;
-      if (rank == 0) {
+      // Time split: the slowest rank's, since it sets the pace.
+      MPI_Allreduce(MPI_IN_PLACE, win + 2, 5, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+      double tps = (double)win_steps * s.batch_size * m.task.seq / win[2];
+      if (g.rank == 0) {
         double eta = (now() - t_start) / (step + 1) * (s.steps - step - 1);
-        printf("step %6lld/%lld  loss %.4f  acc %.4f  %.0f tok/s  eta %.0fs\n",
-               step + 1, s.steps, win_loss / win_steps, win_hits / win_steps,
-               tps, eta);
+        printf("step %6lld/%lld  loss %.4f  acc %.4f  %.0f tok/s  eta %.0fs\n", step + 1, s.steps,
+               win[0] / win_steps, win[1] / win_steps, tps, eta);
         fflush(stdout);
-        rc = fpt_metrics_write(&mt, step + 1, "train", win_loss / win_steps,
-                               win_hits / win_steps, tps, 0, NULL, NULL);
+        const char *names[6] = {"lr", "step_s", "compute_s", "p2p_wait_s", "allreduce_s", "io_s"};
+        double vals[6] = {s.lr, win[2] / win_steps, win[3] / win_steps, win[4] / win_steps,
+                          win[5] / win_steps, win[6] / win_steps};
+        rc = fpt_metrics_write(&mt, step + 1, "train", win[0] / win_steps, win[1] / win_steps,
+                               tps, 6, names, vals);
       }
-      win_loss = win_hits = win_time = 0;
+      memset(win, 0, sizeof win);
       win_steps = 0;
     }
-    if (s.eval_every > 0 && (step + 1) % s.eval_every == 0 && step + 1 < s.steps) {
-      double l, acc;
-      rc = evaluate(&m, &a, &src, &bb, FPT_SPLIT_VAL, rank, R, &l, &acc);
-      if (rank == 0 && rc == 0)
-        rc = fpt_metrics_write(&mt, step + 1, "val", l, acc, 0, 0, NULL, NULL);
+    if (rc == 0 && s.eval_every > 0 && (step + 1) % s.eval_every == 0 && step + 1 < s.steps) {
+      double l, a;
+      rc = fpt_pipeline_evaluate(&pl, FPT_SPLIT_VAL, &l, &a);
+      if (g.rank == 0 && rc == 0)
+        rc = fpt_metrics_write(&mt, step + 1, "val", l, a, 0, 0, NULL, NULL);
     }
     MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
   }
   if (rc == 0) {
     const char *names[2] = {"val", "test"};
     int splits[2] = {FPT_SPLIT_VAL, FPT_SPLIT_TEST};
-    for (int k = 0; k < 2; k++) {
-      double l, acc;
-      rc = evaluate(&m, &a, &src, &bb, splits[k], rank, R, &l, &acc);
-      if (rank == 0 && rc == 0) {
-        printf("final %-4s loss %.4f  accuracy %.4f  (%lld samples)\n", names[k], l, acc,
+    for (int k = 0; k < 2 && rc == 0; k++) {
+      double l, a;
+      rc = fpt_pipeline_evaluate(&pl, splits[k], &l, &a);
+      if (g.rank == 0 && rc == 0) {
+        printf("final %-4s loss %.4f  accuracy %.4f  (%lld samples)\n", names[k], l, a,
                (long long)fpt_source_size(&src, splits[k]));
-        if (rc == 0)
-          rc = fpt_metrics_write(&mt, s.steps, names[k], l, acc, 0, 0, NULL, NULL);
+        rc = fpt_metrics_write(&mt, s.steps, names[k], l, a, 0, 0, NULL, NULL);
       }
     }
-    if (rc != 0 && rank == 0)
+    if (rc != 0 && g.rank == 0)
       fprintf(stderr, "fpt: error: %s\n", fpt_error_get());
   }
   fpt_metrics_close(&mt);
-  fpt_source_buf_free(&bb);
+  fpt_pipeline_free(&pl);
   fpt_source_close(&src);
-  fpt_acts_free(&a);
   fpt_model_free(&m);
+  fpt_grid_free(&g);
   MPI_Allreduce(MPI_IN_PLACE, &rc, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
   return fpt_runtime_finish(&rt, rc != 0);
 }

@@ -38,7 +38,7 @@ int fpt_model_file_load(const char *path, fpt_model *m) {
   int rc = 0;
   for (int i = 0; i < m->n_tensors && rc == 0; i++) {
     fpt_tensor *t = &m->tensors[i];
-    if (!fpt_is_backbone(t))
+    if (!fpt_is_backbone(t) || (m->frozen_readonly && !t->trainable))
       continue;
     char name[64];
     snprintf(name, sizeof name, "/%s", t->name);

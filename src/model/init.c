@@ -20,7 +20,7 @@ static fpt_stream init_stream(uint64_t seed, uint32_t tensor_id) {
 void fpt_init_backbone_random(fpt_model *m, uint64_t seed) {
   for (int i = 0; i < m->n_tensors; i++) {
     fpt_tensor *t = &m->tensors[i];
-    if (!fpt_is_backbone(t))
+    if (!fpt_is_backbone(t) || (m->frozen_readonly && !t->trainable))
       continue;
     int is_ln = t->group == FPT_G_LN;
     int is_bias = strstr(t->name, "/bias") != NULL;
@@ -36,7 +36,7 @@ void fpt_init_backbone_like(fpt_model *m, const fpt_model *like,
                             uint64_t seed) {
   for (int i = 0; i < m->n_tensors; i++) {
     fpt_tensor *t = &m->tensors[i];
-    if (!fpt_is_backbone(t))
+    if (!fpt_is_backbone(t) || (m->frozen_readonly && !t->trainable))
       continue;
     const fpt_tensor *u = fpt_model_find((fpt_model *)like, t->name);
     double sum = 0, sq = 0;

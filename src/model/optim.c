@@ -7,21 +7,25 @@ void fpt_zero_grad(fpt_model *m) {
   memset(m->grad_mem, 0, sizeof(float) * m->n_train);
 }
 
-double fpt_grad_norm(const fpt_model *m) {
+double fpt_grad_sumsq(const fpt_model *m) {
   double s = 0.0;
   for (size_t i = 0; i < m->n_train; i++)
     s += (double)m->grad_mem[i] * m->grad_mem[i];
-  return sqrt(s);
+  return s;
+}
+
+double fpt_grad_norm(const fpt_model *m) { return sqrt(fpt_grad_sumsq(m)); }
+
+void fpt_scale_grad(fpt_model *m, float c) {
+  for (size_t i = 0; i < m->n_train; i++)
+    m->grad_mem[i] *= c;
 }
 
 double fpt_clip_grad(fpt_model *m, double max_norm) {
   double norm = fpt_grad_norm(m);
   double coef = max_norm / (norm + 1e-6);
-  if (coef < 1.0) {
-    float c = (float)coef;
-    for (size_t i = 0; i < m->n_train; i++)
-      m->grad_mem[i] *= c;
-  }
+  if (coef < 1.0)
+    fpt_scale_grad(m, (float)coef);
   return norm;
 }
 

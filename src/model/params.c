@@ -18,7 +18,7 @@ int fpt_is_backbone(const fpt_tensor *t) {
   return t->group != FPT_G_IN && t->group != FPT_G_OUT;
 }
 
-static int is_trainable(const fpt_freeze *f, int group) {
+int fpt_group_trainable(const fpt_freeze *f, int group) {
   if (group == FPT_G_IN || group == FPT_G_OUT)
     return !f->frozen[group];
   return f->full || !f->frozen[group];
@@ -40,7 +40,7 @@ static void add(fpt_model *m, int *uid, int owned, int group, int layer, const c
   t->shape[0] = d0;
   t->shape[1] = d1;
   t->numel = (size_t)d0 * (d1 ? d1 : 1);
-  t->trainable = is_trainable(&m->freeze, group);
+  t->trainable = fpt_group_trainable(&m->freeze, group);
 }
 
 int fpt_model_create(fpt_model *m, const fpt_gpt2_config *cfg,
@@ -196,7 +196,7 @@ int fpt_grad_floor(const fpt_model *m) {
   // every pipeline stage agrees.
   const fpt_freeze *f = &m->freeze;
   for (int g = 0; g < FPT_G_N; g++)
-    if (g != FPT_G_OUT && is_trainable(f, g))
+    if (g != FPT_G_OUT && fpt_group_trainable(f, g))
       return 0;
   return m->cfg.n_layer;
 }

@@ -1,0 +1,65 @@
+// The MPI side of training: the process grid (pipeline stages x data-parallel
+// replicas) and the executor that runs the pure schedule (fpt/schedule.h) on
+// it. Model math stays in fpt/model.h; this file only moves data and sums.
+#ifndef FPT_PARALLEL_H
+#define FPT_PARALLEL_H
+
+#include <mpi.h>
+
+#include "fpt/batches.h"
+#include "fpt/model.h"
+#include "fpt/schedule.h"
+
+// World = S stages x R replicas. rank = replica * S + stage: the stages of a
+// replica are neighbours, so on a cluster a pipeline stays inside a node.
+typedef struct {
+  int world, rank, S, R, stage, replica;
+  MPI_Comm pipe;       // my replica's S stages (rank in it = stage)
+  MPI_Comm stage_comm; // my stage's R replicas: gradient all-reduce
+  MPI_Comm node_stage; // my stage's replicas on my node: shared frozen weights
+  int node_rank;       // rank in node_stage (0 owns the shared window)
+  MPI_Win win;         // shared window of the frozen weights, or MPI_WIN_NULL
+} fpt_grid;
+
+// Checks the world against what the launcher intended (so that `srun`
+// without PMIx, where every process is a lone rank 0, is caught).
+int fpt_grid_check_launch(int world);
+int fpt_grid_create(fpt_grid *g, int S, MPI_Comm world);
+// Storage for n floats of frozen weights shared by node_stage (leader
+// allocates, the others map it). *leader tells whether this rank fills it.
+int fpt_grid_shared_frozen(fpt_grid *g, size_t n, float **mem, int *leader);
+void fpt_grid_free(fpt_grid *g);
+
+// Seconds of one step by kind.
+typedef struct {
+  double compute, p2p_wait, allreduce, io;
+} fpt_step_times;
+
+typedef struct {
+  fpt_grid *g;
+  fpt_model *m;
+  fpt_source *src;
+  int B, M, mbs;       // global batch, micro-batches, samples per micro-batch
+  int kind;            // FPT_SCHED_*
+  fpt_op *ops;
+  int n_ops;
+  fpt_acts *acts;      // M
+  fpt_source_buf *buf; // M
+  float **h_in;        // M activations from the previous stage (stage > 0)
+  int floor, need_input;
+  fpt_step_times t;
+} fpt_pipeline;
+
+int fpt_pipeline_create(fpt_pipeline *p, fpt_grid *g, fpt_model *m, fpt_source *src, int B,
+                        int M, int kind);
+void fpt_pipeline_free(fpt_pipeline *p);
+// One training step: forward/backward of every micro-batch along the
+// schedule, gradient all-reduce over replicas, global-norm clipping across
+// all stages, Adam. *loss and *acc (means over the global batch) and the
+// gradient norm are the same on every rank.
+int fpt_pipeline_train_step(fpt_pipeline *p, int64_t step, uint64_t seed, double clip, float lr,
+                            double *loss, double *acc, double *grad_norm);
+// Whole val or test split, forward only. Same value on every rank.
+int fpt_pipeline_evaluate(fpt_pipeline *p, int split, double *loss, double *acc);
+
+#endif

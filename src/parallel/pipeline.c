@@ -1,0 +1,219 @@
+// The executor: runs a stage's op list from the pure schedule. Receives are
+// posted at the start of the step (every micro-batch has its own buffer) and
+// waited for where the schedule consumes them; sends are non-blocking and
+// completed at the end of the step, so compute overlaps communication.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fpt/check.h"
+#include "fpt/parallel.h"
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+int fpt_pipeline_create(fpt_pipeline *p, fpt_grid *g, fpt_model *m, fpt_source *src, int B,
+                        int M, int kind) {
+  memset(p, 0, sizeof *p);
+  char why[256];
+  FPT_ENSURE(fpt_check_grid(g->world, g->S, m->cfg.n_layer, M, B, why, sizeof why) == 0,
+             "%s", why);
+  p->g = g;
+  p->m = m;
+  p->src = src;
+  p->B = B;
+  p->M = M;
+  p->mbs = B / (g->R * M);
+  p->kind = kind;
+  p->n_ops = fpt_schedule_len(kind, g->S, M, g->stage);
+  FPT_ENSURE(p->n_ops > 0, "schedule: %s", fpt_error_get());
+  p->ops = fpt_calloc((size_t)p->n_ops, sizeof(fpt_op));
+  FPT_TRY(fpt_schedule(kind, g->S, M, g->stage, p->ops));
+  p->acts = fpt_calloc((size_t)M, sizeof(fpt_acts));
+  p->buf = fpt_calloc((size_t)M, sizeof(fpt_source_buf));
+  p->h_in = fpt_calloc((size_t)M, sizeof(float *));
+  size_t TC = (size_t)m->task.seq * m->cfg.n_embd;
+  for (int k = 0; k < M; k++) {
+    FPT_TRY(fpt_acts_create(&p->acts[k], m, p->mbs, m->part.l0, m->part.l1, m->part.has_input,
+                            m->part.has_head));
+    fpt_source_buf_init(&p->buf[k], src, p->mbs);
+    if (g->stage > 0)
+      p->h_in[k] = fpt_alloc_floats((size_t)p->mbs * TC);
+  }
+  p->floor = fpt_grad_floor(m);
+  p->need_input = fpt_group_trainable(&m->freeze, FPT_G_IN) ||
+                  fpt_group_trainable(&m->freeze, FPT_G_POS);
+  return 0;
+}
+
+void fpt_pipeline_free(fpt_pipeline *p) {
+  for (int k = 0; k < p->M && p->acts; k++) {
+    fpt_acts_free(&p->acts[k]);
+    fpt_source_buf_free(&p->buf[k]);
+    free(p->h_in[k]);
+  }
+  free(p->acts);
+  free(p->buf);
+  free(p->h_in);
+  free(p->ops);
+  memset(p, 0, sizeof *p);
+}
+
+static fpt_batch batch_of(fpt_source_buf *b, int n) {
+  fpt_batch x = {n, b->x, b->ids, b->y, b->sample};
+  return x;
+}
+
+// Forward of this stage's part on micro-batch k; the last stage adds the head
+// (and its backward when dscale != 0). Returns the loss sum (last stage).
+static double stage_forward(fpt_pipeline *p, int k, int n, const fpt_pass *ps, float dscale,
+                            int64_t *hits) {
+  fpt_model *m = p->m;
+  fpt_acts *a = &p->acts[k];
+  fpt_batch b = batch_of(&p->buf[k], n);
+  if (m->part.has_input)
+    fpt_input_forward(m, a, &b, ps);
+  for (int l = m->part.l0; l < m->part.l1; l++)
+    fpt_block_forward(m, a, l, l == m->part.l0 && !m->part.has_input ? p->h_in[k] : NULL, &b, ps);
+  if (!m->part.has_head)
+    return 0.0;
+  return fpt_head_forward_backward(m, a, a->blk[m->part.l1 - 1 - m->part.l0].h2, &b, dscale,
+                                   hits);
+}
+
+static void stage_backward(fpt_pipeline *p, int k, const fpt_pass *ps) {
+  fpt_model *m = p->m;
+  fpt_acts *a = &p->acts[k];
+  fpt_batch b = batch_of(&p->buf[k], p->mbs);
+  for (int l = m->part.l1 - 1; l >= m->part.l0 && l >= p->floor; l--)
+    fpt_block_backward(m, a, l, l == m->part.l0 && !m->part.has_input ? p->h_in[k] : NULL, &b,
+                       ps, l > p->floor || p->need_input);
+  if (m->part.has_input && p->need_input)
+    fpt_input_backward(m, a, &b, ps);
+}
+
+int fpt_pipeline_train_step(fpt_pipeline *p, int64_t step, uint64_t seed, double clip, float lr,
+                            double *loss, double *acc, double *grad_norm) {
+  fpt_grid *g = p->g;
+  fpt_model *m = p->m;
+  int S = g->S, s = g->stage, M = p->M, n = p->mbs;
+  int cnt = n * m->task.seq * m->cfg.n_embd;
+  double t0 = now();
+  memset(&p->t, 0, sizeof p->t);
+  int rc = 0;
+  for (int k = 0; k < M && rc == 0; k++) {
+    int64_t first = step * p->B + (int64_t)g->replica * (p->B / g->R) + (int64_t)k * n;
+    rc = fpt_source_train(p->src, first, n, m->part.has_input, m->part.has_head, &p->buf[k]);
+  }
+  FPT_TRY(rc);
+  double t1 = now();
+  p->t.io = t1 - t0;
+  fpt_zero_grad(m);
+  MPI_Request *rq_act = fpt_calloc((size_t)M, sizeof(MPI_Request));
+  MPI_Request *rq_grad = fpt_calloc((size_t)M, sizeof(MPI_Request));
+  MPI_Request *sends = fpt_calloc((size_t)2 * M, sizeof(MPI_Request));
+  int n_sends = 0;
+  for (int k = 0; k < M; k++) {
+    rq_act[k] = rq_grad[k] = MPI_REQUEST_NULL;
+    if (s > 0)
+      MPI_Irecv(p->h_in[k], cnt, MPI_FLOAT, s - 1, 2 * k, g->pipe, &rq_act[k]);
+    // Non-last stages never swap dres inside their blocks (only the model's
+    // last block does), so the gradient can land in it directly.
+    if (s < S - 1)
+      MPI_Irecv(p->acts[k].dres, cnt, MPI_FLOAT, s + 1, 2 * k + 1, g->pipe, &rq_grad[k]);
+  }
+  fpt_pass ps = {1, seed, (uint32_t)step};
+  float dscale = (float)(1.0 / ((double)p->B * m->K));
+  double sums[2] = {0, 0}, wait = 0;
+  for (int i = 0; i < p->n_ops; i++) {
+    int k = p->ops[i].mb;
+    double tw = now();
+    switch (p->ops[i].kind) {
+    case FPT_OP_RECV_ACT:
+      MPI_Wait(&rq_act[k], MPI_STATUS_IGNORE);
+      wait += now() - tw;
+      break;
+    case FPT_OP_RECV_GRAD:
+      MPI_Wait(&rq_grad[k], MPI_STATUS_IGNORE);
+      wait += now() - tw;
+      break;
+    case FPT_OP_FWD: {
+      int64_t hits = 0;
+      sums[0] += stage_forward(p, k, n, &ps, dscale, &hits);
+      sums[1] += (double)hits;
+      break;
+    }
+    case FPT_OP_BWD:
+      stage_backward(p, k, &ps);
+      break;
+    case FPT_OP_SEND_ACT:
+      MPI_Isend(p->acts[k].blk[m->part.l1 - 1 - m->part.l0].h2, cnt, MPI_FLOAT, s + 1, 2 * k,
+                g->pipe, &sends[n_sends++]);
+      break;
+    case FPT_OP_SEND_GRAD:
+      MPI_Isend(p->acts[k].dres, cnt, MPI_FLOAT, s - 1, 2 * k + 1, g->pipe, &sends[n_sends++]);
+      break;
+    }
+  }
+  double tw = now();
+  MPI_Waitall(n_sends, sends, MPI_STATUSES_IGNORE);
+  wait += now() - tw;
+  free(rq_act);
+  free(rq_grad);
+  free(sends);
+  double ta = now();
+  if (g->R > 1)
+    MPI_Allreduce(MPI_IN_PLACE, m->grad_mem, (int)m->n_train, MPI_FLOAT, MPI_SUM, g->stage_comm);
+  // Global norm over every stage's (now replica-summed) gradients.
+  double sq = fpt_grad_sumsq(m);
+  MPI_Allreduce(MPI_IN_PLACE, &sq, 1, MPI_DOUBLE, MPI_SUM, g->pipe);
+  MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  p->t.allreduce = now() - ta;
+  p->t.p2p_wait = wait;
+  double norm = sqrt(sq), coef = clip / (norm + 1e-6);
+  if (coef < 1.0)
+    fpt_scale_grad(m, (float)coef);
+  fpt_adam_step(m, lr);
+  double targets = (double)p->B * m->K;
+  *loss = sums[0] / targets;
+  *acc = sums[1] / targets;
+  *grad_norm = norm;
+  p->t.compute = now() - t1 - p->t.p2p_wait - p->t.allreduce;
+  return 0;
+}
+
+int fpt_pipeline_evaluate(fpt_pipeline *p, int split, double *loss, double *acc) {
+  fpt_grid *g = p->g;
+  fpt_model *m = p->m;
+  int S = g->S, s = g->stage, n = p->mbs, per = p->B / g->R;
+  int64_t N = fpt_source_size(p->src, split);
+  size_t TC = (size_t)m->task.seq * m->cfg.n_embd;
+  fpt_pass ps = {0, 0, 0};
+  double sums[2] = {0, 0};
+  for (int64_t r0 = 0; r0 < N; r0 += p->B)
+    for (int k = 0; k < p->M; k++) {
+      int64_t first = r0 + (int64_t)g->replica * per + (int64_t)k * n;
+      int c = (int)(first >= N ? 0 : (N - first < n ? N - first : n));
+      FPT_TRY(fpt_source_eval(p->src, split, first, c, m->part.has_input, m->part.has_head,
+                              &p->buf[k]));
+      if (c == 0)
+        continue;
+      // Stage by stage: eval needs no overlap.
+      if (s > 0)
+        MPI_Recv(p->h_in[k], (int)(c * TC), MPI_FLOAT, s - 1, 0, g->pipe, MPI_STATUS_IGNORE);
+      int64_t hits = 0;
+      sums[0] += stage_forward(p, k, c, &ps, 0.0f, &hits);
+      sums[1] += (double)hits;
+      if (s < S - 1)
+        MPI_Send(p->acts[k].blk[m->part.l1 - 1 - m->part.l0].h2, (int)(c * TC), MPI_FLOAT, s + 1,
+                 0, g->pipe);
+    }
+  MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  *loss = N > 0 ? sums[0] / ((double)N * m->K) : 0.0;
+  *acc = N > 0 ? sums[1] / ((double)N * m->K) : 0.0;
+  return 0;
+}
