@@ -1,7 +1,9 @@
 // fpt data TASK ... -o DATA.h5: build a dataset file for one of the paper's
 // tasks. Validation is carved out of train with a seeded split where the
 // source has no validation split of its own (sizes in --n-val).
+#include <errno.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,12 +15,13 @@
 #include "fpt/dataset.h"
 #include "fpt/dataset_file.h"
 #include "fpt/images.h"
+#include "fpt/listops.h"
 #include "fpt/protein.h"
 #include "fpt/tasks.h"
 #include "runtime.h"
 
 typedef struct {
-  const char *out, *input;
+  const char *out, *input, *tsv_dir;
   long long seed, n_train, n_val, n_test, bit_length, patterns, patch, chunk_samples, max_len;
   int pad32;
 } data_settings;
@@ -27,10 +30,11 @@ typedef struct {
 static const fpt_opt data_opts[] = {
     O(out, STR, "output dataset file (-o)"),
     O(input, STR, "source directory or file (task-dependent)"),
+    O(tsv_dir, STR, "listops: where the generated LRA TSV files go (default OUT.tsv.d)"),
     O(seed, INT, "seed of generators and of the validation split"),
-    O(n_train, INT, "training samples (generated tasks)"),
+    O(n_train, INT, "training samples (generated tasks: bits 10000, listops 96000)"),
     O(n_val, INT, "validation samples: generated (1000), or carved out of train (5000)"),
-    O(n_test, INT, "test samples (generated tasks)"),
+    O(n_test, INT, "test samples (generated tasks: bits 1000, listops 2000)"),
     O(bit_length, INT, "bits per pattern (bit tasks; 0 = task default)"),
     O(patterns, INT, "patterns (bit-memory; 0 = default 5)"),
     O(patch, INT, "bits per token (bit tasks; 0 = task default)"),
@@ -95,6 +99,30 @@ static int load_pfam(const data_settings *s, fpt_dataset *d) {
   return rc;
 }
 
+// listops: read an LRA TSV directory (--input), or generate one with LRA's
+// algorithm (96000/2000/2000 by default) and read that. Both tokenisations.
+static int build_listops(data_settings *s, fpt_dataset *d) {
+  const char *dir = s->input;
+  char gen[4200];
+  if (!dir) {
+    if (s->tsv_dir)
+      snprintf(gen, sizeof gen, "%s", s->tsv_dir);
+    else
+      snprintf(gen, sizeof gen, "%s.tsv.d", s->out);
+    FPT_ENSURE(mkdir(gen, 0777) == 0 || errno == EEXIST, "%s: cannot create directory", gen);
+    FPT_TRY(fpt_listops_generate(gen, (uint64_t)s->seed, s->n_train < 0 ? 96000 : s->n_train,
+                                 s->n_val < 0 ? 2000 : s->n_val, s->n_test < 0 ? 2000 : s->n_test,
+                                 10, 10, 500, 2000));
+    printf("fpt data: generated LRA ListOps TSV files in %s\n", gen);
+    dir = gen;
+  }
+  FPT_TRY(fpt_listops_load(dir, 512, 2000, d));
+  // Sources: the directory (file names are LRA's basic_{train,val,test}.tsv).
+  int w = snprintf(d->sources, sizeof d->sources, "%.1000s/basic_{train,val,test}.tsv", dir);
+  (void)w;
+  return 0;
+}
+
 static int timed_load(int rc, double t0, const char *what) {
   if (rc == 0)
     printf("fpt data: read %s in %.2f s\n", what, now() - t0);
@@ -105,7 +133,7 @@ static int run(int argc, char **argv) {
   FPT_ENSURE(argc > 2 && argv[2][0] != '-',
              "fpt data: the task comes first (fpt data TASK [options] -o DATA.h5)");
   const char *task = argv[2];
-  data_settings s = {NULL, NULL, 1, 10000, -1, 1000, 0, 0, 0, 0, 1024, 0};
+  data_settings s = {NULL, NULL, NULL, 1, -1, -1, -1, 0, 0, 0, 0, 1024, 0};
   FPT_TRY(fpt_opts_parse(argc, argv, 3, data_opts, n_data_opts, &s));
   FPT_ENSURE(s.out, "option -o/--out: an output file is required");
   fpt_dataset d;
@@ -115,9 +143,12 @@ static int run(int argc, char **argv) {
   // Sources without a validation split get one carved out of train: this many.
   int64_t carve = 0;
   if (!strcmp(task, "bit-xor") || !strcmp(task, "bit-memory")) {
-    if (s.n_val < 0)
-      s.n_val = 1000;
+    s.n_train = s.n_train < 0 ? 10000 : s.n_train;
+    s.n_val = s.n_val < 0 ? 1000 : s.n_val;
+    s.n_test = s.n_test < 0 ? 1000 : s.n_test;
     rc = build_bits(task, &s, &d);
+  } else if (!strcmp(task, "listops")) {
+    rc = timed_load(build_listops(&s, &d), t0, "ListOps");
   } else if (!strcmp(task, "mnist") || !strcmp(task, "fashion-mnist")) {
     rc = timed_load(fpt_idx_load(s.input, task, s.pad32, &d), t0, "IDX files");
     carve = s.n_val < 0 ? 5000 : s.n_val;
@@ -130,7 +161,7 @@ static int run(int argc, char **argv) {
   } else if (!strcmp(task, "pfam")) {
     rc = timed_load(load_pfam(&s, &d), t0, "Stockholm files");
   } else {
-    FPT_FAIL("fpt data: unknown task '%s' (bit-xor, bit-memory, mnist, fashion-mnist, "
+    FPT_FAIL("fpt data: unknown task '%s' (bit-xor, bit-memory, listops, mnist, fashion-mnist, "
              "cifar10, cifar10-lra, pfam)", task);
   }
   d.seed = s.seed;
@@ -158,7 +189,7 @@ static int run(int argc, char **argv) {
 int cmd_data(int argc, char **argv) {
   if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
     fpt_opts_help("fpt data TASK [options] -o DATA.h5\n"
-                  "tasks: bit-xor bit-memory mnist fashion-mnist cifar10 cifar10-lra pfam\n"
+                  "tasks: bit-xor bit-memory listops mnist fashion-mnist cifar10 cifar10-lra pfam\n"
                   "(fashion-mnist reads Debian's dataset-fashion-mnist when --input is not given)",
                   data_opts, n_data_opts);
     return 0;

@@ -71,7 +71,6 @@ static const int n_train_opts = (int)(sizeof train_opts / sizeof *train_opts);
 
 static train_settings defaults(void) {
   train_settings s = {0};
-  s.task = "bit-xor";
   s.run_dir = "runs/latest";
   s.init = "pretrained";
   s.steps = 100;
@@ -140,6 +139,9 @@ static int setup(train_settings *s, int argc, char **argv, fpt_grid *g, fpt_mode
                                                  : -1;
   FPT_ENSURE(init_mode >= 0, "option --init: '%s' is not pretrained, random or stats",
              s->init);
+  FPT_ENSURE(!(s->data && s->task), "options --data and --task: give one, not both");
+  if (!s->data && !s->task)
+    s->task = "bit-xor";
   if (s->data) {
     FPT_TRY(fpt_source_open_file(src, s->data, s->tokens, (uint64_t)s->seed, s->augment,
                                  MPI_COMM_WORLD));
