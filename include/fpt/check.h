@@ -31,6 +31,12 @@ void fpt_error_clear(void);
       FPT_FAIL(__VA_ARGS__);                                                   \
   } while (0)
 
+// Fault injection for tests: when the environment names this point
+// (FPT_FAULT=where, and FPT_FAULT_AT=counter / FPT_FAULT_RANK=rank /
+// FPT_FAULT_NTH=k-th match, if set), the process kills itself with SIGKILL,
+// as a crashed or preempted node would.
+void fpt_fault(const char *where, long long counter);
+
 // Allocation that never returns NULL: out of memory is fatal (no sane recovery).
 void *fpt_malloc(size_t n);
 void *fpt_calloc(size_t n, size_t size);

@@ -19,6 +19,9 @@ typedef struct {
 // when the table has an "out" key. Unknown keys and bad values are errors.
 int fpt_opts_parse(int argc, char **argv, int first, const fpt_opt *table,
                    int n, void *settings);
+// Settings from a YAML file: a flat mapping with the same keys (batch_size:
+// 16). Unknown keys and bad values are errors naming the file and line.
+int fpt_opts_load_yaml(const char *path, const fpt_opt *table, int n, void *settings);
 void fpt_opts_help(const char *usage, const fpt_opt *table, int n);
 // Print the resolved settings, one "key: value" per line (YAML-compatible).
 void fpt_opts_dump(const fpt_opt *table, int n, const void *settings,

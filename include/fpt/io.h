@@ -72,5 +72,8 @@ int fpt_metrics_write(fpt_metrics *mt, int64_t step, const char *split,
                       int n_extra, const char *const *extra_names,
                       const double *extra_values);
 void fpt_metrics_close(fpt_metrics *mt);
+// On resume: keep only the lines of steps <= step (written before the
+// checkpoint), minus final-evaluation lines (marked "final"), which the run redoes.
+int fpt_metrics_truncate(const char *run_dir, int64_t step);
 
 #endif

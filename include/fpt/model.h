@@ -94,6 +94,10 @@ int fpt_model_create(fpt_model *m, const fpt_gpt2_config *cfg,
 // tensors (e.g. an MPI shared-memory window; size from fpt_model_frozen_size).
 int fpt_model_create_part(fpt_model *m, const fpt_gpt2_config *cfg, const fpt_task_shape *task,
                           const fpt_freeze *fr, const fpt_part *part, float *frozen_ext);
+// Only the table (names, shapes, groups, trainable; no storage) of a part:
+// lets every rank know every stage's tensors. Free *tensors with free().
+int fpt_model_table(const fpt_gpt2_config *cfg, const fpt_task_shape *task, const fpt_freeze *fr,
+                    const fpt_part *part, fpt_tensor **tensors, int *n);
 size_t fpt_model_frozen_size(const fpt_gpt2_config *cfg, const fpt_task_shape *task,
                              const fpt_freeze *fr, const fpt_part *part);
 void fpt_model_free(fpt_model *m);

@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <errno.h>
+#include <signal.h>
 #include <math.h>
 #include <mpi.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include "commands.h"
 #include "fpt/batches.h"
 #include "fpt/check.h"
+#include "fpt/checkpoint.h"
 #include "fpt/config.h"
 #include "fpt/io.h"
 #include "fpt/model.h"
@@ -23,7 +25,9 @@
 #include "runtime.h"
 
 typedef struct {
-  const char *model, *data, *task, *run_dir, *init, *tokens, *schedule;
+  const char *model, *data, *task, *run_dir, *init, *tokens, *schedule, *config, *resume;
+  long long checkpoint_every, keep_checkpoints, early_stop;
+  double time_limit;
   long long stages, micro_batches, steps, batch_size, seed, data_seed, log_every, eval_every,
       eval_samples, bit_length, patterns, patch;
   double lr, dropout, orth_gain, clip;
@@ -33,6 +37,7 @@ typedef struct {
 
 #define O(k, t, h) {#k, FPT_OPT_##t, offsetof(train_settings, k), h}
 static const fpt_opt train_opts[] = {
+    O(config, STR, "YAML file with any of these keys; options given here win"),
     O(model, STR, "backbone model file (HDF5)"),
     O(data, STR, "dataset file (HDF5); omit for generated bit tasks"),
     O(task, STR, "generated task when --data is not given: bit-xor or bit-memory"),
@@ -49,7 +54,12 @@ static const fpt_opt train_opts[] = {
     O(log_every, INT, "steps between train-metric lines"),
     O(eval_every, INT, "steps between validation passes (0: only at the end)"),
     O(eval_samples, INT, "samples in each generated val/test set (files: whole splits)"),
-    O(run_dir, STR, "directory for metrics.jsonl and outputs"),
+    O(run_dir, STR, "directory for metrics.jsonl, config.yaml and checkpoints/"),
+    O(checkpoint_every, INT, "steps between checkpoints (0: only at the end and on signals)"),
+    O(keep_checkpoints, INT, "checkpoints kept (newest)"),
+    O(resume, STR, "none, auto (newest complete checkpoint of --run-dir, if any), or a file"),
+    O(time_limit, FLOAT, "seconds; checkpoint and exit 75 before running over (0: none)"),
+    O(early_stop, INT, "stop after this many evaluations without a better val loss (0: off)"),
     O(init, STR, "backbone: pretrained, random, or stats (matched to --model)"),
     O(dropout, FLOAT, "dropout probability in training"),
     O(orth_gain, FLOAT, "gain of the orthogonal input-layer init"),
@@ -88,6 +98,9 @@ static train_settings defaults(void) {
   s.micro_batches = 1;
   s.schedule = "1f1b";
   s.shared_weights = 1;
+  s.checkpoint_every = 1000;
+  s.keep_checkpoints = 3;
+  s.resume = "none";
   return s;
 }
 
@@ -119,8 +132,16 @@ static int make_dir(const char *dir) {
 
 static int setup(train_settings *s, int argc, char **argv, fpt_grid *g, fpt_model *m,
                  fpt_source *src, fpt_pipeline *pl) {
+  // YAML first (if --config is given anywhere), then the command line wins.
+  for (int i = 2; i + 1 < argc; i++)
+    if (!strcmp(argv[i], "--config"))
+      FPT_TRY(fpt_opts_load_yaml(argv[i + 1], train_opts, n_train_opts, s));
   FPT_TRY(fpt_opts_parse(argc, argv, 2, train_opts, n_train_opts, s));
   FPT_ENSURE(s->model, "option --model: a backbone model file is required");
+  FPT_ENSURE(s->checkpoint_every >= 0 && s->keep_checkpoints >= 1 && s->early_stop >= 0 &&
+                 s->time_limit >= 0,
+             "options --checkpoint-every, --early-stop, --time-limit must be >= 0 and "
+             "--keep-checkpoints >= 1");
   FPT_ENSURE(s->steps >= 0, "option --steps: must be >= 0");
   FPT_ENSURE(s->batch_size >= 1, "option --batch-size: must be >= 1");
   FPT_ENSURE(s->stages >= 1 && s->micro_batches >= 1,
@@ -265,6 +286,96 @@ static int write_config(const train_settings *s) {
   return 0;
 }
 
+// Release everything that holds MPI or HDF5 resources, then finalize.
+static int teardown(fpt_runtime *rt, fpt_pipeline *pl, fpt_source *src, fpt_model *m, fpt_grid *g,
+                    fpt_metrics *mt, int failed) {
+  if (mt)
+    fpt_metrics_close(mt);
+  fpt_pipeline_free(pl);
+  fpt_source_close(src);
+  fpt_model_free(m);
+  fpt_grid_free(g);
+  return fpt_runtime_finish(rt, failed);
+}
+
+static volatile sig_atomic_t stop_signal = 0;
+static void on_signal(int sig) { stop_signal = sig; }
+
+// SIGUSR1 (Slurm's warning before the time limit) and SIGTERM (preemption)
+// only set a flag: the ranks agree on it at the next step boundary.
+static void install_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGUSR1, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+}
+
+typedef struct {
+  char *buf;
+  size_t len, cap;
+} strbuf;
+static void emit_buf(void *ctx, const char *line) {
+  strbuf *b = ctx;
+  size_t n = strlen(line);
+  if (b->len + n + 2 > b->cap)
+    return;
+  memcpy(b->buf + b->len, line, n);
+  b->len += n;
+  b->buf[b->len++] = '\n';
+  b->buf[b->len] = '\0';
+}
+
+// Resume from --resume (auto: the newest complete checkpoint, if any).
+// Returns the first step to run through *start.
+static int resume_run(const train_settings *s, fpt_grid *g, fpt_model *m, fpt_ckpt_state *st,
+                      int64_t *start) {
+  *start = 0;
+  char path[4400];
+  if (!strcmp(s->resume, "none")) {
+    // Never train over a run that has checkpoints: that would lose it.
+    FPT_ENSURE(fpt_checkpoint_latest(s->run_dir, path, sizeof path) != 0,
+               "option --run-dir: %s already holds checkpoints; use --resume auto, or another "
+               "--run-dir", s->run_dir);
+    return g->rank == 0 ? fpt_metrics_truncate(s->run_dir, -1) : 0;
+  }
+  if (!strcmp(s->resume, "auto")) {
+    int r = fpt_checkpoint_latest(s->run_dir, path, sizeof path);
+    if (r == 1) {
+      if (g->rank == 0)
+        printf("resume: no checkpoint in %s/checkpoints: starting fresh\n", s->run_dir);
+      // Lines of an attempt that died before its first checkpoint are redone.
+      return g->rank == 0 ? fpt_metrics_truncate(s->run_dir, -1) : 0;
+    }
+    FPT_TRY(r);
+  } else {
+    snprintf(path, sizeof path, "%s", s->resume);
+  }
+  fpt_ckpt_state saved;
+  FPT_TRY(fpt_checkpoint_read_state(path, m, &saved));
+  FPT_ENSURE(!strcmp(saved.model_checksum, st->model_checksum),
+             "%s: made with backbone %s (checksum %s), but --model %s has checksum %s", path,
+             saved.model_path, saved.model_checksum, s->model, st->model_checksum);
+  FPT_ENSURE(saved.batch_size == s->batch_size && saved.seed == s->seed,
+             "%s: made with --batch-size %lld --seed %lld; resume with the same values", path,
+             (long long)saved.batch_size, (long long)saved.seed);
+  FPT_TRY(fpt_checkpoint_load(path, m));
+  m->adam_t = saved.adam_t;
+  memcpy(st->window, saved.window, sizeof st->window);
+  st->window_steps = saved.window_steps;
+  st->best_val = saved.best_val;
+  st->best_step = saved.best_step;
+  st->evals_since_best = saved.evals_since_best;
+  *start = saved.step;
+  if (g->rank == 0) {
+    printf("resume: %s (step %lld)\n", path, (long long)saved.step);
+    FPT_TRY(fpt_metrics_truncate(s->run_dir, saved.step));
+  }
+  return 0;
+}
+
 int cmd_train(int argc, char **argv) {
   if (argc > 2 && !strcmp(argv[2], "--help")) {
     fpt_opts_help("fpt train [--key value ...]", train_opts, n_train_opts);
@@ -289,24 +400,47 @@ int cmd_train(int argc, char **argv) {
   g.rank = rt.rank;
   rc = setup(&s, argc, argv, &g, &m, &src, &pl);
   if (fpt_runtime_agree(&rt, rc) != 0)
-    return fpt_runtime_finish(&rt, 1);
+    return teardown(&rt, &pl, &src, &m, &g, NULL, 1);
 
+  // The checkpoint state: what identifies the run and the backbone.
+  static fpt_ckpt_state st;
+  memset(&st, 0, sizeof st);
+  st.seed = s.seed;
+  st.batch_size = s.batch_size;
+  st.best_val = INFINITY;
+  snprintf(st.model_path, sizeof st.model_path, "%s", s.model);
+  strbuf cb = {st.config, 0, sizeof st.config};
+  fpt_opts_dump(train_opts, n_train_opts, &s, emit_buf, &cb);
+  if (g.rank == 0)
+    rc = fpt_file_checksum(s.model, st.model_checksum);
+  MPI_Bcast(st.model_checksum, sizeof st.model_checksum, MPI_CHAR, 0, MPI_COMM_WORLD);
+  int64_t start = 0;
+  if (fpt_runtime_agree(&rt, rc) == 0)
+    rc = resume_run(&s, &g, &m, &st, &start);
+  else
+    rc = 1;
   fpt_metrics mt = {0};
+  if (fpt_runtime_agree(&rt, rc) != 0)
+    return teardown(&rt, &pl, &src, &m, &g, &mt, 1);
   if (g.rank == 0) {
     rc = fpt_metrics_open(&mt, s.run_dir);
     if (rc == 0)
       rc = write_config(&s);
   }
   if (fpt_runtime_agree(&rt, rc) != 0)
-    return fpt_runtime_finish(&rt, 1);
+    return teardown(&rt, &pl, &src, &m, &g, &mt, 1);
   print_startup(&s, &g, &m, &src, &pl);
+  install_signals();
 
-  double win[7] = {0}; // loss, acc, seconds, compute, p2p, allreduce, io
-  int win_steps = 0;
-  double t_start = now();
-  for (long long step = 0; step < s.steps && rc == 0; step++) {
+  double *win = st.window; // loss, acc, seconds, compute, p2p, allreduce, io
+  int64_t win_steps = st.window_steps;
+  double t_start = now(), t_steps = 0;
+  int exit_requeue = 0, stopped_early = 0;
+  int64_t last_ckpt = start, final_step = start;
+  for (long long step = start; step < s.steps && rc == 0; step++) {
+    final_step = step + 1;
     double t0 = now(), loss, acc, norm;
-    fpt_fault_point(&rt, "step", step);
+    fpt_fault("step", step);
     rc = fpt_pipeline_train_step(&pl, step, (uint64_t)s.seed, s.clip, (float)s.lr, &loss, &acc,
                                  &norm);
     if (fpt_runtime_agree(&rt, rc) != 0) {
@@ -321,6 +455,7 @@ int cmd_train(int argc, char **argv) {
       break;
     }
     double part[7] = {loss, acc, now() - t0, pl.t.compute, pl.t.p2p_wait, pl.t.allreduce, pl.t.io};
+    t_steps += part[2];
     for (int k = 0; k < 7; k++)
       win[k] += part[k];
     win_steps++;
@@ -329,7 +464,7 @@ int cmd_train(int argc, char **argv) {
       MPI_Allreduce(MPI_IN_PLACE, win + 2, 5, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
       double tps = (double)win_steps * s.batch_size * m.task.seq / win[2];
       if (g.rank == 0) {
-        double eta = (now() - t_start) / (step + 1) * (s.steps - step - 1);
+        double eta = (now() - t_start) / (step + 1 - start) * (s.steps - step - 1);
         printf("step %6lld/%lld  loss %.4f  acc %.4f  %.0f tok/s  eta %.0fs\n", step + 1, s.steps,
                win[0] / win_steps, win[1] / win_steps, tps, eta);
         fflush(stdout);
@@ -339,7 +474,7 @@ int cmd_train(int argc, char **argv) {
         rc = fpt_metrics_write(&mt, step + 1, "train", win[0] / win_steps, win[1] / win_steps,
                                tps, 6, names, vals);
       }
-      memset(win, 0, sizeof win);
+      memset(win, 0, sizeof st.window);
       win_steps = 0;
     }
     if (rc == 0 && s.eval_every > 0 && (step + 1) % s.eval_every == 0 && step + 1 < s.steps) {
@@ -347,8 +482,58 @@ int cmd_train(int argc, char **argv) {
       rc = fpt_pipeline_evaluate(&pl, FPT_SPLIT_VAL, &l, &a);
       if (g.rank == 0 && rc == 0)
         rc = fpt_metrics_write(&mt, step + 1, "val", l, a, 0, 0, NULL, NULL);
+      if (l < st.best_val) {
+        st.best_val = l;
+        st.best_step = step + 1;
+        st.evals_since_best = 0;
+      } else {
+        st.evals_since_best++;
+      }
+      stopped_early = s.early_stop > 0 && st.evals_since_best >= s.early_stop;
     }
     MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (rc != 0)
+      break;
+    // Stop requests: a signal on any rank, or the time budget (rank 0's clock).
+    int64_t done = step + 1;
+    int stop = stop_signal != 0;
+    if (g.rank == 0 && s.time_limit > 0 &&
+        now() - t_start + 2.0 * t_steps / (double)(done - start) > s.time_limit)
+      stop = 1;
+    MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    int periodic = s.checkpoint_every > 0 && done % s.checkpoint_every == 0;
+    if (stop || periodic || stopped_early || done == s.steps) {
+      st.step = done;
+      st.adam_t = m.adam_t;
+      st.sample_offset = done * s.batch_size;
+      st.window_steps = win_steps;
+      rc = fpt_checkpoint_write(s.run_dir, MPI_COMM_WORLD, &m, g.replica == 0, &st,
+                                (int)s.keep_checkpoints);
+      if (fpt_runtime_agree(&rt, rc) != 0) {
+        rc = 1;
+        break;
+      }
+      last_ckpt = done;
+    }
+    if (stop && done < s.steps) {
+      if (g.rank == 0)
+        printf("stopping at step %lld (%s): checkpoint written; exit %d asks to be requeued\n",
+               (long long)done, stop_signal ? "signal" : "time limit", FPT_EXIT_REQUEUE);
+      exit_requeue = 1;
+      break;
+    }
+    if (stopped_early) {
+      if (g.rank == 0)
+        printf("early stop at step %lld: no better validation loss for %lld evaluations "
+               "(best %.4f at step %lld)\n",
+               (long long)done, s.early_stop, st.best_val, (long long)st.best_step);
+      break;
+    }
+  }
+  (void)last_ckpt;
+  if (exit_requeue) {
+    teardown(&rt, &pl, &src, &m, &g, &mt, 0);
+    return FPT_EXIT_REQUEUE;
   }
   if (rc == 0) {
     const char *names[2] = {"val", "test"};
@@ -359,17 +544,14 @@ int cmd_train(int argc, char **argv) {
       if (g.rank == 0 && rc == 0) {
         printf("final %-4s loss %.4f  accuracy %.4f  (%lld samples)\n", names[k], l, a,
                (long long)fpt_source_size(&src, splits[k]));
-        rc = fpt_metrics_write(&mt, s.steps, names[k], l, a, 0, 0, NULL, NULL);
+        const char *fin[1] = {"final"};
+        double one[1] = {1};
+        rc = fpt_metrics_write(&mt, final_step, names[k], l, a, 0, 1, fin, one);
       }
     }
     if (rc != 0 && g.rank == 0)
       fprintf(stderr, "fpt: error: %s\n", fpt_error_get());
   }
-  fpt_metrics_close(&mt);
-  fpt_pipeline_free(&pl);
-  fpt_source_close(&src);
-  fpt_model_free(&m);
-  fpt_grid_free(&g);
   MPI_Allreduce(MPI_IN_PLACE, &rc, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  return fpt_runtime_finish(&rt, rc != 0);
+  return teardown(&rt, &pl, &src, &m, &g, &mt, rc != 0);
 }

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <yaml.h>
+
 #include "fpt/check.h"
 #include "fpt/config.h"
 
@@ -19,7 +21,19 @@ static const fpt_opt *find(const fpt_opt *t, int n, const char *opt) {
   return NULL;
 }
 
+static int set_value_from(const fpt_opt *o, const char *v, void *settings, const char *file,
+                          long line);
 static int set_value(const fpt_opt *o, const char *v, void *settings) {
+  return set_value_from(o, v, settings, NULL, 0);
+}
+
+static int set_value_from(const fpt_opt *o, const char *v, void *settings, const char *file,
+                          long line) {
+  char where[4200];
+  if (file)
+    snprintf(where, sizeof where, "%s:%ld: key %s", file, line, o->key);
+  else
+    snprintf(where, sizeof where, "option --%s", o->key);
   char *end = NULL;
   void *dst = (char *)settings + o->offset;
   errno = 0;
@@ -29,15 +43,14 @@ static int set_value(const fpt_opt *o, const char *v, void *settings) {
     return 0;
   case FPT_OPT_INT: {
     long long x = strtoll(v, &end, 10);
-    FPT_ENSURE(*v && !*end && errno == 0,
-               "option --%s: '%s' is not an integer", o->key, v);
+    FPT_ENSURE(*v && !*end && errno == 0, "%s: '%s' is not an integer", where, v);
     *(long long *)dst = x;
     return 0;
   }
   case FPT_OPT_FLOAT: {
     double x = strtod(v, &end);
-    FPT_ENSURE(*v && !*end && errno == 0 && isfinite(x),
-               "option --%s: '%s' is not a finite number", o->key, v);
+    FPT_ENSURE(*v && !*end && errno == 0 && isfinite(x), "%s: '%s' is not a finite number", where,
+               v);
     *(double *)dst = x;
     return 0;
   }
@@ -47,7 +60,7 @@ static int set_value(const fpt_opt *o, const char *v, void *settings) {
     else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no"))
       *(int *)dst = 0;
     else
-      FPT_FAIL("option --%s: '%s' is not a boolean (true/false/1/0)", o->key, v);
+      FPT_FAIL("%s: '%s' is not a boolean (true/false/1/0)", where, v);
     return 0;
   }
   return 1;
@@ -107,4 +120,71 @@ void fpt_opts_dump(const fpt_opt *table, int n, const void *settings,
     }
     emit(ctx, line);
   }
+}
+
+// YAML: one flat mapping of known keys to scalars, parsed with libyaml.
+int fpt_opts_load_yaml(const char *path, const fpt_opt *table, int n, void *settings) {
+  FILE *f = fopen(path, "rb");
+  FPT_ENSURE(f, "%s: cannot open the config file", path);
+  yaml_parser_t p;
+  yaml_parser_initialize(&p);
+  yaml_parser_set_input_file(&p, f);
+  int rc = 0, depth = 0, done = 0;
+  char *key = NULL;
+  while (!done && rc == 0) {
+    yaml_event_t e;
+    if (!yaml_parser_parse(&p, &e)) {
+      fpt_error_set("%s:%lu: YAML error: %s", path, (unsigned long)p.problem_mark.line + 1,
+                    p.problem ? p.problem : "unknown");
+      rc = 1;
+      break;
+    }
+    long line = (long)e.start_mark.line + 1;
+    switch (e.type) {
+    case YAML_STREAM_END_EVENT:
+      done = 1;
+      break;
+    case YAML_MAPPING_START_EVENT:
+      if (++depth > 1) {
+        fpt_error_set("%s:%ld: nested mappings are not allowed (flat key: value only)", path, line);
+        rc = 1;
+      }
+      break;
+    case YAML_MAPPING_END_EVENT:
+      depth--;
+      break;
+    case YAML_SEQUENCE_START_EVENT:
+      fpt_error_set("%s:%ld: key %s: lists are not allowed", path, line, key ? key : "?");
+      rc = 1;
+      break;
+    case YAML_SCALAR_EVENT: {
+      const char *v = (const char *)e.data.scalar.value;
+      if (depth != 1) {
+        fpt_error_set("%s:%ld: expected a mapping of key: value", path, line);
+        rc = 1;
+      } else if (!key) {
+        key = strdup(v);
+      } else {
+        const fpt_opt *o = find(table, n, key);
+        if (!o) {
+          fpt_error_set("%s:%ld: unknown key '%s'", path, line, key);
+          rc = 1;
+        } else {
+          // Strings outlive the parser: the settings keep pointers to them.
+          rc = set_value_from(o, o->type == FPT_OPT_STR ? strdup(v) : v, settings, path, line);
+        }
+        free(key);
+        key = NULL;
+      }
+      break;
+    }
+    default:
+      break;
+    }
+    yaml_event_delete(&e);
+  }
+  free(key);
+  yaml_parser_delete(&p);
+  fclose(f);
+  return rc;
 }

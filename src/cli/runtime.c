@@ -38,19 +38,6 @@ int fpt_runtime_finish(fpt_runtime *rt, int failed) {
   return failed ? 1 : 0;
 }
 
-void fpt_fault_point(const fpt_runtime *rt, const char *where, long long counter) {
-  const char *f = getenv("FPT_FAULT"), *r = getenv("FPT_FAULT_RANK"), *c = getenv("FPT_FAULT_AT");
-  if (!f || strcmp(f, where) != 0)
-    return;
-  if (r && atoi(r) != rt->rank)
-    return;
-  if (c && atoll(c) != counter)
-    return;
-  fprintf(stderr, "fpt: fault injection: rank %d killed at %s %lld\n", rt->rank, where, counter);
-  fflush(stderr);
-  raise(SIGKILL);
-}
-
 int fpt_report_error(void) {
   fprintf(stderr, "fpt: error: %s\n", fpt_error_get());
   return 1;

@@ -13,10 +13,6 @@ int fpt_runtime_init(fpt_runtime *rt, int *argc, char ***argv);
 int fpt_runtime_agree(const fpt_runtime *rt, int rc);
 // Finalize MPI and return the process exit code.
 int fpt_runtime_finish(fpt_runtime *rt, int failed);
-// Fault injection for tests: when FPT_FAULT names this point (and
-// FPT_FAULT_RANK, if set, names this rank), the process kills itself with
-// SIGKILL, as a crashed or preempted node would.
-void fpt_fault_point(const fpt_runtime *rt, const char *where, long long counter);
 // For single-process commands: print the pending error, return 1.
 int fpt_report_error(void);
 

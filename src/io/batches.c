@@ -62,7 +62,7 @@ int fpt_source_open_file(fpt_source *s, const char *path, const char *tokens,
 }
 
 void fpt_source_close(fpt_source *s) {
-  if (s->from_file)
+  if (s->from_file && s->rd.file > 0)
     fpt_data_close(&s->rd);
   free(s->perm);
   s->perm = NULL;

@@ -38,3 +38,53 @@ void fpt_metrics_close(fpt_metrics *mt) {
     fclose(mt->f);
   mt->f = NULL;
 }
+
+int fpt_metrics_truncate(const char *run_dir, int64_t step) {
+  char path[4200], tmp[4300];
+  snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *in = fopen(path, "r");
+  if (!in)
+    return 0; // nothing logged yet
+  FILE *out = fopen(tmp, "w");
+  if (!out) {
+    fclose(in);
+    FPT_FAIL("%s: cannot write", tmp);
+  }
+  char *line = NULL;
+  size_t cap = 0;
+  long long lineno = 0;
+  int rc = 0;
+  while (getline(&line, &cap, in) > 0) {
+    lineno++;
+    cJSON *o = cJSON_Parse(line);
+    const cJSON *s = o ? cJSON_GetObjectItemCaseSensitive(o, "step") : NULL;
+    if (!cJSON_IsNumber(s)) {
+      // A line cut by a crash can only be the last; anything else is damage.
+      int last = fgetc(in) == EOF;
+      cJSON_Delete(o);
+      if (last)
+        break;
+      fpt_error_set("%s:%lld: not a metrics line", path, lineno);
+      rc = 1;
+      break;
+    }
+    // Final-evaluation lines come after the last checkpoint: a resumed run redoes them.
+    if ((int64_t)s->valuedouble <= step && !cJSON_GetObjectItemCaseSensitive(o, "final"))
+      fputs(line, out);
+    cJSON_Delete(o);
+  }
+  free(line);
+  fclose(in);
+  if (fclose(out) != 0 && rc == 0) {
+    fpt_error_set("%s: write failed", tmp);
+    rc = 1;
+  }
+  if (rc == 0 && rename(tmp, path) != 0) {
+    fpt_error_set("%s: cannot replace", path);
+    rc = 1;
+  }
+  if (rc != 0)
+    remove(tmp);
+  return rc;
+}

@@ -1,6 +1,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "fpt/check.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,4 +55,24 @@ float *fpt_alloc_floats(size_t n) {
   }
   memset(p, 0, bytes);
   return p;
+}
+
+void fpt_fault(const char *where, long long counter) {
+  const char *f = getenv("FPT_FAULT");
+  if (!f || strcmp(f, where) != 0)
+    return;
+  const char *at = getenv("FPT_FAULT_AT"), *r = getenv("FPT_FAULT_RANK");
+  const char *me = getenv("OMPI_COMM_WORLD_RANK");
+  if (at && atoll(at) != counter)
+    return;
+  if (r && atoi(r) != (me ? atoi(me) : 0))
+    return;
+  // FPT_FAULT_NTH=k: only the k-th match (e.g. the second checkpoint).
+  static int matches;
+  const char *nth = getenv("FPT_FAULT_NTH");
+  if (++matches < (nth ? atoi(nth) : 1))
+    return;
+  fprintf(stderr, "fpt: fault injection: killed at %s %lld\n", where, counter);
+  fflush(stderr);
+  raise(SIGKILL);
 }

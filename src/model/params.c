@@ -59,8 +59,20 @@ size_t fpt_model_frozen_size(const fpt_gpt2_config *cfg, const fpt_task_shape *t
   return n;
 }
 
-int fpt_model_create_part(fpt_model *m, const fpt_gpt2_config *cfg, const fpt_task_shape *task,
-                          const fpt_freeze *fr, const fpt_part *part, float *frozen_ext) {
+// The tensors of one block, in order; shapes in units of C (0 = absent dim).
+static const struct {
+  const char *name;
+  int group, d0, d1; // in units of C (0 = absent dim)
+} blk[12] = {{"ln_1/weight", FPT_G_LN, 1, 0},      {"ln_1/bias", FPT_G_LN, 1, 0},
+             {"attn/c_attn/weight", FPT_G_ATTN, 1, 3}, {"attn/c_attn/bias", FPT_G_ATTN, 3, 0},
+             {"attn/c_proj/weight", FPT_G_ATTN, 1, 1}, {"attn/c_proj/bias", FPT_G_ATTN, 1, 0},
+             {"ln_2/weight", FPT_G_LN, 1, 0},      {"ln_2/bias", FPT_G_LN, 1, 0},
+             {"mlp/c_fc/weight", FPT_G_FF, 1, 4},  {"mlp/c_fc/bias", FPT_G_FF, 4, 0},
+             {"mlp/c_proj/weight", FPT_G_FF, 4, 1}, {"mlp/c_proj/bias", FPT_G_FF, 1, 0}};
+
+// The tensor table (names, shapes, groups, trainable) without any storage.
+static int build_table(fpt_model *m, const fpt_gpt2_config *cfg, const fpt_task_shape *task,
+                       const fpt_freeze *fr, const fpt_part *part) {
   memset(m, 0, sizeof *m);
   m->cfg = *cfg;
   m->task = *task;
@@ -97,15 +109,6 @@ int fpt_model_create_part(fpt_model *m, const fpt_gpt2_config *cfg, const fpt_ta
     add(m, &uid, in, FPT_G_IN, -1, "in/bias", C, 0);
   }
   add(m, &uid, in, FPT_G_POS, -1, "wpe/weight", cfg->n_positions, C);
-  static const struct {
-    const char *name;
-    int group, d0, d1; // in units of C (0 = absent dim)
-  } blk[12] = {{"ln_1/weight", FPT_G_LN, 1, 0},      {"ln_1/bias", FPT_G_LN, 1, 0},
-               {"attn/c_attn/weight", FPT_G_ATTN, 1, 3}, {"attn/c_attn/bias", FPT_G_ATTN, 3, 0},
-               {"attn/c_proj/weight", FPT_G_ATTN, 1, 1}, {"attn/c_proj/bias", FPT_G_ATTN, 1, 0},
-               {"ln_2/weight", FPT_G_LN, 1, 0},      {"ln_2/bias", FPT_G_LN, 1, 0},
-               {"mlp/c_fc/weight", FPT_G_FF, 1, 4},  {"mlp/c_fc/bias", FPT_G_FF, 4, 0},
-               {"mlp/c_proj/weight", FPT_G_FF, 4, 1}, {"mlp/c_proj/bias", FPT_G_FF, 1, 0}};
   for (int l = 0; l < L; l++)
     for (int k = 0; k < 12; k++) {
       snprintf(nm, sizeof nm, "h/%d/%s", l, blk[k].name);
@@ -116,6 +119,32 @@ int fpt_model_create_part(fpt_model *m, const fpt_gpt2_config *cfg, const fpt_ta
   add(m, &uid, hd, FPT_G_LN, -1, "ln_f/bias", C, 0);
   add(m, &uid, hd, FPT_G_OUT, -1, "out/weight", C, task->n_out);
   add(m, &uid, hd, FPT_G_OUT, -1, "out/bias", task->n_out, 0);
+  return 0;
+}
+
+int fpt_model_table(const fpt_gpt2_config *cfg, const fpt_task_shape *task, const fpt_freeze *fr,
+                    const fpt_part *part, fpt_tensor **tensors, int *n) {
+  fpt_model m;
+  int rc = build_table(&m, cfg, task, fr, part);
+  if (rc != 0) {
+    free(m.tensors);
+    return rc;
+  }
+  *tensors = m.tensors;
+  *n = m.n_tensors;
+  return 0;
+}
+
+int fpt_model_create_part(fpt_model *m, const fpt_gpt2_config *cfg, const fpt_task_shape *task,
+                          const fpt_freeze *fr, const fpt_part *part, float *frozen_ext) {
+  int rc = build_table(m, cfg, task, fr, part);
+  if (rc != 0) {
+    free(m->tensors);
+    m->tensors = NULL;
+    return rc;
+  }
+  int L = cfg->n_layer;
+  char nm[48];
 
   for (int i = 0; i < m->n_tensors; i++) {
     fpt_tensor *t = &m->tensors[i];

@@ -60,7 +60,7 @@ int fpt_grid_shared_frozen(fpt_grid *g, size_t n, float **mem, int *leader) {
 }
 
 void fpt_grid_free(fpt_grid *g) {
-  if (g->win != MPI_WIN_NULL)
+  if (g->win && g->win != MPI_WIN_NULL)
     MPI_Win_free(&g->win);
   if (g->pipe != MPI_COMM_NULL && g->pipe)
     MPI_Comm_free(&g->pipe);

@@ -29,7 +29,7 @@ check "init: no partial output" test -z "$(ls "$W" | grep -E '^new.h5')"
 start=$(date +%s)
 expect_error "2 ranks: bad model" "shape.h5: dataset /h/0/attn/c_attn/weight" "$W/e14" -- \
   "$MPIRUN" -np 2 --oversubscribe "$FPT" train --model "$W/shape.h5" --task bit-xor --steps 2 --batch-size 4 --run-dir "$W/run2"
-expect_error "2 ranks: batch not divisible" "batch-size: 5 is not divisible by the 2 ranks" "$W/e15" -- \
+expect_error "2 ranks: batch not divisible" "batch size 5 is not divisible by replicas (world/stages = 2/1 = 2)" "$W/e15" -- \
   "$MPIRUN" -np 2 --oversubscribe "$FPT" train --model "$W/good.h5" --task bit-xor --steps 2 --batch-size 5 --run-dir "$W/run3"
 check "2-rank failures took under 30 s" test $(( $(date +%s) - start )) -lt 30
 

@@ -1,0 +1,45 @@
+// Checkpoints: one HDF5 file per checkpoint, written collectively by all
+// ranks (each stage writes its own tensors; replica 0 supplies the data),
+// with Fletcher32 checksums on every dataset. A checkpoint is written under a
+// temporary name, closed, renamed, and only then recorded in RUN/checkpoints/
+// latest, so a process killed at any moment leaves the previous one loadable.
+// The frozen backbone is not copied: its path and checksum identify it.
+#ifndef FPT_CHECKPOINT_H
+#define FPT_CHECKPOINT_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+#include "fpt/model.h"
+
+#define FPT_CKPT_FORMAT_VERSION 1
+#define FPT_EXIT_REQUEUE 75 // EX_TEMPFAIL: checkpointed after a signal or time limit
+
+typedef struct {
+  int64_t step;           // completed training steps
+  int64_t adam_t;
+  int64_t seed, batch_size;
+  int64_t sample_offset;  // position in the training stream (= step * batch_size)
+  double window[7];       // metric accumulators of the current logging window
+  int64_t window_steps;
+  double best_val;        // early stopping: best validation loss so far
+  int64_t best_step, evals_since_best;
+  char model_path[4096];
+  char model_checksum[17];
+  char config[16384];     // the resolved configuration, YAML
+} fpt_ckpt_state;
+
+// FNV-1a 64 of a file's bytes, as 16 hex digits.
+int fpt_file_checksum(const char *path, char hex[17]);
+
+// Collective over world. writer: this rank's tensors are written (replica 0).
+int fpt_checkpoint_write(const char *run_dir, MPI_Comm world, const fpt_model *m, int writer,
+                         const fpt_ckpt_state *st, int keep);
+// The newest complete checkpoint of a run (from `latest`): 0 and path, or 1 if none.
+int fpt_checkpoint_latest(const char *run_dir, char *path, size_t n);
+// Read the state, and check that the checkpoint fits this model/task.
+int fpt_checkpoint_read_state(const char *path, const fpt_model *m, fpt_ckpt_state *st);
+// Load this rank's trainable tensors and their Adam moments.
+int fpt_checkpoint_load(const char *path, fpt_model *m);
+
+#endif
