@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "fpt/batches.h"
@@ -298,6 +299,25 @@ static int teardown(fpt_runtime *rt, fpt_pipeline *pl, fpt_source *src, fpt_mode
   return fpt_runtime_finish(rt, failed);
 }
 
+// One line per logging interval; on a terminal, a live bar redrawn in place.
+static void print_progress(long long done, long long total, double loss, double acc, double tps,
+                           double eta) {
+  static int tty = -1;
+  if (tty < 0)
+    tty = isatty(STDOUT_FILENO);
+  char bar[24] = "";
+  if (tty) {
+    int w = 20, fill = total > 0 ? (int)(w * done / total) : w;
+    for (int i = 0; i < w; i++)
+      bar[i] = i < fill ? '#' : '.';
+    bar[w] = '\0';
+  }
+  printf("%s%s%s%sstep %6lld/%lld  loss %.4f  acc %.4f  %.0f tok/s  eta %.0fs%s", tty ? "\r[" : "",
+         bar, tty ? "] " : "", "", done, total, loss, acc, tps, eta,
+         tty ? (done == total ? "\n" : "   ") : "\n");
+  fflush(stdout);
+}
+
 static volatile sig_atomic_t stop_signal = 0;
 static void on_signal(int sig) { stop_signal = sig; }
 
@@ -465,9 +485,7 @@ int cmd_train(int argc, char **argv) {
       double tps = (double)win_steps * s.batch_size * m.task.seq / win[2];
       if (g.rank == 0) {
         double eta = (now() - t_start) / (step + 1 - start) * (s.steps - step - 1);
-        printf("step %6lld/%lld  loss %.4f  acc %.4f  %.0f tok/s  eta %.0fs\n", step + 1, s.steps,
-               win[0] / win_steps, win[1] / win_steps, tps, eta);
-        fflush(stdout);
+        print_progress(step + 1, s.steps, win[0] / win_steps, win[1] / win_steps, tps, eta);
         const char *names[6] = {"lr", "step_s", "compute_s", "p2p_wait_s", "allreduce_s", "io_s"};
         double vals[6] = {s.lr, win[2] / win_steps, win[3] / win_steps, win[4] / win_steps,
                           win[5] / win_steps, win[6] / win_steps};
