@@ -554,6 +554,13 @@ int cmd_train(int argc, char **argv) {
     return FPT_EXIT_REQUEUE;
   }
   if (rc == 0) {
+    // After training every rank has touched its weights: the fair memory figure.
+    double mem[2];
+    memory_mb(&mem[0], &mem[1]);
+    MPI_Allreduce(MPI_IN_PLACE, mem, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    if (g.rank == 0)
+      printf("memory after training: %.0f MB resident in all ranks, %.0f MB proportional\n",
+             mem[0], mem[1]);
     const char *names[2] = {"val", "test"};
     int splits[2] = {FPT_SPLIT_VAL, FPT_SPLIT_TEST};
     for (int k = 0; k < 2 && rc == 0; k++) {
