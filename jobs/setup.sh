@@ -12,6 +12,7 @@ PACKAGES=(
   libopenblas-dev libscalapack-openmpi-dev
   libcjson-dev libyaml-dev libcmocka-dev zlib1g-dev
   dataset-fashion-mnist hmmer-examples python3-lmdb
+  slurmctld slurmd slurm-client munge libpmix-dev
   python3 python3-numpy python3-h5py python3-torch python3-matplotlib
 )
 

@@ -302,9 +302,13 @@ static int teardown(fpt_runtime *rt, fpt_pipeline *pl, fpt_source *src, fpt_mode
 // One line per logging interval; on a terminal, a live bar redrawn in place.
 static void print_progress(long long done, long long total, double loss, double acc, double tps,
                            double eta) {
+  // Open MPI gives ranks a pseudo-terminal even when mpirun's output goes to a
+  // file, so under mpirun the bar is opt-in: FPT_PROGRESS=bar (or =lines).
   static int tty = -1;
-  if (tty < 0)
-    tty = isatty(STDOUT_FILENO);
+  if (tty < 0) {
+    const char *want = getenv("FPT_PROGRESS");
+    tty = want ? !strcmp(want, "bar") : isatty(STDOUT_FILENO) && !getenv("OMPI_COMM_WORLD_SIZE");
+  }
   char bar[24] = "";
   if (tty) {
     int w = 20, fill = total > 0 ? (int)(w * done / total) : w;
@@ -404,6 +408,7 @@ int cmd_train(int argc, char **argv) {
   fpt_runtime rt;
   if (fpt_runtime_init(&rt, &argc, &argv) != 0)
     return 1;
+  install_signals(); // before the (possibly long) set-up, so a signal is never lost
   int rc = fpt_grid_check_launch(rt.size);
   if (fpt_runtime_agree(&rt, rc) != 0)
     return fpt_runtime_finish(&rt, 1);
@@ -450,7 +455,6 @@ int cmd_train(int argc, char **argv) {
   if (fpt_runtime_agree(&rt, rc) != 0)
     return teardown(&rt, &pl, &src, &m, &g, &mt, 1);
   print_startup(&s, &g, &m, &src, &pl);
-  install_signals();
 
   double *win = st.window; // loss, acc, seconds, compute, p2p, allreduce, io
   int64_t win_steps = st.window_steps;

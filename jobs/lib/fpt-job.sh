@@ -1,0 +1,206 @@
+# shellcheck shell=bash
+# jobs/lib/fpt-job.sh: the shared part of every jobs/*.sbatch script (source it).
+#
+# What it does on `source`:
+#   - FPT_ROOT: the repository this file sits in (the sbatch scripts source it
+#     from $FPT_ROOT, default $SLURM_SUBMIT_DIR, so it is the submit directory).
+#   - FPT: the fpt binary, default $FPT_ROOT/build/fpt (made absolute).
+#   - Open MPI as root: OMPI_ALLOW_RUN_AS_ROOT{,_CONFIRM}=1, only when uid is 0.
+#   - OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK (threads per rank; 1 if unset).
+# Functions:
+#   fpt_log MSG...                 one timestamped line on stdout (the job's output file)
+#   fpt_die MSG...                 log, exit 1 (a real failure: never requeued)
+#   fpt_need FILE HINT             fail unless FILE exists; HINT says how to make it
+#   fpt_need_model FILE            the same for a backbone model file
+#   fpt_data TASK FILE             fail unless FILE exists, or make it if fpt can
+#                                  without a download (fashion-mnist, pfam, listops)
+#   fpt_task_args TASK             sets the array FPT_TASK_ARGS: --task T (bit tasks)
+#                                  or --data $DATA_DIR/T.h5 (checked with fpt_data)
+#   fpt_sweep_line FILE INDEX      sets SWEEP_TASK SWEEP_LR SWEEP_SEED from a TSV line
+#   fpt_run SUBCOMMAND ARGS...     launch `fpt SUBCOMMAND ARGS` on all tasks, forward
+#                                  USR1/TERM, and act on the exit code (never returns):
+#                                    0  -> exit 0 ("done")
+#                                    75 -> scontrol requeue $SLURM_JOB_ID, exit 0
+#                                    *  -> exit with that code (not requeued)
+# Environment knobs (all optional):
+#   FPT_LAUNCHER      mpirun (default) or srun (srun --mpi=pmix)
+#   FPT_MPIRUN_ARGS   extra mpirun options; default "--bind-to none" when a rank
+#                     has more than one thread, else none
+#   FPT_SRUN_ARGS     extra srun options
+#   FPT_MAX_RESTARTS  do not requeue once SLURM_RESTART_COUNT reaches this (50)
+#   DATA_DIR          where fpt_task_args looks for TASK.h5 (default data)
+# Relative paths are relative to the job's working directory: the directory
+# sbatch was run in (submit from the repository root).
+# See docs/SLURM.md.
+
+FPT_ROOT=${FPT_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+
+fpt_log() {
+  local id=${SLURM_JOB_ID:-local}
+  if [ -n "${SLURM_ARRAY_JOB_ID:-}" ]; then id=${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}; fi
+  printf '%s fpt-job[%s]: %s\n' "$(date '+%F %T')" "$id" "$*"
+}
+
+fpt_die() {
+  fpt_log "error: $*"
+  exit 1
+}
+
+fpt_need() { # fpt_need FILE HINT
+  [ -e "$1" ] || fpt_die "$1 not found ($2)"
+}
+
+FPT=${FPT:-$FPT_ROOT/build/fpt}
+case $FPT in /*) ;; *) FPT=$PWD/$FPT ;; esac
+[ -x "$FPT" ] || fpt_die "no fpt binary at $FPT (build it with jobs/setup.sh, or set FPT=/path/to/fpt)"
+
+if [ "$(id -u)" -eq 0 ]; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
+export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-${OMP_NUM_THREADS:-1}}
+
+fpt_need_model() { # fpt_need_model FILE
+  fpt_need "$1" "GPT-2: data/download_gpt2.sh gpt2 makes data/models/gpt2.h5; a random backbone: $FPT init --layers 12 --d-model 768 --heads 12 --positions 1024 -o $1"
+}
+
+# fpt_data TASK FILE: make sure the dataset file exists. Files that fpt makes
+# without a download (fashion-mnist from Debian's dataset-fashion-mnist, pfam
+# from hmmer-examples, the ListOps generator) are made on first use; for the
+# others the error says which download and conversion make them.
+fpt_data() {
+  local task=$1 file=$2
+  [ -e "$file" ] && return 0
+  case $task in
+  fashion-mnist | pfam | listops)
+    fpt_log "making $file: $FPT data $task -o $file"
+    mkdir -p "$(dirname "$file")"
+    "$FPT" data "$task" -o "$file" || fpt_die "fpt data $task -o $file failed"
+    ;;
+  mnist | cifar10 | cifar10-lra)
+    fpt_need "$file" "data/download_datasets.sh ${task%-lra}, then the '$FPT data $task ...' command it prints" ;;
+  homology)
+    fpt_need "$file" "data/download_datasets.sh tape, then data/tape_homology_to_h5.py data/raw/tape/remote_homology -o $file" ;;
+  *) fpt_need "$file" "see '$FPT data --help'" ;;
+  esac
+}
+
+# fpt_task_args TASK: sets the array FPT_TASK_ARGS to the options that select
+# TASK: --task T for the generated bit tasks, else --data $DATA_DIR/T.h5.
+# shellcheck disable=SC2034 # FPT_TASK_ARGS is for the script that sources this
+fpt_task_args() {
+  case $1 in
+  bit-xor | bit-memory) FPT_TASK_ARGS=(--task "$1") ;;
+  listops | mnist | fashion-mnist | cifar10 | cifar10-lra | homology | pfam)
+    fpt_data "$1" "${DATA_DIR:-data}/$1.h5"
+    FPT_TASK_ARGS=(--data "${DATA_DIR:-data}/$1.h5")
+    ;;
+  *) fpt_die "unknown task '$1' (bit-xor bit-memory listops mnist fashion-mnist cifar10 cifar10-lra homology pfam)" ;;
+  esac
+}
+
+# fpt_sweep_line FILE INDEX: line INDEX (0-based, after the header line) of a
+# tab-separated file with the columns task, lr, seed.
+fpt_sweep_line() {
+  local file=$1 index=$2 n
+  fpt_need "$file" "the sweep's parameter file: a header line, then 'task<TAB>lr<TAB>seed' per array index"
+  [[ $index =~ ^[0-9]+$ ]] || fpt_die "array index '$index' is not a number (submit with --array)"
+  n=$(($(awk 'END { print NR }' "$file") - 1))
+  [ "$index" -lt "$n" ] || fpt_die "$file has $n parameter lines (array indices 0-$((n - 1))), not index $index"
+  IFS=$'\t' read -r SWEEP_TASK SWEEP_LR SWEEP_SEED _ < <(sed -n "$((index + 2))p" "$file" | tr -d '\r') || true
+  if [ -z "${SWEEP_TASK:-}" ] || [ -z "${SWEEP_LR:-}" ] || [ -z "${SWEEP_SEED:-}" ]; then
+    fpt_die "$file line $((index + 2)): expected 'task<TAB>lr<TAB>seed'"
+  fi
+  local dup
+  dup=$(tail -n +2 "$file" | tr -d '\r' | awk -F'\t' -v t="$SWEEP_TASK" -v l="$SWEEP_LR" -v s="$SWEEP_SEED" \
+    '$1 == t && $2 == l && $3 == s' | wc -l)
+  [ "$dup" -eq 1 ] || fpt_die "$file: '$SWEEP_TASK $SWEEP_LR $SWEEP_SEED' appears $dup times (the runs would share a run directory)"
+}
+
+# --- launching and signals ---------------------------------------------------
+FPT_CHILD=""
+FPT_INTERRUPTED=0
+
+fpt__on_signal() { # the batch shell got SIG$1 (Slurm's --signal=B:..., scancel --batch, preemption)
+  FPT_INTERRUPTED=1
+  if [ -n "$FPT_CHILD" ] && kill -0 "$FPT_CHILD" 2>/dev/null; then
+    # Always SIGUSR1: mpirun forwards it to every rank, while SIGTERM makes mpirun
+    # kill its ranks (SIGTERM, then SIGKILL a few seconds later) before they can
+    # write a checkpoint. The trainer treats both signals the same way.
+    fpt_log "got SIG$1: sending SIGUSR1 to $FPT_LAUNCHER (pid $FPT_CHILD): the trainer checkpoints at the next step boundary and exits 75"
+    kill -USR1 "$FPT_CHILD" 2>/dev/null || true
+  else
+    fpt_log "got SIG$1 while no trainer is running: ignored"
+  fi
+}
+
+fpt_run() { # fpt_run SUBCOMMAND ARGS...
+  local ntasks=${SLURM_NTASKS:-1} cmd
+  FPT_LAUNCHER=${FPT_LAUNCHER:-mpirun}
+  case $FPT_LAUNCHER in
+  mpirun)
+    # One thread per rank: Open MPI's default binding (a core per rank) is right.
+    # More: do not bind, or every thread of a rank would share its one core.
+    local extra=${FPT_MPIRUN_ARGS-}
+    if [ -z "${FPT_MPIRUN_ARGS+set}" ] && [ "$OMP_NUM_THREADS" -gt 1 ]; then extra="--bind-to none"; fi
+    # shellcheck disable=SC2206 # FPT_MPIRUN_ARGS is a list of words
+    cmd=(mpirun -np "$ntasks" -x OMP_NUM_THREADS $extra "$FPT" "$@")
+    ;;
+  srun)
+    # srun does not take --cpus-per-task from the batch job (Slurm 22.05+): pass it.
+    # shellcheck disable=SC2206
+    cmd=(srun --mpi=pmix --ntasks="$ntasks" --cpus-per-task="$OMP_NUM_THREADS" ${FPT_SRUN_ARGS:-} "$FPT" "$@")
+    ;;
+  *) fpt_die "FPT_LAUNCHER must be mpirun or srun, not '$FPT_LAUNCHER'" ;;
+  esac
+
+  fpt_log "start: restart ${SLURM_RESTART_COUNT:-0}, $ntasks task(s) x $OMP_NUM_THREADS thread(s) on ${SLURM_JOB_NODELIST:-$(hostname)}: ${cmd[*]}"
+  trap 'fpt__on_signal USR1' USR1
+  trap 'fpt__on_signal TERM' TERM
+  "${cmd[@]}" &
+  FPT_CHILD=$!
+  # The launcher runs in the background so that the traps run as soon as a signal
+  # comes: `wait` then returns early (status > 128) and we wait again, for the
+  # trainer to write its checkpoint and exit.
+  local rc prev=""
+  while :; do
+    FPT_INTERRUPTED=0
+    rc=0
+    wait "$FPT_CHILD" || rc=$?
+    if [ "$rc" -eq 127 ] && [ -n "$prev" ]; then rc=$prev && break; fi # already reaped
+    [ "$FPT_INTERRUPTED" -eq 1 ] || break
+    prev=$rc
+  done
+  FPT_CHILD=""
+  # From here on a signal (e.g. the SIGTERM of our own requeue) must not cut the
+  # script short.
+  trap '' USR1 TERM
+
+  case $rc in
+  0)
+    fpt_log "done: fpt $1 finished (exit 0)"
+    exit 0
+    ;;
+  75)
+    if [ -z "${SLURM_JOB_ID:-}" ]; then
+      fpt_log "checkpointed (exit 75); not under Slurm: rerun the same command to resume"
+      exit 75
+    fi
+    local restarts=${SLURM_RESTART_COUNT:-0} max=${FPT_MAX_RESTARTS:-50}
+    if [ "$restarts" -ge "$max" ]; then
+      fpt_log "checkpointed (exit 75), but the job has been restarted $restarts times (FPT_MAX_RESTARTS=$max): not requeueing; resubmit to resume"
+      exit 75
+    fi
+    fpt_log "checkpointed (exit 75): requeueing job $SLURM_JOB_ID (restart $((restarts + 1)))"
+    if scontrol requeue "$SLURM_JOB_ID"; then
+      fpt_log "requeued: the job reruns this script, and --resume auto continues from the checkpoint"
+      exit 0
+    fi
+    fpt_log "scontrol requeue $SLURM_JOB_ID failed (was the job submitted with --no-requeue, or cancelled?): resubmit to resume"
+    exit 75
+    ;;
+  *)
+    fpt_log "failed: fpt $1 exited with $rc; not requeueing"
+    exit "$rc"
+    ;;
+  esac
+}
