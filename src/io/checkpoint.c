@@ -127,7 +127,7 @@ static void prune(const char *dir, int keep, const char *newest) {
   while ((e = readdir(d)) && n < 4096) {
     size_t L = strlen(e->d_name);
     if (!strncmp(e->d_name, "ckpt-", 5) && L > 3 && L < 32 && !strcmp(e->d_name + L - 3, ".h5"))
-      snprintf(names[n++], 32, "%s", e->d_name);
+      snprintf(names[n++], 32, "%.31s", e->d_name);
   }
   closedir(d);
   qsort(names, (size_t)n, 32, (int (*)(const void *, const void *))strcmp);
