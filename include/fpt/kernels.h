@@ -13,6 +13,9 @@
 void fpt_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta,
               float *C, int ldc);
+// The same on the calling thread only (for use inside parallel regions).
+void fpt_gemm1(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+               int lda, const float *B, int ldb, float beta, float *C, int ldc);
 // Reference: the same with plain loops, in double. For tests only.
 void fpt_gemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha,
                   const float *A, int lda, const float *B, int ldb, float beta,

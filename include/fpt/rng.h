@@ -33,6 +33,9 @@ float fpt_stream_uniform(fpt_stream s, uint64_t i);
 // Standard normal, i-th value (Box-Muller on a pair of blocks), in double.
 double fpt_stream_normal(fpt_stream s, uint64_t i);
 
+// Seeded Fisher-Yates shuffle of v[0..n) driven by stream s.
+void fpt_shuffle(int64_t *v, int64_t n, fpt_stream s);
+
 // Sites: one per purpose, so that streams never overlap.
 enum {
   FPT_SITE_INIT = 1,      // parameter initialisation (a = tensor id)

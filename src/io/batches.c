@@ -99,14 +99,7 @@ static void make_perm(fpt_source *s, int64_t epoch) {
   for (int64_t i = 0; i < n; i++)
     s->perm[i] = i;
   fpt_stream st = {s->shuffle_seed, FPT_SITE_DATA, 0x5EED, (uint32_t)epoch};
-  for (int64_t i = n - 1; i > 0; i--) {
-    uint64_t r = ((uint64_t)fpt_stream_u32(st, 2 * (uint64_t)i) << 32) |
-                 fpt_stream_u32(st, 2 * (uint64_t)i + 1);
-    int64_t j = (int64_t)(r % (uint64_t)(i + 1));
-    int64_t t = s->perm[i];
-    s->perm[i] = s->perm[j];
-    s->perm[j] = t;
-  }
+  fpt_shuffle(s->perm, n, st);
   s->perm_epoch = epoch;
 }
 

@@ -407,17 +407,6 @@ void fpt_stockholm_free(fpt_stockholm *a) {
 // ---------------------------------------------------------------------------
 // The pfam task.
 
-// Seeded Fisher-Yates of v[0..n) (same draw scheme as fpt_dataset_carve_val).
-static void shuffle(int64_t *v, int64_t n, fpt_stream st) {
-  for (int64_t i = n - 1; i > 0; i--) {
-    uint64_t r = ((uint64_t)fpt_stream_u32(st, 2 * (uint64_t)i) << 32) |
-                 fpt_stream_u32(st, 2 * (uint64_t)i + 1);
-    int64_t j = (int64_t)(r % (uint64_t)(i + 1));
-    int64_t t = v[i];
-    v[i] = v[j];
-    v[j] = t;
-  }
-}
 
 // Sequences of a family of n that go to val (and as many to test).
 static int64_t held_out(int64_t n) {
@@ -475,7 +464,7 @@ int fpt_pfam_load(const char *const *paths, int n_paths, uint64_t seed,
     int64_t *idx = fpt_calloc((size_t)n, sizeof(int64_t));
     for (int64_t i = 0; i < n; i++)
       idx[i] = i;
-    shuffle(idx, n, (fpt_stream){seed, FPT_SITE_DATA, 0x9FA3u, (uint32_t)f});
+    fpt_shuffle(idx, n, (fpt_stream){seed, FPT_SITE_DATA, 0x9FA3u, (uint32_t)f});
     for (int64_t i = 0; i < n; i++) {
       int s = i < k ? FPT_VAL : i < 2 * k ? FPT_TEST : FPT_TRAIN;
       list[s][cnt[s]++] = ((int64_t)f << 32) | idx[i];
@@ -511,7 +500,7 @@ int fpt_pfam_load(const char *const *paths, int n_paths, uint64_t seed,
            n_paths, max_len, (unsigned long long)seed);
 
   for (int s = 0; s < 3 && rc == 0; s++) {
-    shuffle(list[s], cnt[s],
+    fpt_shuffle(list[s], cnt[s],
             (fpt_stream){seed, FPT_SITE_DATA, 0x9FA4u, (uint32_t)s});
     fpt_dataset_alloc(d, s, cnt[s]);
     fpt_split *sp = &d->split[s];

@@ -1,4 +1,3 @@
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,13 +8,6 @@
 // Each (sample, head) pair is one task; OpenBLAS does not thread these small
 // GEMMs, so the pairs are spread over the OpenMP threads instead.
 
-static void sgemm1(int ta, int tb, int M, int N, int K, float alpha,
-                   const float *A, int lda, const float *B, int ldb, float beta,
-                   float *C, int ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-              tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb,
-              beta, C, ldc);
-}
 
 void attention_forward(float *out, float *att, const float *qkv, int B, int T,
                        int q0, int C, int NH, const fpt_dropout *d,
@@ -33,7 +25,7 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T,
       const float *k = qkv + (size_t)b * T * C3 + C + h * hs;
       const float *v = k + C;
       float *p = att + (size_t)bh * Tq * T;
-      sgemm1(0, 1, Tq, T, hs, scale, q, C3, k, C3, 0.0f, p, T);
+      fpt_gemm1(0, 1, Tq, T, hs, scale, q, C3, k, C3, 0.0f, p, T);
       for (int i = 0; i < Tq; i++) {
         float *row = p + (size_t)i * T;
         int n = q0 + i + 1; // keys 0..q0+i are visible
@@ -60,7 +52,7 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T,
         dropout_apply(pd, &db, site, 1, Tq, h * T + q0, T);
         pv = pd;
       }
-      sgemm1(0, 0, Tq, hs, T, 1.0f, pv, T, v, C3, 0.0f,
+      fpt_gemm1(0, 0, Tq, hs, T, 1.0f, pv, T, v, C3, 0.0f,
              out + (size_t)b * Tq * C + h * hs, C);
     }
     free(pd);
@@ -94,7 +86,7 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv,
         db.sample = &one;
       }
       // dPd = dY V^T
-      sgemm1(0, 1, Tq, T, hs, 1.0f, dy, C, v, C3, 0.0f, dp, T);
+      fpt_gemm1(0, 1, Tq, T, hs, 1.0f, dy, C, v, C3, 0.0f, dp, T);
       const float *pv = p;
       if (drop) {
         memcpy(pd, p, sizeof(float) * Tq * T);
@@ -103,7 +95,7 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv,
         pv = pd;
       }
       // dV = Pd^T dY
-      sgemm1(1, 0, T, hs, Tq, 1.0f, pv, T, dy, C, 0.0f, dv, C3);
+      fpt_gemm1(1, 0, T, hs, Tq, 1.0f, pv, T, dy, C, 0.0f, dv, C3);
       // Softmax backward, in place: dp becomes dS (scaled scores).
       for (int i = 0; i < Tq; i++) {
         const float *pr = p + (size_t)i * T;
@@ -118,9 +110,9 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv,
       }
       for (int t = 0; t < q0; t++)
         memset(dq + (size_t)t * C3, 0, sizeof(float) * hs);
-      sgemm1(0, 0, Tq, hs, T, 1.0f, dp, T, k, C3, 0.0f, dq + (size_t)q0 * C3,
+      fpt_gemm1(0, 0, Tq, hs, T, 1.0f, dp, T, k, C3, 0.0f, dq + (size_t)q0 * C3,
              C3);
-      sgemm1(1, 0, T, hs, Tq, 1.0f, dp, T, q, C3, 0.0f, dk, C3);
+      fpt_gemm1(1, 0, T, hs, Tq, 1.0f, dp, T, q, C3, 0.0f, dk, C3);
     }
     free(dp);
     free(pd);

@@ -5,9 +5,8 @@
 
 int fpt_num_threads(void) { return omp_get_max_threads(); }
 
-static void gemm1(int ta, int tb, int M, int N, int K, float alpha,
-                  const float *A, int lda, const float *B, int ldb, float beta,
-                  float *C, int ldc) {
+void fpt_gemm1(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *B, int ldb, float beta, float *C, int ldc) {
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
               tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb,
               beta, C, ldc);
@@ -22,7 +21,7 @@ void fpt_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
   if (M <= 0 || N <= 0)
     return;
   if (nt <= 1 || (double)M * N * K < 2e6) {
-    gemm1(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    fpt_gemm1(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
   int by_rows = M >= N;
@@ -34,10 +33,10 @@ void fpt_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
     int s = t * chunk, e = s + chunk < len ? s + chunk : len;
     if (s < e) {
       if (by_rows)
-        gemm1(ta, tb, e - s, N, K, alpha, ta ? A + s : A + (size_t)s * lda,
+        fpt_gemm1(ta, tb, e - s, N, K, alpha, ta ? A + s : A + (size_t)s * lda,
               lda, B, ldb, beta, C + (size_t)s * ldc, ldc);
       else
-        gemm1(ta, tb, M, e - s, K, alpha, A, lda,
+        fpt_gemm1(ta, tb, M, e - s, K, alpha, A, lda,
               tb ? B + (size_t)s * ldb : B + s, ldb, beta, C + s, ldc);
     }
   }

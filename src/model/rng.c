@@ -83,3 +83,14 @@ double fpt_stream_normal(fpt_stream s, uint64_t i) {
   double r = sqrt(-2.0 * log(u1)), t = 6.283185307179586 * u2;
   return (i & 1) ? r * sin(t) : r * cos(t);
 }
+
+void fpt_shuffle(int64_t *v, int64_t n, fpt_stream s) {
+  for (int64_t i = n - 1; i > 0; i--) {
+    uint64_t r = ((uint64_t)fpt_stream_u32(s, 2 * (uint64_t)i) << 32) |
+                 fpt_stream_u32(s, 2 * (uint64_t)i + 1);
+    int64_t j = (int64_t)(r % (uint64_t)(i + 1));
+    int64_t t = v[i];
+    v[i] = v[j];
+    v[j] = t;
+  }
+}

@@ -56,14 +56,7 @@ void fpt_dataset_carve_val(fpt_dataset *d, int64_t n_val, uint64_t seed) {
   for (int64_t i = 0; i < n; i++)
     perm[i] = i;
   fpt_stream st = {seed, FPT_SITE_DATA, 0xCA, 0xFE};
-  for (int64_t i = n - 1; i > 0; i--) {
-    uint64_t r = ((uint64_t)fpt_stream_u32(st, 2 * (uint64_t)i) << 32) |
-                 fpt_stream_u32(st, 2 * (uint64_t)i + 1);
-    int64_t j = (int64_t)(r % (uint64_t)(i + 1));
-    int64_t t = perm[i];
-    perm[i] = perm[j];
-    perm[j] = t;
-  }
+  fpt_shuffle(perm, n, st);
   char *is_val = fpt_calloc((size_t)n, 1);
   for (int64_t k = 0; k < n_val; k++)
     is_val[perm[k]] = 1;
