@@ -22,20 +22,20 @@ typedef struct {
   int64_t eval_samples;
   // dataset files
   fpt_data_reader rd;
-  int which;          // 1 = x, 2 = x2
+  int which; // 1 = x, 2 = x2
   uint64_t shuffle_seed;
   int64_t perm_epoch; // epoch whose permutation is cached (-1: none)
   int64_t *perm;
-  int augment;        // CIFAR-10 training augmentation: 0 off, 1 cifar10, 2 cifar10-lra
+  int augment; // CIFAR-10 training augmentation: 0 off, 1 cifar10, 2 cifar10-lra
 } fpt_source;
 
-int fpt_source_open_task(fpt_source *s, const fpt_bit_task *t, const char *name,
-                         uint64_t seed, uint64_t data_seed, int64_t eval_samples);
+int fpt_source_open_task(fpt_source *s, const fpt_bit_task *t, const char *name, uint64_t seed,
+                         uint64_t data_seed, int64_t eval_samples);
 // augment: apply the paper's CIFAR-10 training augmentation (crop, flip,
 // rotation) when the file holds cifar10 or cifar10-lra, keyed by (seed,
 // epoch, training row), so that it does not depend on the rank layout.
-int fpt_source_open_file(fpt_source *s, const char *path, const char *tokens,
-                         uint64_t seed, int augment, MPI_Comm comm);
+int fpt_source_open_file(fpt_source *s, const char *path, const char *tokens, uint64_t seed,
+                         int augment, MPI_Comm comm);
 void fpt_source_close(fpt_source *s);
 // Samples in a split: val/test sizes (train: the file's, or -1 if infinite).
 int64_t fpt_source_size(const fpt_source *s, int split);
@@ -55,7 +55,7 @@ void fpt_source_buf_free(fpt_source_buf *b);
 int fpt_source_train(fpt_source *s, int64_t first, int n, int need_x, int need_y,
                      fpt_source_buf *b);
 // Samples [first, first+n) of val or test, in order (collective likewise).
-int fpt_source_eval(fpt_source *s, int split, int64_t first, int n, int need_x,
-                    int need_y, fpt_source_buf *b);
+int fpt_source_eval(fpt_source *s, int split, int64_t first, int n, int need_x, int need_y,
+                    fpt_source_buf *b);
 
 #endif

@@ -12,23 +12,23 @@ void fpt_error_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *fpt_error_get(void);
 void fpt_error_clear(void);
 
-#define FPT_TRY(call)                                                          \
-  do {                                                                         \
-    int fpt_rc_ = (call);                                                      \
-    if (fpt_rc_ != 0)                                                          \
-      return fpt_rc_;                                                          \
+#define FPT_TRY(call)                                                                              \
+  do {                                                                                             \
+    int fpt_rc_ = (call);                                                                          \
+    if (fpt_rc_ != 0)                                                                              \
+      return fpt_rc_;                                                                              \
   } while (0)
 
-#define FPT_FAIL(...)                                                          \
-  do {                                                                         \
-    fpt_error_set(__VA_ARGS__);                                                \
-    return 1;                                                                  \
+#define FPT_FAIL(...)                                                                              \
+  do {                                                                                             \
+    fpt_error_set(__VA_ARGS__);                                                                    \
+    return 1;                                                                                      \
   } while (0)
 
-#define FPT_ENSURE(cond, ...)                                                  \
-  do {                                                                         \
-    if (!(cond))                                                               \
-      FPT_FAIL(__VA_ARGS__);                                                   \
+#define FPT_ENSURE(cond, ...)                                                                      \
+  do {                                                                                             \
+    if (!(cond))                                                                                   \
+      FPT_FAIL(__VA_ARGS__);                                                                       \
   } while (0)
 
 // Fault injection for tests: when the environment names this point

@@ -16,17 +16,17 @@
 #define FPT_EXIT_REQUEUE 75 // EX_TEMPFAIL: checkpointed after a signal or time limit
 
 typedef struct {
-  int64_t step;           // completed training steps
+  int64_t step; // completed training steps
   int64_t adam_t;
   int64_t seed, batch_size;
-  int64_t sample_offset;  // position in the training stream (= step * batch_size)
-  double window[7];       // metric accumulators of the current logging window
+  int64_t sample_offset; // position in the training stream (= step * batch_size)
+  double window[7];      // metric accumulators of the current logging window
   int64_t window_steps;
-  double best_val;        // early stopping: best validation loss so far
+  double best_val; // early stopping: best validation loss so far
   int64_t best_step, evals_since_best;
   char model_path[4096];
   char model_checksum[17];
-  char config[16384];     // the resolved configuration, YAML
+  char config[16384]; // the resolved configuration, YAML
 } fpt_ckpt_state;
 
 // FNV-1a 64 of a file's bytes, as 16 hex digits.

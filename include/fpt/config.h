@@ -9,16 +9,15 @@
 typedef enum { FPT_OPT_STR, FPT_OPT_INT, FPT_OPT_FLOAT, FPT_OPT_BOOL } fpt_opt_type;
 
 typedef struct {
-  const char *key;   // snake_case; the option is --kebab-case
+  const char *key; // snake_case; the option is --kebab-case
   fpt_opt_type type;
-  size_t offset;     // into the command's settings struct
+  size_t offset; // into the command's settings struct
   const char *help;
 } fpt_opt;
 
 // Parse argv[first..argc) into `settings`. `-o X` is accepted as `--out X`
 // when the table has an "out" key. Unknown keys and bad values are errors.
-int fpt_opts_parse(int argc, char **argv, int first, const fpt_opt *table,
-                   int n, void *settings);
+int fpt_opts_parse(int argc, char **argv, int first, const fpt_opt *table, int n, void *settings);
 // Settings from a YAML file: a flat mapping with the same keys (batch_size:
 // 16). Unknown keys and bad values are errors naming the file and line.
 int fpt_opts_load_yaml(const char *path, const fpt_opt *table, int n, void *settings);

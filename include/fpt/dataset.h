@@ -25,28 +25,28 @@ enum { FPT_TRAIN = 0, FPT_VAL = 1, FPT_TEST = 2 };
 extern const char *const fpt_split_names[3];
 
 typedef struct {
-  int64_t n;       // samples
-  float *x;        // (n, T, D) continuous tokens, or NULL
-  int32_t *ids;    // (n, T) token ids, or NULL
-  int32_t *ids2;   // (n, T2) second tokenisation (ListOps: corrected LRA), or NULL
-  int32_t *y;      // (n, K)
-  int64_t *index;  // (n) index of each sample in its source split, or NULL
+  int64_t n;      // samples
+  float *x;       // (n, T, D) continuous tokens, or NULL
+  int32_t *ids;   // (n, T) token ids, or NULL
+  int32_t *ids2;  // (n, T2) second tokenisation (ListOps: corrected LRA), or NULL
+  int32_t *y;     // (n, K)
+  int64_t *index; // (n) index of each sample in its source split, or NULL
 } fpt_split;
 
 typedef struct {
-  char task[32];        // e.g. "fashion-mnist"
-  int seq;              // T
-  int d_in;             // continuous token width (0 for ids)
-  int vocab;            // id vocabulary, ids in [0, vocab) (0 for floats)
-  int seq2, vocab2;     // second tokenisation (0 if none)
-  int n_classes;        // classes per target
-  int K;                // targets per sample
-  int r;                // readout: the last r positions feed the output layer
-  char sources[2048];   // source files, "; "-separated
-  char generator[256];  // how it was made, e.g. "fpt data listops --seed 1"
-  int64_t seed;         // generator / split seed
-  int pad_id;           // padding id for variable-length sequences (-1: none)
-  fpt_split split[3];   // train, val, test
+  char task[32];       // e.g. "fashion-mnist"
+  int seq;             // T
+  int d_in;            // continuous token width (0 for ids)
+  int vocab;           // id vocabulary, ids in [0, vocab) (0 for floats)
+  int seq2, vocab2;    // second tokenisation (0 if none)
+  int n_classes;       // classes per target
+  int K;               // targets per sample
+  int r;               // readout: the last r positions feed the output layer
+  char sources[2048];  // source files, "; "-separated
+  char generator[256]; // how it was made, e.g. "fpt data listops --seed 1"
+  int64_t seed;        // generator / split seed
+  int pad_id;          // padding id for variable-length sequences (-1: none)
+  fpt_split split[3];  // train, val, test
 } fpt_dataset;
 
 void fpt_dataset_free(fpt_dataset *d);

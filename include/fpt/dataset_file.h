@@ -17,8 +17,8 @@ typedef struct {
   char path[4096];
   MPI_Comm comm;
   hid_t file;
-  fpt_dataset meta;   // attributes and shapes; split arrays unused
-  int64_t n[3];       // samples per split
+  fpt_dataset meta; // attributes and shapes; split arrays unused
+  int64_t n[3];     // samples per split
   hid_t x[3], x2[3], y[3];
 } fpt_data_reader;
 
@@ -28,8 +28,8 @@ int fpt_data_open(fpt_data_reader *r, const char *path, MPI_Comm comm);
 // indices into the split, any order, n may be 0). Pass NULL for what this
 // rank does not need (inputs, labels): nothing is read for it. `which`
 // selects the tokenisation: 1 = x, 2 = x2. Output rows follow idx's order.
-int fpt_data_read(fpt_data_reader *r, int split, const int64_t *idx, int n,
-                  int which, void *x, int32_t *y);
+int fpt_data_read(fpt_data_reader *r, int split, const int64_t *idx, int n, int which, void *x,
+                  int32_t *y);
 void fpt_data_close(fpt_data_reader *r);
 
 #endif

@@ -14,24 +14,20 @@
 #define FPT_MODEL_FORMAT_VERSION 1
 
 // --- HDF5 helpers (src/io/h5util.c) ---
-void fpt_h5_quiet(void); // no HDF5 error-stack dumps; we report our own
+void fpt_h5_quiet(void);                     // no HDF5 error-stack dumps; we report our own
 int fpt_h5_check_readable(const char *path); // exists, readable, HDF5
 int fpt_h5_open_read(const char *path, hid_t *file);
 int fpt_h5_open_dataset(hid_t file, const char *path, const char *name, hid_t *ds);
-int fpt_h5_read_attr_str(hid_t file, const char *path, const char *name, char *buf,
-                         size_t size);
+int fpt_h5_read_attr_str(hid_t file, const char *path, const char *name, char *buf, size_t size);
 // Read a float32 dataset of exactly the given shape.
 int fpt_h5_read_floats(hid_t file, const char *path, const char *name, int ndim,
                        const int64_t *dims, float *out);
 // Shape of a dataset (ndim in/out; at most 4 dims).
-int fpt_h5_shape(hid_t file, const char *path, const char *name, int *ndim,
-                 int64_t *dims);
-int fpt_h5_read_attr_i64(hid_t file, const char *path, const char *name,
-                         int64_t *v);
-int fpt_h5_read_attr_f64(hid_t file, const char *path, const char *name,
-                         double *v);
-int fpt_h5_write_floats(hid_t file, const char *name, int ndim,
-                        const int64_t *dims, const float *data);
+int fpt_h5_shape(hid_t file, const char *path, const char *name, int *ndim, int64_t *dims);
+int fpt_h5_read_attr_i64(hid_t file, const char *path, const char *name, int64_t *v);
+int fpt_h5_read_attr_f64(hid_t file, const char *path, const char *name, double *v);
+int fpt_h5_write_floats(hid_t file, const char *name, int ndim, const int64_t *dims,
+                        const float *data);
 int fpt_h5_write_attr_i64(hid_t obj, const char *name, int64_t v);
 int fpt_h5_write_attr_f64(hid_t obj, const char *name, double v);
 int fpt_h5_write_attr_str(hid_t obj, const char *name, const char *v);
@@ -57,8 +53,7 @@ int fpt_h5_write_tensors(hid_t file, const fpt_model *m, int backbone_only);
 // --- safetensors import (src/io/safetensors.c) ---
 int fpt_import_safetensors(const char *in_path, const char *out_path);
 // n_head > 0 overrides config.json and the n_embd/64 default.
-int fpt_import_safetensors_heads(const char *in_path, const char *out_path,
-                                 int n_head);
+int fpt_import_safetensors_heads(const char *in_path, const char *out_path, int n_head);
 
 // --- metrics.jsonl (src/io/metrics.c) ---
 typedef struct {
@@ -67,10 +62,9 @@ typedef struct {
 } fpt_metrics;
 int fpt_metrics_open(fpt_metrics *mt, const char *run_dir);
 // One JSON object per line; `extra` pairs (name, value) may be appended.
-int fpt_metrics_write(fpt_metrics *mt, int64_t step, const char *split,
-                      double loss, double accuracy, double tokens_per_s,
-                      int n_extra, const char *const *extra_names,
-                      const double *extra_values);
+int fpt_metrics_write(fpt_metrics *mt, int64_t step, const char *split, double loss,
+                      double accuracy, double tokens_per_s, int n_extra,
+                      const char *const *extra_names, const double *extra_values);
 void fpt_metrics_close(fpt_metrics *mt);
 // On resume: keep only the lines of steps <= step (written before the
 // checkpoint), minus final-evaluation lines (marked "final"), which the run redoes.

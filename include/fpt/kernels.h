@@ -10,32 +10,29 @@
 
 // Row-major C = alpha * op(A) op(B) + beta * C, spread over the OpenMP threads
 // (each calls single-threaded OpenBLAS on its own block of rows or columns).
-void fpt_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
-              const float *A, int lda, const float *B, int ldb, float beta,
-              float *C, int ldc);
+void fpt_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc);
 // The same on the calling thread only (for use inside parallel regions).
-void fpt_gemm1(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
-               int lda, const float *B, int ldb, float beta, float *C, int ldc);
+void fpt_gemm1(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *B, int ldb, float beta, float *C, int ldc);
 // Reference: the same with plain loops, in double. For tests only.
-void fpt_gemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha,
-                  const float *A, int lda, const float *B, int ldb, float beta,
-                  float *C, int ldc);
+void fpt_gemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                  int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
 // out (N,OC) = inp (N,IC) . w (IC,OC) + b (OC); b may be NULL.
-void linear_forward(float *out, const float *inp, const float *w,
-                    const float *b, int N, int IC, int OC);
+void linear_forward(float *out, const float *inp, const float *w, const float *b, int N, int IC,
+                    int OC);
 // dinp (N,IC) = dout . w^T (skipped when dinp is NULL; overwritten);
 // dw (IC,OC) += inp^T . dout; db (OC) += column sums of dout.
-void linear_backward(float *dinp, float *dw, float *db, const float *dout,
-                     const float *inp, const float *w, int N, int IC, int OC);
+void linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                     const float *w, int N, int IC, int OC);
 
 // out, mean, rstd: (N,C), (N), (N). Biased variance, as torch.
-void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
-                       const float *w, const float *b, int N, int C, float eps);
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                       const float *b, int N, int C, float eps);
 // dinp (N,C) += d/dinp (skipped if NULL); dw, db (C) += (skipped if NULL).
-void layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
-                        const float *inp, const float *w, const float *mean,
-                        const float *rstd, int N, int C);
+void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                        const float *w, const float *mean, const float *rstd, int N, int C);
 
 // gelu_new: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), n elements.
 void gelu_forward(float *out, const float *inp, size_t n);
@@ -45,41 +42,37 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
 // Dropout keyed by (seed, step, global sample, site): the mask of an element
 // depends only on those and its position, never on the batch split.
 typedef struct {
-  float p;                // drop probability; 0 = off
+  float p; // drop probability; 0 = off
   uint64_t seed;
   uint32_t step;
-  const int64_t *sample;  // (B) global sample index of each local sample
+  const int64_t *sample; // (B) global sample index of each local sample
 } fpt_dropout;
 
 // x (B, rows, cols) viewed as rows [row0, row0+rows) of a (T, cols) per-sample
 // tensor: x *= mask / (1-p). Applying it to a gradient is its backward.
-void dropout_apply(float *x, const fpt_dropout *d, uint32_t site, int B,
-                   int rows, int row0, int cols);
+void dropout_apply(float *x, const fpt_dropout *d, uint32_t site, int B, int rows, int row0,
+                   int cols);
 // The keep decision for element idx of (sample, site); exposed for tests.
-int dropout_keep(const fpt_dropout *d, uint32_t site, int64_t sample,
-                 uint64_t idx);
+int dropout_keep(const fpt_dropout *d, uint32_t site, int64_t sample, uint64_t idx);
 
 // Causal multi-head attention over qkv (B,T,3C) (Q|K|V along the last axis).
 // Only queries [q0, T) are computed: out (B,Tq,C), att (B,NH,Tq,T) holds the
 // softmax probabilities before dropout (zeros above the diagonal).
-void attention_forward(float *out, float *att, const float *qkv, int B, int T,
-                       int q0, int C, int NH, const fpt_dropout *d,
-                       uint32_t site);
+void attention_forward(float *out, float *att, const float *qkv, int B, int T, int q0, int C,
+                       int NH, const fpt_dropout *d, uint32_t site);
 // dqkv (B,T,3C) overwritten from dout (B,Tq,C).
-void attention_backward(float *dqkv, const float *dout, const float *qkv,
-                        const float *att, int B, int T, int q0, int C, int NH,
-                        const fpt_dropout *d, uint32_t site);
+void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B,
+                        int T, int q0, int C, int NH, const fpt_dropout *d, uint32_t site);
 
 // Cross-entropy over rows of logits (N, n_cls) with targets (N). Returns the
 // summed loss; *correct gets the number of argmax hits. If dlogits is not
 // NULL it receives (softmax - onehot) * scale.
-double crossentropy_forward_backward(float *dlogits, const float *logits,
-                                     const int32_t *targets, int N, int n_cls,
-                                     float scale, int64_t *correct);
+double crossentropy_forward_backward(float *dlogits, const float *logits, const int32_t *targets,
+                                     int N, int n_cls, float scale, int64_t *correct);
 
 // Adam (torch.optim.Adam semantics) over n floats, step t >= 1.
-void adam_update(float *param, const float *grad, float *m, float *v, size_t n,
-                 float lr, float beta1, float beta2, float eps, int64_t t);
+void adam_update(float *param, const float *grad, float *m, float *v, size_t n, float lr,
+                 float beta1, float beta2, float eps, int64_t t);
 
 // Threads the kernels use (the OpenMP team size).
 int fpt_num_threads(void);

@@ -51,9 +51,9 @@ enum {
 // lengths 500 and 2000. Fails (instead of looping forever) when no new
 // distinct tree turns up for a long stretch, e.g. more examples requested
 // than the bounds allow.
-int fpt_listops_generate(const char *tsv_dir, uint64_t seed, int64_t n_train,
-                         int64_t n_val, int64_t n_test, int max_depth,
-                         int max_args, int min_length, int max_length);
+int fpt_listops_generate(const char *tsv_dir, uint64_t seed, int64_t n_train, int64_t n_val,
+                         int64_t n_test, int max_depth, int max_args, int min_length,
+                         int max_length);
 
 // Read tsv_dir/basic_{train,val,test}.tsv (generator output or the LRA
 // release: optional header, Source optionally in double quotes, LF or CRLF,
@@ -63,16 +63,14 @@ int fpt_listops_generate(const char *tsv_dir, uint64_t seed, int64_t n_train,
 // are left as the caller set them; every other field is overwritten (d must
 // hold no allocated splits). On failure d is unchanged and the error names
 // the file and line.
-int fpt_listops_load(const char *tsv_dir, int max_len_paper, int max_len_lra,
-                     fpt_dataset *d);
+int fpt_listops_load(const char *tsv_dir, int max_len_paper, int max_len_lra, fpt_dataset *d);
 
 // Tokenise one Source string in both schemes. ids (max_len_paper entries)
 // and ids2 (max_len_lra entries) are truncated and right-padded with 0; either
 // may be NULL. *n_paper / *n_lra (may be NULL) receive the token counts before
 // truncation. Fails on a token other than ( ) ] [MAX [MIN [MED [SM 0..9.
-int fpt_listops_tokenize(const char *source, int32_t *ids, int max_len_paper,
-                         int32_t *ids2, int max_len_lra, int *n_paper,
-                         int *n_lra);
+int fpt_listops_tokenize(const char *source, int32_t *ids, int max_len_paper, int32_t *ids2,
+                         int max_len_lra, int *n_paper, int *n_lra);
 
 // Value of an expression in the TSV syntax ("(" and ")" are ignored; "]" or
 // "X" closes an operator). Fails on an unknown token, an operator without

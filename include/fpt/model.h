@@ -16,12 +16,12 @@ typedef struct {
 
 // What the task feeds in and reads out.
 typedef struct {
-  int d_in;    // continuous token width (0 for discrete tokens)
-  int vocab;   // discrete vocabulary (0 for continuous tokens)
-  int seq;     // T, tokens per sample
-  int r;       // readout: the last r positions
-  int n_out;   // output-layer width per readout position
-  int n_cls;   // classes per target; K = r * n_out / n_cls targets per sample
+  int d_in;  // continuous token width (0 for discrete tokens)
+  int vocab; // discrete vocabulary (0 for continuous tokens)
+  int seq;   // T, tokens per sample
+  int r;     // readout: the last r positions
+  int n_out; // output-layer width per readout position
+  int n_cls; // classes per target; K = r * n_out / n_cls targets per sample
 } fpt_task_shape;
 
 // Parameter groups, for the freeze flags.
@@ -37,15 +37,15 @@ fpt_freeze fpt_freeze_default(void);
 int fpt_group_trainable(const fpt_freeze *f, int group);
 
 typedef struct {
-  char name[48];  // model-file name, e.g. "h/3/attn/c_attn/weight", "in/weight"
-  int uid;        // index in the whole model's table: stable across stages (init streams)
+  char name[48];    // model-file name, e.g. "h/3/attn/c_attn/weight", "in/weight"
+  int uid;          // index in the whole model's table: stable across stages (init streams)
   int group, layer; // layer -1 for non-block tensors
   int ndim;
   int shape[2];
   size_t numel;
   int trainable;
-  float *data;    // into the model's frozen or trainable buffer
-  float *grad;    // NULL if frozen
+  float *data; // into the model's frozen or trainable buffer
+  float *grad; // NULL if frozen
 } fpt_tensor;
 
 // A parameter and its gradient (NULL when frozen).
@@ -87,8 +87,8 @@ typedef struct {
 } fpt_model;
 
 // Build the tensor table and allocate (parameters zeroed): the whole model.
-int fpt_model_create(fpt_model *m, const fpt_gpt2_config *cfg,
-                     const fpt_task_shape *task, const fpt_freeze *fr);
+int fpt_model_create(fpt_model *m, const fpt_gpt2_config *cfg, const fpt_task_shape *task,
+                     const fpt_freeze *fr);
 // Only what one pipeline stage owns. Unowned tensors have no storage and are
 // absent from the table. frozen_ext, if not NULL, is storage for the frozen
 // tensors (e.g. an MPI shared-memory window; size from fpt_model_frozen_size).
@@ -113,16 +113,15 @@ void fpt_init_backbone_like(fpt_model *m, const fpt_model *like, uint64_t seed);
 // layer (PyTorch Linear default, U(+-1/sqrt(fan_in))).
 int fpt_init_wrapper(fpt_model *m, uint64_t seed, float orth_gain);
 // Fill w (rows x cols, row-major) with gain * a (semi-)orthogonal matrix built by LAPACK QR.
-int fpt_orthogonal(float *w, int rows, int cols, float gain, uint64_t seed,
-                   uint32_t tensor_id);
+int fpt_orthogonal(float *w, int rows, int cols, float gain, uint64_t seed, uint32_t tensor_id);
 
 // A batch as one rank sees it.
 typedef struct {
-  int B;                  // local samples
-  const float *x;         // (B,T,d_in) continuous, else NULL
-  const int32_t *ids;     // (B,T) discrete, else NULL
-  const int32_t *y;       // (B,K)
-  const int64_t *sample;  // (B) global sample indices (for dropout)
+  int B;                 // local samples
+  const float *x;        // (B,T,d_in) continuous, else NULL
+  const int32_t *ids;    // (B,T) discrete, else NULL
+  const int32_t *y;      // (B,K)
+  const int64_t *sample; // (B) global sample indices (for dropout)
 } fpt_batch;
 
 // Activations for up to B samples over blocks [l0, l1).
@@ -134,20 +133,20 @@ typedef struct {
 typedef struct {
   int B, l0, l1;
   int has_input, has_head;
-  float *h0;            // (B,T,C) input of block 0
-  fpt_block_acts *blk;  // index l - l0
+  float *h0;                        // (B,T,C) input of block 0
+  fpt_block_acts *blk;              // index l - l0
   float *lnf, *lnf_mean, *lnf_rstd; // (B,r,C)
   float *logits, *dlogits;          // (B, r*n_out)
   // backward scratch
-  float *dres, *dres2;  // (B,T,C) residual-stream gradients
+  float *dres, *dres2;       // (B,T,C) residual-stream gradients
   float *dln, *datty, *dtmp; // (B,T,C)
-  float *dqkv;          // (B,T,3C)
-  float *dfch, *dfch2;  // (B,T,4C)
-  float *xin;           // (B,T,C) input layer output before dropout (scratch)
+  float *dqkv;               // (B,T,3C)
+  float *dfch, *dfch2;       // (B,T,4C)
+  float *xin;                // (B,T,C) input layer output before dropout (scratch)
 } fpt_acts;
 
-int fpt_acts_create(fpt_acts *a, const fpt_model *m, int B, int l0, int l1,
-                    int has_input, int has_head);
+int fpt_acts_create(fpt_acts *a, const fpt_model *m, int B, int l0, int l1, int has_input,
+                    int has_head);
 void fpt_acts_free(fpt_acts *a);
 
 // Queries a block computes: all T, except the model's last block, which
@@ -164,35 +163,28 @@ typedef struct {
 // Stage pieces. The residual stream of block l's output is a->blk[l-l0].h2
 // (B, Tq(l), C); its input is a->h0 for l == 0, else the previous output
 // (or `h_in` supplied by the caller for the first block of a stage).
-void fpt_input_forward(const fpt_model *m, fpt_acts *a, const fpt_batch *b,
-                       const fpt_pass *p);
-void fpt_block_forward(const fpt_model *m, fpt_acts *a, int l,
-                       const float *h_in, const fpt_batch *b,
-                       const fpt_pass *p);
+void fpt_input_forward(const fpt_model *m, fpt_acts *a, const fpt_batch *b, const fpt_pass *p);
+void fpt_block_forward(const fpt_model *m, fpt_acts *a, int l, const float *h_in,
+                       const fpt_batch *b, const fpt_pass *p);
 // Head: ln_f, readout, output layer, loss. Returns the summed loss over the
 // B*K targets; *correct gets the hits. With dscale != 0 it also runs the
 // head backward (gradients scaled by dscale, typically 1/global targets),
 // leaving d(last block output) in a->dres.
-double fpt_head_forward_backward(const fpt_model *m, fpt_acts *a,
-                                 const float *h_last, const fpt_batch *b,
-                                 float dscale, int64_t *correct);
+double fpt_head_forward_backward(const fpt_model *m, fpt_acts *a, const float *h_last,
+                                 const fpt_batch *b, float dscale, int64_t *correct);
 // Backward through block l: on entry a->dres holds d(output) (B,Tq,C); on
 // exit, if need_dinput, d(input) (B,T,C).
-void fpt_block_backward(const fpt_model *m, fpt_acts *a, int l,
-                        const float *h_in, const fpt_batch *b,
-                        const fpt_pass *p, int need_dinput);
-void fpt_input_backward(const fpt_model *m, fpt_acts *a, const fpt_batch *b,
-                        const fpt_pass *p);
+void fpt_block_backward(const fpt_model *m, fpt_acts *a, int l, const float *h_in,
+                        const fpt_batch *b, const fpt_pass *p, int need_dinput);
+void fpt_input_backward(const fpt_model *m, fpt_acts *a, const fpt_batch *b, const fpt_pass *p);
 // Lowest block whose backward is needed (n_layer when none is).
 int fpt_grad_floor(const fpt_model *m);
 
 // Whole model in one process: forward (+ backward if p->train and dscale).
-double fpt_forward_backward(const fpt_model *m, fpt_acts *a,
-                            const fpt_batch *b, const fpt_pass *p,
+double fpt_forward_backward(const fpt_model *m, fpt_acts *a, const fpt_batch *b, const fpt_pass *p,
                             float dscale, int64_t *correct);
 // Backbone only, no dropout: last_hidden_state (B,T,C) from inputs_embeds.
-void fpt_backbone_forward(const fpt_model *m, fpt_acts *a,
-                          const float *inputs_embeds, float *out);
+void fpt_backbone_forward(const fpt_model *m, fpt_acts *a, const float *inputs_embeds, float *out);
 
 // Optimiser over the flat trainable buffer.
 void fpt_zero_grad(fpt_model *m);

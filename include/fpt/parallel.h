@@ -39,8 +39,8 @@ typedef struct {
   fpt_grid *g;
   fpt_model *m;
   fpt_source *src;
-  int B, M, mbs;       // global batch, micro-batches, samples per micro-batch
-  int kind;            // FPT_SCHED_*
+  int B, M, mbs; // global batch, micro-batches, samples per micro-batch
+  int kind;      // FPT_SCHED_*
   fpt_op *ops;
   int n_ops;
   fpt_acts *acts;      // M
@@ -50,8 +50,8 @@ typedef struct {
   fpt_step_times t;
 } fpt_pipeline;
 
-int fpt_pipeline_create(fpt_pipeline *p, fpt_grid *g, fpt_model *m, fpt_source *src, int B,
-                        int M, int kind);
+int fpt_pipeline_create(fpt_pipeline *p, fpt_grid *g, fpt_model *m, fpt_source *src, int B, int M,
+                        int kind);
 void fpt_pipeline_free(fpt_pipeline *p);
 // One training step: forward/backward of every micro-batch along the
 // schedule, gradient all-reduce over replicas, global-norm clipping across

@@ -39,16 +39,15 @@ int fpt_protein_token_id(int c);
 // A sequence longer than max_len - 2 residues is truncated to its first
 // max_len - 2 residues and still ends with <sep>. max_len must be >= 2.
 // An unknown letter is an error naming `file`, `record` and the position.
-int fpt_protein_encode(const char *seq, int32_t *ids, int max_len,
-                       const char *file, long record);
+int fpt_protein_encode(const char *seq, int32_t *ids, int max_len, const char *file, long record);
 
 // One Stockholm 1.0 alignment, as read from one file.
 typedef struct {
-  char id[64];   // #=GF ID, else the file name without directory and .sto[.gz]
-  int n;         // sequences
-  char **names;  // n names, in order of first appearance
-  char **seqs;   // n residue strings: gaps removed, uppercased
-  long *lines;   // n line numbers where each sequence first appears
+  char id[64];  // #=GF ID, else the file name without directory and .sto[.gz]
+  int n;        // sequences
+  char **names; // n names, in order of first appearance
+  char **seqs;  // n residue strings: gaps removed, uppercased
+  long *lines;  // n line numbers where each sequence first appears
 } fpt_stockholm;
 
 // Read one Stockholm file (plain or gzip-compressed; zlib detects which).
@@ -82,8 +81,8 @@ void fpt_stockholm_free(fpt_stockholm *a);
 // sources = the paths ("; "-separated); split[s].index[j] = the sample's
 // position (0-based, order of first appearance) among its family's sequences,
 // so (y, index) names its source. On error d holds no allocations.
-int fpt_pfam_load(const char *const *paths, int n_paths, uint64_t seed,
-                  int max_len, fpt_dataset *d);
+int fpt_pfam_load(const char *const *paths, int n_paths, uint64_t seed, int max_len,
+                  fpt_dataset *d);
 
 // The protein Stockholm files of Debian's hmmer-examples package that exist on
 // this machine, in this order (label order): tutorial/Pkinase, tutorial/fn3,

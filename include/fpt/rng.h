@@ -38,17 +38,17 @@ void fpt_shuffle(int64_t *v, int64_t n, fpt_stream s);
 
 // Sites: one per purpose, so that streams never overlap.
 enum {
-  FPT_SITE_INIT = 1,      // parameter initialisation (a = tensor id)
-  FPT_SITE_DATA = 2,      // synthetic task samples (a = split, b = sample)
-  FPT_SITE_AUGMENT = 3,   // image augmentation (a = step, b = sample)
-  FPT_SITE_DROPOUT = 16,  // + 8 * layer + kind; a = step, b = global sample
+  FPT_SITE_INIT = 1,     // parameter initialisation (a = tensor id)
+  FPT_SITE_DATA = 2,     // synthetic task samples (a = split, b = sample)
+  FPT_SITE_AUGMENT = 3,  // image augmentation (a = step, b = sample)
+  FPT_SITE_DROPOUT = 16, // + 8 * layer + kind; a = step, b = global sample
 };
 enum {
-  FPT_DROP_INPUT = 0,     // after the input Linear
-  FPT_DROP_EMBD = 1,      // after adding positions (GPT-2 embd_pdrop)
-  FPT_DROP_ATTN = 2,      // attention probabilities (attn_pdrop)
-  FPT_DROP_ATTN_OUT = 3,  // after attention c_proj (resid_pdrop)
-  FPT_DROP_MLP_OUT = 4,   // after MLP c_proj (resid_pdrop)
+  FPT_DROP_INPUT = 0,    // after the input Linear
+  FPT_DROP_EMBD = 1,     // after adding positions (GPT-2 embd_pdrop)
+  FPT_DROP_ATTN = 2,     // attention probabilities (attn_pdrop)
+  FPT_DROP_ATTN_OUT = 3, // after attention c_proj (resid_pdrop)
+  FPT_DROP_MLP_OUT = 4,  // after MLP c_proj (resid_pdrop)
 };
 // Dropout site for a layer (-1 for the embedding stage).
 static inline uint32_t fpt_dropout_site(int layer, int kind) {

@@ -18,19 +18,24 @@
 #include "runtime.h"
 
 typedef struct {
-  long long layers, d_model, heads, batch_size, seq, d_in, classes, steps,
-      warmup, seed;
+  long long layers, d_model, heads, batch_size, seq, d_in, classes, steps, warmup, seed;
   double dropout;
   const char *data;
 } bench_settings;
 
-#define O(k, t, h) {#k, FPT_OPT_##t, offsetof(bench_settings, k), h}
+#define O(k, t, h)                                                                                 \
+  { #k, FPT_OPT_##t, offsetof(bench_settings, k), h }
 static const fpt_opt bench_opts[] = {
-    O(layers, INT, "blocks"),           O(d_model, INT, "width"),
-    O(heads, INT, "heads"),             O(batch_size, INT, "samples per step"),
-    O(seq, INT, "tokens per sample"),   O(d_in, INT, "input features per token"),
-    O(classes, INT, "output classes"),  O(steps, INT, "timed steps"),
-    O(warmup, INT, "untimed steps first"), O(seed, INT, "seed"),
+    O(layers, INT, "blocks"),
+    O(d_model, INT, "width"),
+    O(heads, INT, "heads"),
+    O(batch_size, INT, "samples per step"),
+    O(seq, INT, "tokens per sample"),
+    O(d_in, INT, "input features per token"),
+    O(classes, INT, "output classes"),
+    O(steps, INT, "timed steps"),
+    O(warmup, INT, "untimed steps first"),
+    O(seed, INT, "seed"),
     O(dropout, FLOAT, "dropout probability"),
     O(data, STR, "instead: time the parallel reader on this dataset file's train split"),
 };
@@ -74,14 +79,12 @@ static int step_gemms(const fpt_model *m, int B, gemm_shape *g) {
   return n;
 }
 
-static double gemm_flops(const gemm_shape *g) {
-  return 2.0 * g->M * g->N * g->K * g->count;
-}
+static double gemm_flops(const gemm_shape *g) { return 2.0 * g->M * g->N * g->K * g->count; }
 
 // Median of 7 runs of one GEMM shape: raw cblas_sgemm with OpenBLAS's own
 // `threads`, or (ours != 0) fpt_gemm, which splits it over our threads.
-static double sgemm_seconds(const gemm_shape *g, int threads, int ours, float *A,
-                            float *Bm, float *Cm) {
+static double sgemm_seconds(const gemm_shape *g, int threads, int ours, float *A, float *Bm,
+                            float *Cm) {
   openblas_set_num_threads(ours ? 1 : threads);
   double t[7];
   int lda = g->ta ? g->M : g->K, ldb = g->tb ? g->K : g->N;
@@ -91,8 +94,8 @@ static double sgemm_seconds(const gemm_shape *g, int threads, int ours, float *A
       fpt_gemm(g->ta, g->tb, g->M, g->N, g->K, 1.0f, A, lda, Bm, ldb, 0.0f, Cm, g->N);
     else
       cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans,
-                  g->tb ? CblasTrans : CblasNoTrans, g->M, g->N, g->K, 1.0f, A, lda, Bm,
-                  ldb, 0.0f, Cm, g->N);
+                  g->tb ? CblasTrans : CblasNoTrans, g->M, g->N, g->K, 1.0f, A, lda, Bm, ldb, 0.0f,
+                  Cm, g->N);
     t[r] = now() - t0;
   }
   openblas_set_num_threads(1);
@@ -106,12 +109,12 @@ static double step_flops(const fpt_model *m, int B) {
   double f = 2.0 * B * T * m->task.d_in * C * 2; // input layer fwd + dW
   for (int l = 0; l < L; l++) {
     double BT = (double)B * T, BQ = (double)B * fpt_block_tq(m, l);
-    double fwd = 2 * BQ * C * C                       /* q */
-                 + 2 * BT * C * 2 * C                 /* k, v */
+    double fwd = 2 * BQ * C * C                         /* q */
+                 + 2 * BT * C * 2 * C                   /* k, v */
                  + 2.0 * 2 * B * NH * (BQ / B) * T * hs /* QK^T, PV */
                  + 2 * BQ * C * C + 2 * BQ * C * 4 * C * 2;
-    double bwd = 2 * BT * C * 3 * C + 2.0 * 4 * B * NH * (BQ / B) * T * hs +
-                 2 * BQ * C * C + 2 * BQ * C * 4 * C * 2;
+    double bwd = 2 * BT * C * 3 * C + 2.0 * 4 * B * NH * (BQ / B) * T * hs + 2 * BQ * C * C +
+                 2 * BQ * C * 4 * C * 2;
     f += fwd + bwd;
   }
   return f;
@@ -128,8 +131,8 @@ static int bench_reader(const bench_settings *s, int rank, int R) {
   fpt_source_buf bb;
   fpt_source_buf_init(&bb, &src, B);
   int64_t n = src.rd.n[0], steps = n / s->batch_size;
-  size_t row = (size_t)src.shape.seq * (src.shape.d_in ? (size_t)src.shape.d_in * 4 : 4) +
-               (size_t)src.K * 4;
+  size_t row =
+      (size_t)src.shape.seq * (src.shape.d_in ? (size_t)src.shape.d_in * 4 : 4) + (size_t)src.K * 4;
   MPI_Barrier(MPI_COMM_WORLD);
   double t0 = now();
   int rc = 0;
@@ -156,8 +159,7 @@ static int run(int argc, char **argv, int rank, int R) {
   FPT_ENSURE(s.steps >= 1, "option --steps: must be >= 1");
   fpt_gpt2_config cfg = {(int)s.layers, (int)s.heads, (int)s.d_model,
                          (int)(s.seq > 1024 ? s.seq : 1024), 1e-5f};
-  fpt_task_shape shape = {(int)s.d_in, 0, (int)s.seq, 1, (int)s.classes,
-                          (int)s.classes};
+  fpt_task_shape shape = {(int)s.d_in, 0, (int)s.seq, 1, (int)s.classes, (int)s.classes};
   fpt_freeze fr = fpt_freeze_default();
   fpt_model m;
   FPT_TRY(fpt_model_create(&m, &cfg, &shape, &fr));
@@ -192,12 +194,13 @@ static int run(int argc, char **argv, int rank, int R) {
   }
   double med = median(times + s.warmup, (int)s.steps);
   double flops = step_flops(&m, B);
-  printf("fpt bench: %lld layers x %lld wide, %lld heads; batch %d x %d tokens x %lld features; %lld classes\n",
+  printf("fpt bench: %lld layers x %lld wide, %lld heads; batch %d x %d tokens x %lld features; "
+         "%lld classes\n",
          s.layers, s.d_model, s.heads, B, T, s.d_in, s.classes);
   printf("threads %d (ours; OpenBLAS 1 per call), dropout %.2f, last loss %.4f\n",
          fpt_num_threads(), s.dropout, loss);
-  printf("step: median %.1f ms over %lld steps (min %.1f, max %.1f)\n", med * 1e3,
-         s.steps, times[s.warmup] * 1e3, times[nt - 1] * 1e3);
+  printf("step: median %.1f ms over %lld steps (min %.1f, max %.1f)\n", med * 1e3, s.steps,
+         times[s.warmup] * 1e3, times[nt - 1] * 1e3);
   printf("throughput: %.1f tokens/s, %.2f samples/s, %.1f GFLOP/s (%.1f GFLOP per step)\n",
          B * T / med, B / med, flops / med * 1e-9, flops * 1e-9);
 
@@ -205,8 +208,7 @@ static int run(int argc, char **argv, int rank, int R) {
   int ng = step_gemms(&m, B, g);
   size_t maxa = 0, maxb = 0, maxc = 0;
   for (int i = 0; i < ng; i++) {
-    size_t ea = (size_t)g[i].M * g[i].K, eb = (size_t)g[i].K * g[i].N,
-           ec = (size_t)g[i].M * g[i].N;
+    size_t ea = (size_t)g[i].M * g[i].K, eb = (size_t)g[i].K * g[i].N, ec = (size_t)g[i].M * g[i].N;
     maxa = ea > maxa ? ea : maxa;
     maxb = eb > maxb ? eb : maxb;
     maxc = ec > maxc ? ec : maxc;
@@ -218,14 +220,15 @@ static int run(int argc, char **argv, int rank, int R) {
     Bm[i] = fpt_stream_uniform(st, i + maxa) - 0.5f;
   double gflops = 0, gsec = 0, osec = 0;
   int threads = fpt_num_threads();
-  printf("GEMMs of the step: raw cblas_sgemm (%d OpenBLAS threads) | fpt_gemm (split over %d of ours)\n",
+  printf("GEMMs of the step: raw cblas_sgemm (%d OpenBLAS threads) | fpt_gemm (split over %d of "
+         "ours)\n",
          threads, threads);
   for (int i = 0; i < ng; i++) {
     double sec = sgemm_seconds(&g[i], threads, 0, A, Bm, Cm);
     double our = sgemm_seconds(&g[i], threads, 1, A, Bm, Cm);
     double one = 2.0 * g[i].M * g[i].N * g[i].K;
-    printf("  %-18s %5d x %5d x %5d  %6.1f | %6.1f GFLOP/s\n", g[i].what, g[i].M, g[i].N,
-           g[i].K, one / sec * 1e-9, one / our * 1e-9);
+    printf("  %-18s %5d x %5d x %5d  %6.1f | %6.1f GFLOP/s\n", g[i].what, g[i].M, g[i].N, g[i].K,
+           one / sec * 1e-9, one / our * 1e-9);
     gflops += gemm_flops(&g[i]);
     gsec += sec * g[i].count;
     osec += our * g[i].count;

@@ -3,10 +3,10 @@
 // source has no validation split of its own (sizes in --n-val).
 #include <errno.h>
 #include <stddef.h>
-#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "commands.h"
@@ -26,7 +26,8 @@ typedef struct {
   int pad32;
 } data_settings;
 
-#define O(k, t, h) {#k, FPT_OPT_##t, offsetof(data_settings, k), h}
+#define O(k, t, h)                                                                                 \
+  { #k, FPT_OPT_##t, offsetof(data_settings, k), h }
 static const fpt_opt data_opts[] = {
     O(out, STR, "output dataset file (-o)"),
     O(input, STR, "source directory or file (task-dependent)"),
@@ -68,8 +69,7 @@ static int build_bits(const char *task, const data_settings *s, fpt_dataset *d) 
     fpt_dataset_alloc(d, k, n[k]);
     // Same streams as `fpt train --task`: split k, sample i.
     for (int64_t i = 0; i < n[k]; i++)
-      fpt_bit_task_sample(&t, (uint64_t)s->seed, k, i,
-                          d->split[k].x + (size_t)i * d->seq * d->d_in,
+      fpt_bit_task_sample(&t, (uint64_t)s->seed, k, i, d->split[k].x + (size_t)i * d->seq * d->d_in,
                           d->split[k].y + (size_t)i * d->K);
   }
   snprintf(d->sources, sizeof d->sources, "generated");
@@ -153,8 +153,10 @@ static int run(int argc, char **argv) {
     rc = timed_load(fpt_idx_load(s.input, task, s.pad32, &d), t0, "IDX files");
     carve = s.n_val < 0 ? 5000 : s.n_val;
   } else if (!strcmp(task, "cifar10") || !strcmp(task, "cifar10-lra")) {
-    FPT_ENSURE(s.input, "fpt data %s: --input DIR (with data_batch_1..5.bin, test_batch.bin) "
-                        "is required", task);
+    FPT_ENSURE(s.input,
+               "fpt data %s: --input DIR (with data_batch_1..5.bin, test_batch.bin) "
+               "is required",
+               task);
     rc = timed_load(fpt_cifar_load(s.input, !strcmp(task, "cifar10-lra"), &d), t0,
                     "CIFAR-10 batches");
     carve = s.n_val < 0 ? 5000 : s.n_val;
@@ -162,12 +164,15 @@ static int run(int argc, char **argv) {
     rc = timed_load(load_pfam(&s, &d), t0, "Stockholm files");
   } else {
     FPT_FAIL("fpt data: unknown task '%s' (bit-xor, bit-memory, listops, mnist, fashion-mnist, "
-             "cifar10, cifar10-lra, pfam)", task);
+             "cifar10, cifar10-lra, pfam)",
+             task);
   }
   d.seed = s.seed;
   if (rc == 0 && carve > 0) {
-    FPT_ENSURE(carve < d.split[FPT_TRAIN].n, "option --n-val: %lld is not below the %lld "
-               "training samples", (long long)carve, (long long)d.split[FPT_TRAIN].n);
+    FPT_ENSURE(carve < d.split[FPT_TRAIN].n,
+               "option --n-val: %lld is not below the %lld "
+               "training samples",
+               (long long)carve, (long long)d.split[FPT_TRAIN].n);
     fpt_dataset_carve_val(&d, carve, (uint64_t)s.seed);
   }
   if (rc == 0) {

@@ -14,7 +14,8 @@ typedef struct {
   const char *model, *input, *out;
 } forward_settings;
 
-#define O(k, t, h) {#k, FPT_OPT_##t, offsetof(forward_settings, k), h}
+#define O(k, t, h)                                                                                 \
+  { #k, FPT_OPT_##t, offsetof(forward_settings, k), h }
 static const fpt_opt fwd_opts[] = {
     O(model, STR, "backbone model file"),
     O(input, STR, "HDF5 file with /inputs_embeds [N, T, n_embd]"),
@@ -26,8 +27,7 @@ static const int n_fwd_opts = (int)(sizeof fwd_opts / sizeof *fwd_opts);
 static int run(int argc, char **argv) {
   forward_settings s = {0};
   FPT_TRY(fpt_opts_parse(argc, argv, 2, fwd_opts, n_fwd_opts, &s));
-  FPT_ENSURE(s.model && s.input && s.out,
-             "options --model, --input and -o are all required");
+  FPT_ENSURE(s.model && s.input && s.out, "options --model, --input and -o are all required");
   fpt_gpt2_config cfg;
   FPT_TRY(fpt_model_file_config(s.model, &cfg));
   hid_t f;
@@ -35,10 +35,10 @@ static int run(int argc, char **argv) {
   int nd = 3;
   int64_t d[4];
   int rc = fpt_h5_shape(f, s.input, "/inputs_embeds", &nd, d);
-  if (rc == 0 && (nd != 3 || d[2] != cfg.n_embd || d[1] < 1 ||
-                  d[1] > cfg.n_positions || d[0] < 1)) {
-    fpt_error_set("%s: dataset /inputs_embeds must be [N, T<=%d, %d]", s.input,
-                  cfg.n_positions, cfg.n_embd);
+  if (rc == 0 &&
+      (nd != 3 || d[2] != cfg.n_embd || d[1] < 1 || d[1] > cfg.n_positions || d[0] < 1)) {
+    fpt_error_set("%s: dataset /inputs_embeds must be [N, T<=%d, %d]", s.input, cfg.n_positions,
+                  cfg.n_embd);
     rc = 1;
   }
   float *x = NULL;
@@ -87,8 +87,7 @@ static int run(int argc, char **argv) {
 
 int cmd_forward(int argc, char **argv) {
   if (argc > 2 && !strcmp(argv[2], "--help")) {
-    fpt_opts_help("fpt forward --model M.h5 --input X.h5 -o Y.h5", fwd_opts,
-                  n_fwd_opts);
+    fpt_opts_help("fpt forward --model M.h5 --input X.h5 -o Y.h5", fwd_opts, n_fwd_opts);
     return 0;
   }
   fpt_runtime rt;

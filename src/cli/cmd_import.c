@@ -14,7 +14,8 @@ typedef struct {
   long long heads;
 } import_settings;
 
-#define O(k, t, h) {#k, FPT_OPT_##t, offsetof(import_settings, k), h}
+#define O(k, t, h)                                                                                 \
+  { #k, FPT_OPT_##t, offsetof(import_settings, k), h }
 static const fpt_opt import_opts[] = {
     O(out, STR, "output model file (-o)"),
     O(heads, INT, "n_head (default: config.json beside the input, else n_embd/64)"),
@@ -29,8 +30,7 @@ static int run(int argc, char **argv, int rank) {
   import_settings s = {NULL, 0};
   FPT_TRY(fpt_opts_parse(argc, argv, 3, import_opts, n_import_opts, &s));
   FPT_ENSURE(s.out, "option -o/--out: an output file is required");
-  FPT_ENSURE(s.heads >= 0 && s.heads < (1 << 20), "option --heads: %lld is out of range",
-             s.heads);
+  FPT_ENSURE(s.heads >= 0 && s.heads < (1 << 20), "option --heads: %lld is out of range", s.heads);
   // One writer is enough: under mpirun the other ranks only wait for it.
   if (rank != 0)
     return 0;
@@ -40,8 +40,7 @@ static int run(int argc, char **argv, int rank) {
 int cmd_import(int argc, char **argv) {
   for (int i = 2; i < argc; i++)
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      fpt_opts_help("fpt import MODEL.safetensors -o M.h5 [--heads H]", import_opts,
-                    n_import_opts);
+      fpt_opts_help("fpt import MODEL.safetensors -o M.h5 [--heads H]", import_opts, n_import_opts);
       return 0;
     }
   fpt_runtime rt;

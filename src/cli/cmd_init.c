@@ -15,7 +15,8 @@ typedef struct {
   const char *out, *like;
 } init_settings;
 
-#define O(k, t, h) {#k, FPT_OPT_##t, offsetof(init_settings, k), h}
+#define O(k, t, h)                                                                                 \
+  { #k, FPT_OPT_##t, offsetof(init_settings, k), h }
 static const fpt_opt init_opts[] = {
     O(layers, INT, "blocks (n_layer)"),
     O(d_model, INT, "width (n_embd)"),
@@ -32,8 +33,7 @@ static int run(int argc, char **argv) {
   init_settings s = {12, 768, 12, 1024, 0, NULL, NULL};
   FPT_TRY(fpt_opts_parse(argc, argv, 2, init_opts, n_init_opts, &s));
   FPT_ENSURE(s.out, "option -o/--out: an output file is required");
-  fpt_gpt2_config cfg = {(int)s.layers, (int)s.heads, (int)s.d_model,
-                         (int)s.positions, 1e-5f};
+  fpt_gpt2_config cfg = {(int)s.layers, (int)s.heads, (int)s.d_model, (int)s.positions, 1e-5f};
   if (s.like)
     FPT_TRY(fpt_model_file_config(s.like, &cfg));
   // The wrapper shape is irrelevant here; only the backbone is written.

@@ -3,9 +3,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <errno.h>
-#include <signal.h>
 #include <math.h>
 #include <mpi.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,11 +32,12 @@ typedef struct {
   long long stages, micro_batches, steps, batch_size, seed, data_seed, log_every, eval_every,
       eval_samples, bit_length, patterns, patch;
   double lr, dropout, orth_gain, clip;
-  int freeze_in, freeze_out, freeze_ln, freeze_pos, freeze_attn, freeze_ff,
-      full_train, augment, shared_weights;
+  int freeze_in, freeze_out, freeze_ln, freeze_pos, freeze_attn, freeze_ff, full_train, augment,
+      shared_weights;
 } train_settings;
 
-#define O(k, t, h) {#k, FPT_OPT_##t, offsetof(train_settings, k), h}
+#define O(k, t, h)                                                                                 \
+  { #k, FPT_OPT_##t, offsetof(train_settings, k), h }
 static const fpt_opt train_opts[] = {
     O(config, STR, "YAML file with any of these keys; options given here win"),
     O(model, STR, "backbone model file (HDF5)"),
@@ -120,8 +121,7 @@ static int make_dir(const char *dir) {
       mkdir(buf, 0777);
       *p = '/';
     }
-  FPT_ENSURE(mkdir(buf, 0777) == 0 || errno == EEXIST,
-             "option --run-dir: cannot create %s", dir);
+  FPT_ENSURE(mkdir(buf, 0777) == 0 || errno == EEXIST, "option --run-dir: cannot create %s", dir);
   char probe[4200];
   snprintf(probe, sizeof probe, "%s/.write-test", dir);
   FILE *f = fopen(probe, "w");
@@ -147,7 +147,7 @@ static int setup(train_settings *s, int argc, char **argv, fpt_grid *g, fpt_mode
   FPT_ENSURE(s->batch_size >= 1, "option --batch-size: must be >= 1");
   FPT_ENSURE(s->stages >= 1 && s->micro_batches >= 1,
              "options --stages and --micro-batches must be >= 1");
-  int kind = !strcmp(s->schedule, "1f1b") ? FPT_SCHED_1F1B
+  int kind = !strcmp(s->schedule, "1f1b")    ? FPT_SCHED_1F1B
              : !strcmp(s->schedule, "gpipe") ? FPT_SCHED_GPIPE
                                              : -1;
   FPT_ENSURE(kind >= 0, "option --schedule: '%s' is not 1f1b or gpipe", s->schedule);
@@ -159,8 +159,7 @@ static int setup(train_settings *s, int argc, char **argv, fpt_grid *g, fpt_mode
                   : !strcmp(s->init, "random")   ? 1
                   : !strcmp(s->init, "stats")    ? 2
                                                  : -1;
-  FPT_ENSURE(init_mode >= 0, "option --init: '%s' is not pretrained, random or stats",
-             s->init);
+  FPT_ENSURE(init_mode >= 0, "option --init: '%s' is not pretrained, random or stats", s->init);
   FPT_ENSURE(!(s->data && s->task), "options --data and --task: give one, not both");
   if (!s->data && !s->task)
     s->task = "bit-xor";
@@ -169,17 +168,16 @@ static int setup(train_settings *s, int argc, char **argv, fpt_grid *g, fpt_mode
                                  MPI_COMM_WORLD));
   } else {
     fpt_bit_task task;
-    FPT_TRY(fpt_bit_task_make(&task, s->task, (int)s->bit_length, (int)s->patterns,
-                              (int)s->patch));
-    FPT_TRY(fpt_source_open_task(src, &task, s->task, (uint64_t)s->seed,
-                                 (uint64_t)s->data_seed, s->eval_samples));
+    FPT_TRY(fpt_bit_task_make(&task, s->task, (int)s->bit_length, (int)s->patterns, (int)s->patch));
+    FPT_TRY(fpt_source_open_task(src, &task, s->task, (uint64_t)s->seed, (uint64_t)s->data_seed,
+                                 s->eval_samples));
   }
   fpt_gpt2_config cfg;
   FPT_TRY(fpt_model_file_config(s->model, &cfg));
   fpt_task_shape shape = src->shape;
-  fpt_freeze fr = {{s->freeze_in, s->freeze_out, s->freeze_ln, s->freeze_pos,
-                    s->freeze_attn, s->freeze_ff},
-                   s->full_train};
+  fpt_freeze fr = {
+      {s->freeze_in, s->freeze_out, s->freeze_ln, s->freeze_pos, s->freeze_attn, s->freeze_ff},
+      s->full_train};
   FPT_ENSURE(shape.seq <= cfg.n_positions, "%s: the task %s has %d tokens but n_positions is %d",
              s->model, src->task, shape.seq, cfg.n_positions);
   char why[256];
@@ -264,16 +262,16 @@ static void print_startup(const train_settings *s, const fpt_grid *g, const fpt_
          g->S, g->R, pl->M, pl->mbs, s->schedule);
   printf("threads per rank: %d (OpenBLAS %s, core %s, 1 thread per call)\n", fpt_num_threads(),
          openblas_get_config(), openblas_get_corename());
-  printf("model: %d layers, %d wide, %d heads; %.0f parameters, %.0f trainable\n",
-         m->cfg.n_layer, m->cfg.n_embd, m->cfg.n_head, cnt[0], cnt[1]);
+  printf("model: %d layers, %d wide, %d heads; %.0f parameters, %.0f trainable\n", m->cfg.n_layer,
+         m->cfg.n_embd, m->cfg.n_head, cnt[0], cnt[1]);
   printf("memory: %.0f MB resident in all ranks, %.0f MB proportional (frozen weights %s)\n",
          tot[0], tot[1], s->shared_weights ? "shared per node and stage" : "per rank");
   printf("task: %s, %d tokens x %d%s, readout %d, %d targets x %d classes\n", src->task,
          m->task.seq, m->task.d_in ? m->task.d_in : m->task.vocab, m->task.d_in ? "" : " ids",
          m->task.r, m->K, m->task.n_cls);
   if (src->from_file)
-    printf("data: %s: %lld train, %lld val, %lld test samples\n", s->data,
-           (long long)src->rd.n[0], (long long)src->rd.n[1], (long long)src->rd.n[2]);
+    printf("data: %s: %lld train, %lld val, %lld test samples\n", s->data, (long long)src->rd.n[0],
+           (long long)src->rd.n[1], (long long)src->rd.n[2]);
   fflush(stdout);
 }
 
@@ -362,7 +360,8 @@ static int resume_run(const train_settings *s, fpt_grid *g, fpt_model *m, fpt_ck
     // Never train over a run that has checkpoints: that would lose it.
     FPT_ENSURE(fpt_checkpoint_latest(s->run_dir, path, sizeof path) != 0,
                "option --run-dir: %s already holds checkpoints; use --resume auto, or another "
-               "--run-dir", s->run_dir);
+               "--run-dir",
+               s->run_dir);
     return g->rank == 0 ? fpt_metrics_truncate(s->run_dir, -1) : 0;
   }
   if (!strcmp(s->resume, "auto")) {
@@ -491,10 +490,14 @@ int cmd_train(int argc, char **argv) {
         double eta = (now() - t_start) / (step + 1 - start) * (s.steps - step - 1);
         print_progress(step + 1, s.steps, win[0] / win_steps, win[1] / win_steps, tps, eta);
         const char *names[6] = {"lr", "step_s", "compute_s", "p2p_wait_s", "allreduce_s", "io_s"};
-        double vals[6] = {s.lr, win[2] / win_steps, win[3] / win_steps, win[4] / win_steps,
-                          win[5] / win_steps, win[6] / win_steps};
-        rc = fpt_metrics_write(&mt, step + 1, "train", win[0] / win_steps, win[1] / win_steps,
-                               tps, 6, names, vals);
+        double vals[6] = {s.lr,
+                          win[2] / win_steps,
+                          win[3] / win_steps,
+                          win[4] / win_steps,
+                          win[5] / win_steps,
+                          win[6] / win_steps};
+        rc = fpt_metrics_write(&mt, step + 1, "train", win[0] / win_steps, win[1] / win_steps, tps,
+                               6, names, vals);
       }
       memset(win, 0, sizeof st.window);
       win_steps = 0;
@@ -563,8 +566,8 @@ int cmd_train(int argc, char **argv) {
     memory_mb(&mem[0], &mem[1]);
     MPI_Allreduce(MPI_IN_PLACE, mem, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
     if (g.rank == 0)
-      printf("memory after training: %.0f MB resident in all ranks, %.0f MB proportional\n",
-             mem[0], mem[1]);
+      printf("memory after training: %.0f MB resident in all ranks, %.0f MB proportional\n", mem[0],
+             mem[1]);
     const char *names[2] = {"val", "test"};
     int splits[2] = {FPT_SPLIT_VAL, FPT_SPLIT_TEST};
     for (int k = 0; k < 2 && rc == 0; k++) {

@@ -66,8 +66,7 @@ static int set_value_from(const fpt_opt *o, const char *v, void *settings, const
   return 1;
 }
 
-int fpt_opts_parse(int argc, char **argv, int first, const fpt_opt *table,
-                   int n, void *settings) {
+int fpt_opts_parse(int argc, char **argv, int first, const fpt_opt *table, int n, void *settings) {
   for (int i = first; i < argc; i++) {
     const char *a = argv[i];
     const char *name = NULL;
@@ -104,8 +103,8 @@ void fpt_opts_dump(const fpt_opt *table, int n, const void *settings,
     switch (table[i].type) {
     case FPT_OPT_STR: {
       const char *s = *(const char *const *)src;
-      snprintf(line, sizeof line, "%s: %s%s%s", table[i].key, s ? "\"" : "",
-               s ? s : "null", s ? "\"" : "");
+      snprintf(line, sizeof line, "%s: %s%s%s", table[i].key, s ? "\"" : "", s ? s : "null",
+               s ? "\"" : "");
       break;
     }
     case FPT_OPT_INT:

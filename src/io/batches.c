@@ -7,8 +7,8 @@
 #include "fpt/images.h"
 #include "fpt/rng.h"
 
-int fpt_source_open_task(fpt_source *s, const fpt_bit_task *t, const char *name,
-                         uint64_t seed, uint64_t data_seed, int64_t eval_samples) {
+int fpt_source_open_task(fpt_source *s, const fpt_bit_task *t, const char *name, uint64_t seed,
+                         uint64_t data_seed, int64_t eval_samples) {
   memset(s, 0, sizeof *s);
   snprintf(s->task, sizeof s->task, "%s", name);
   s->bits = *t;
@@ -21,8 +21,8 @@ int fpt_source_open_task(fpt_source *s, const fpt_bit_task *t, const char *name,
   return 0;
 }
 
-int fpt_source_open_file(fpt_source *s, const char *path, const char *tokens,
-                         uint64_t seed, int augment, MPI_Comm comm) {
+int fpt_source_open_file(fpt_source *s, const char *path, const char *tokens, uint64_t seed,
+                         int augment, MPI_Comm comm) {
   memset(s, 0, sizeof *s);
   s->from_file = 1;
   s->perm_epoch = -1;
@@ -39,8 +39,8 @@ int fpt_source_open_file(fpt_source *s, const char *path, const char *tokens,
   }
   FPT_ENSURE(s->rd.n[FPT_TRAIN] > 0, "%s: /train is empty", path);
   FPT_ENSURE((int64_t)m->n_classes * m->K % m->r == 0,
-             "%s: n_classes * K (%d * %d) is not a multiple of r (%d)", path, m->n_classes,
-             m->K, m->r);
+             "%s: n_classes * K (%d * %d) is not a multiple of r (%d)", path, m->n_classes, m->K,
+             m->r);
   fpt_task_shape sh = {0};
   sh.d_in = s->which == 1 ? m->d_in : 0;
   sh.vocab = s->which == 1 ? m->vocab : m->vocab2;
@@ -103,8 +103,8 @@ static void make_perm(fpt_source *s, int64_t epoch) {
   s->perm_epoch = epoch;
 }
 
-static int read_file(fpt_source *s, int split, const int64_t *idx, int n, int need_x,
-                     int need_y, fpt_source_buf *b) {
+static int read_file(fpt_source *s, int split, const int64_t *idx, int n, int need_x, int need_y,
+                     fpt_source_buf *b) {
   void *x = !need_x ? NULL : s->shape.d_in > 0 ? (void *)b->x : (void *)b->ids;
   return fpt_data_read(&s->rd, split, idx, n, s->which, x, need_y ? b->y : NULL);
 }
@@ -116,8 +116,7 @@ int fpt_source_train(fpt_source *s, int64_t first, int n, int need_x, int need_y
   if (!s->from_file) {
     for (int i = 0; i < n; i++)
       fpt_bit_task_sample(&s->bits, s->train_key, FPT_SPLIT_TRAIN, first + i,
-                          b->x + (size_t)i * s->shape.seq * s->shape.d_in,
-                          b->y + (size_t)i * s->K);
+                          b->x + (size_t)i * s->shape.seq * s->shape.d_in, b->y + (size_t)i * s->K);
     return 0;
   }
   int64_t N = s->rd.n[FPT_TRAIN];
@@ -146,8 +145,7 @@ int fpt_source_eval(fpt_source *s, int split, int64_t first, int n, int need_x, 
   if (!s->from_file) {
     for (int i = 0; i < n; i++)
       fpt_bit_task_sample(&s->bits, s->eval_key, split, first + i,
-                          b->x + (size_t)i * s->shape.seq * s->shape.d_in,
-                          b->y + (size_t)i * s->K);
+                          b->x + (size_t)i * s->shape.seq * s->shape.d_in, b->y + (size_t)i * s->K);
     return 0;
   }
   int64_t *idx = fpt_calloc((size_t)(n > 0 ? n : 1), sizeof(int64_t));

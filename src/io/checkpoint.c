@@ -37,10 +37,12 @@ static float *kind_data(const fpt_model *m, const fpt_tensor *t, int k) {
 }
 
 static int write_attrs(hid_t f, const fpt_ckpt_state *st) {
-  const char *in[] = {"format_version", "step", "adam_t", "seed", "batch_size", "sample_offset",
-                      "window_steps", "best_step", "evals_since_best"};
-  int64_t iv[] = {FPT_CKPT_FORMAT_VERSION, st->step, st->adam_t, st->seed, st->batch_size,
-                  st->sample_offset, st->window_steps, st->best_step, st->evals_since_best};
+  const char *in[] = {"format_version", "step",       "adam_t",
+                      "seed",           "batch_size", "sample_offset",
+                      "window_steps",   "best_step",  "evals_since_best"};
+  int64_t iv[] = {FPT_CKPT_FORMAT_VERSION, st->step,          st->adam_t,       st->seed,
+                  st->batch_size,          st->sample_offset, st->window_steps, st->best_step,
+                  st->evals_since_best};
   for (size_t i = 0; i < sizeof iv / sizeof *iv; i++)
     FPT_TRY(fpt_h5_write_attr_i64(f, in[i], iv[i]));
   for (int i = 0; i < 7; i++) {
@@ -189,8 +191,8 @@ int fpt_checkpoint_write(const char *run_dir, MPI_Comm world, const fpt_model *m
     snprintf(lt, sizeof lt, "%s/latest", dir);
     snprintf(ltmp, sizeof ltmp, "%s/latest.tmp", dir);
     FILE *lf = rc == 0 ? fopen(ltmp, "w") : NULL;
-    if (rc == 0 && (!lf || fprintf(lf, "%s\n", name) < 0 || fflush(lf) != 0 ||
-                    fsync(fileno(lf)) != 0)) {
+    if (rc == 0 &&
+        (!lf || fprintf(lf, "%s\n", name) < 0 || fflush(lf) != 0 || fsync(fileno(lf)) != 0)) {
       fpt_error_set("%s: cannot write", ltmp);
       rc = 1;
     }
@@ -228,8 +230,9 @@ int fpt_checkpoint_read_state(const char *path, const fpt_model *m, fpt_ckpt_sta
   hid_t f;
   FPT_TRY(fpt_h5_open_read(path, &f));
   int64_t v[9];
-  const char *in[] = {"format_version", "step", "adam_t", "seed", "batch_size", "sample_offset",
-                      "window_steps", "best_step", "evals_since_best"};
+  const char *in[] = {"format_version", "step",       "adam_t",
+                      "seed",           "batch_size", "sample_offset",
+                      "window_steps",   "best_step",  "evals_since_best"};
   int rc = 0;
   for (int i = 0; i < 9 && rc == 0; i++)
     rc = fpt_h5_read_attr_i64(f, path, in[i], &v[i]);

@@ -12,9 +12,8 @@
 // contiguous: HDF5 1.10 maps an irregular selection (a shuffled batch) onto
 // chunks element by element, which made chunked reads 25-90x slower here
 // (docs/DATA.md). chunk > 0 chunks along the sample axis only, chunk samples each.
-static int write_array(hid_t g, const char *name, hid_t ftype, hid_t mtype,
-                       int ndim, const int64_t *dims, const void *data,
-                       const char *path, int64_t chunk) {
+static int write_array(hid_t g, const char *name, hid_t ftype, hid_t mtype, int ndim,
+                       const int64_t *dims, const void *data, const char *path, int64_t chunk) {
   hsize_t d[3], c[3];
   size_t row = H5Tget_size(mtype);
   for (int i = 0; i < ndim; i++) {
@@ -46,10 +45,10 @@ static int write_array(hid_t g, const char *name, hid_t ftype, hid_t mtype,
 static int write_all(hid_t f, const fpt_dataset *d, const char *path, int64_t chunk) {
   FPT_TRY(fpt_h5_write_attr_str(f, "task", d->task));
   FPT_TRY(fpt_h5_write_attr_i64(f, "format_version", FPT_DATASET_FORMAT_VERSION));
-  const char *names[] = {"seq", "d_in", "vocab", "seq2", "vocab2", "n_classes", "K", "r",
-                         "pad_id", "seed"};
-  int64_t vals[] = {d->seq, d->d_in, d->vocab, d->seq2, d->vocab2, d->n_classes, d->K, d->r,
-                    d->pad_id, d->seed};
+  const char *names[] = {"seq",       "d_in", "vocab", "seq2",   "vocab2",
+                         "n_classes", "K",    "r",     "pad_id", "seed"};
+  int64_t vals[] = {d->seq,       d->d_in, d->vocab, d->seq2,   d->vocab2,
+                    d->n_classes, d->K,    d->r,     d->pad_id, d->seed};
   for (int i = 0; i < 10; i++)
     FPT_TRY(fpt_h5_write_attr_i64(f, names[i], vals[i]));
   FPT_TRY(fpt_h5_write_attr_str(f, "sources", d->sources));
@@ -113,12 +112,12 @@ static int check_array(fpt_data_reader *r, int split, hid_t ds, const char *name
     for (int i = 1; i < ndim; i++)
       p += snprintf(p, sizeof want_s - (size_t)(p - want_s), ", %lld", (long long)tail[i - 1]);
     snprintf(p, sizeof want_s - (size_t)(p - want_s), "]");
-    FPT_FAIL("%s: dataset %s has the wrong shape (expected %s from the file's attributes)",
-             r->path, name, want_s);
+    FPT_FAIL("%s: dataset %s has the wrong shape (expected %s from the file's attributes)", r->path,
+             name, want_s);
   }
   if (*n >= 0)
-    FPT_ENSURE((int64_t)d[0] == *n, "%s: dataset %s has %lld samples, but /%s/y has %lld",
-               r->path, name, (long long)d[0], fpt_split_names[split], (long long)*n);
+    FPT_ENSURE((int64_t)d[0] == *n, "%s: dataset %s has %lld samples, but /%s/y has %lld", r->path,
+               name, (long long)d[0], fpt_split_names[split], (long long)*n);
   *n = (int64_t)d[0];
   return 0;
 }
@@ -126,8 +125,8 @@ static int check_array(fpt_data_reader *r, int split, hid_t ds, const char *name
 static int read_attrs(fpt_data_reader *r) {
   fpt_dataset *m = &r->meta;
   int64_t v[11];
-  const char *names[] = {"format_version", "seq", "d_in", "vocab", "seq2", "vocab2",
-                         "n_classes", "K", "r", "pad_id", "seed"};
+  const char *names[] = {"format_version", "seq", "d_in", "vocab",  "seq2", "vocab2",
+                         "n_classes",      "K",   "r",    "pad_id", "seed"};
   for (int i = 0; i < 11; i++)
     FPT_TRY(fpt_h5_read_attr_i64(r->file, r->path, names[i], &v[i]));
   FPT_ENSURE(v[0] == FPT_DATASET_FORMAT_VERSION, "%s: format_version %lld is not supported (%d)",

@@ -27,7 +27,7 @@ int fpt_h5_open_read(const char *path, hid_t *file) {
 static int path_exists(hid_t file, const char *name) {
   char buf[512];
   snprintf(buf, sizeof buf, "%s", name);
-  for (char *p = buf + 1; ; p++) {
+  for (char *p = buf + 1;; p++) {
     if (*p == '/' || *p == '\0') {
       char c = *p;
       *p = '\0';
@@ -52,8 +52,7 @@ int fpt_h5_open_dataset(hid_t file, const char *path, const char *name, hid_t *d
   return 0;
 }
 
-int fpt_h5_shape(hid_t file, const char *path, const char *name, int *ndim,
-                 int64_t *dims) {
+int fpt_h5_shape(hid_t file, const char *path, const char *name, int *ndim, int64_t *dims) {
   hid_t ds;
   FPT_TRY(fpt_h5_open_dataset(file, path, name, &ds));
   hid_t sp = H5Dget_space(ds);
@@ -63,8 +62,8 @@ int fpt_h5_shape(hid_t file, const char *path, const char *name, int *ndim,
     H5Sget_simple_extent_dims(sp, d, NULL);
   H5Sclose(sp);
   H5Dclose(ds);
-  FPT_ENSURE(nd >= 0 && nd <= *ndim, "%s: dataset %s has rank %d (at most %d expected)",
-             path, name, nd, *ndim);
+  FPT_ENSURE(nd >= 0 && nd <= *ndim, "%s: dataset %s has rank %d (at most %d expected)", path, name,
+             nd, *ndim);
   *ndim = nd;
   for (int i = 0; i < nd; i++)
     dims[i] = (int64_t)d[i];
@@ -111,8 +110,7 @@ int fpt_h5_read_floats(hid_t file, const char *path, const char *name, int ndim,
   return 0;
 }
 
-static int read_attr(hid_t file, const char *path, const char *name,
-                     hid_t memtype, void *v) {
+static int read_attr(hid_t file, const char *path, const char *name, hid_t memtype, void *v) {
   FPT_ENSURE(H5Aexists(file, name) > 0, "%s: attribute %s is missing", path, name);
   hid_t a = H5Aopen(file, name, H5P_DEFAULT);
   hid_t sp = H5Aget_space(a);
@@ -124,13 +122,11 @@ static int read_attr(hid_t file, const char *path, const char *name,
   return 0;
 }
 
-int fpt_h5_read_attr_i64(hid_t file, const char *path, const char *name,
-                         int64_t *v) {
+int fpt_h5_read_attr_i64(hid_t file, const char *path, const char *name, int64_t *v) {
   return read_attr(file, path, name, H5T_NATIVE_INT64, v);
 }
 
-int fpt_h5_read_attr_str(hid_t file, const char *path, const char *name, char *buf,
-                         size_t size) {
+int fpt_h5_read_attr_str(hid_t file, const char *path, const char *name, char *buf, size_t size) {
   FPT_ENSURE(H5Aexists(file, name) > 0, "%s: attribute %s is missing", path, name);
   hid_t a = H5Aopen(file, name, H5P_DEFAULT);
   hid_t ft = H5Aget_type(a);
@@ -162,24 +158,20 @@ int fpt_h5_read_attr_str(hid_t file, const char *path, const char *name, char *b
   return 0;
 }
 
-int fpt_h5_read_attr_f64(hid_t file, const char *path, const char *name,
-                         double *v) {
+int fpt_h5_read_attr_f64(hid_t file, const char *path, const char *name, double *v) {
   return read_attr(file, path, name, H5T_NATIVE_DOUBLE, v);
 }
 
-int fpt_h5_write_floats(hid_t file, const char *name, int ndim,
-                        const int64_t *dims, const float *data) {
+int fpt_h5_write_floats(hid_t file, const char *name, int ndim, const int64_t *dims,
+                        const float *data) {
   hsize_t d[8];
   for (int i = 0; i < ndim; i++)
     d[i] = (hsize_t)dims[i];
   hid_t sp = H5Screate_simple(ndim, d, NULL);
   hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
   H5Pset_create_intermediate_group(lcpl, 1);
-  hid_t ds = H5Dcreate2(file, name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT,
-                        H5P_DEFAULT);
-  herr_t rc = ds >= 0 ? H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL,
-                                 H5P_DEFAULT, data)
-                      : -1;
+  hid_t ds = H5Dcreate2(file, name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t rc = ds >= 0 ? H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : -1;
   if (ds >= 0)
     H5Dclose(ds);
   H5Pclose(lcpl);
@@ -188,8 +180,7 @@ int fpt_h5_write_floats(hid_t file, const char *name, int ndim,
   return 0;
 }
 
-static int write_attr(hid_t obj, const char *name, hid_t filetype,
-                      hid_t memtype, const void *v) {
+static int write_attr(hid_t obj, const char *name, hid_t filetype, hid_t memtype, const void *v) {
   hid_t sp = H5Screate(H5S_SCALAR);
   hid_t a = H5Acreate2(obj, name, filetype, sp, H5P_DEFAULT, H5P_DEFAULT);
   herr_t rc = a >= 0 ? H5Awrite(a, memtype, v) : -1;

@@ -13,10 +13,9 @@ int fpt_metrics_open(fpt_metrics *mt, const char *run_dir) {
   return 0;
 }
 
-int fpt_metrics_write(fpt_metrics *mt, int64_t step, const char *split,
-                      double loss, double accuracy, double tokens_per_s,
-                      int n_extra, const char *const *extra_names,
-                      const double *extra_values) {
+int fpt_metrics_write(fpt_metrics *mt, int64_t step, const char *split, double loss,
+                      double accuracy, double tokens_per_s, int n_extra,
+                      const char *const *extra_names, const double *extra_values) {
   cJSON *o = cJSON_CreateObject();
   cJSON_AddNumberToObject(o, "step", (double)step);
   cJSON_AddStringToObject(o, "split", split);

@@ -18,12 +18,12 @@ int fpt_model_file_config(const char *path, fpt_gpt2_config *cfg) {
   H5Fclose(f);
   FPT_TRY(rc);
   for (int i = 0; i < 4; i++)
-    FPT_ENSURE(v[i] >= 1 && v[i] < (1 << 20), "%s: attribute %s = %lld is out of range",
-               path, names[i], (long long)v[i]);
-  FPT_ENSURE(v[2] % v[1] == 0, "%s: n_embd (%lld) is not divisible by n_head (%lld)",
-             path, (long long)v[2], (long long)v[1]);
-  FPT_ENSURE(eps > 0 && eps < 1, "%s: attribute layer_norm_epsilon = %g is out of range",
-             path, eps);
+    FPT_ENSURE(v[i] >= 1 && v[i] < (1 << 20), "%s: attribute %s = %lld is out of range", path,
+               names[i], (long long)v[i]);
+  FPT_ENSURE(v[2] % v[1] == 0, "%s: n_embd (%lld) is not divisible by n_head (%lld)", path,
+             (long long)v[2], (long long)v[1]);
+  FPT_ENSURE(eps > 0 && eps < 1, "%s: attribute layer_norm_epsilon = %g is out of range", path,
+             eps);
   cfg->n_layer = (int)v[0];
   cfg->n_head = (int)v[1];
   cfg->n_embd = (int)v[2];
@@ -46,8 +46,7 @@ int fpt_model_file_load(const char *path, fpt_model *m) {
     rc = fpt_h5_read_floats(f, path, name, t->ndim, dims, t->data);
     for (size_t j = 0; rc == 0 && j < t->numel; j++)
       if (!(t->data[j] == t->data[j]) || t->data[j] - t->data[j] != 0.0f) {
-        fpt_error_set("%s: dataset %s holds a NaN or Inf at element %zu", path,
-                      name, j);
+        fpt_error_set("%s: dataset %s holds a NaN or Inf at element %zu", path, name, j);
         rc = 1;
       }
   }

@@ -18,9 +18,8 @@
 // tape.tokenizers.IUPAC_VOCAB, in id order. data/tape_homology_to_h5.py has
 // the same list (VOCAB); tests/cli/test_proteins.sh compares them.
 const char *const fpt_protein_vocab[FPT_PROTEIN_VOCAB] = {
-    "<pad>", "<mask>", "<cls>", "<sep>", "<unk>", "A", "B", "C", "D", "E",
-    "F",     "G",      "H",     "I",     "K",     "L", "M", "N", "O", "P",
-    "Q",     "R",      "S",     "T",     "U",     "V", "W", "X", "Y", "Z"};
+    "<pad>", "<mask>", "<cls>", "<sep>", "<unk>", "A", "B", "C", "D", "E", "F", "G", "H", "I", "K",
+    "L",     "M",      "N",     "O",     "P",     "Q", "R", "S", "T", "U", "V", "W", "X", "Y", "Z"};
 
 int fpt_protein_token_id(int c) {
   // The table is the only source of truth; 25 one-letter entries.
@@ -38,12 +37,10 @@ static void show_char(int c, char *buf, size_t n) {
     snprintf(buf, n, "byte 0x%02X", (unsigned)(c & 0xFF));
 }
 
-int fpt_protein_encode(const char *seq, int32_t *ids, int max_len,
-                       const char *file, long record) {
+int fpt_protein_encode(const char *seq, int32_t *ids, int max_len, const char *file, long record) {
   const char *f = file ? file : "(sequence)";
   FPT_ENSURE(seq != NULL, "%s: record %ld: no sequence", f, record);
-  FPT_ENSURE(max_len >= 2,
-             "%s: record %ld: max_len %d leaves no room for <cls> and <sep>", f,
+  FPT_ENSURE(max_len >= 2, "%s: record %ld: max_len %d leaves no room for <cls> and <sep>", f,
              record, max_len);
   int t = 0;
   ids[t++] = FPT_PROT_CLS;
@@ -73,9 +70,9 @@ int fpt_protein_encode(const char *seq, int32_t *ids, int max_len,
 typedef struct {
   char *name;
   char *res;
-  size_t len, cap;  // residues kept
-  size_t alen;      // aligned columns seen (gaps included)
-  long block;       // last block it appeared in
+  size_t len, cap; // residues kept
+  size_t alen;     // aligned columns seen (gaps included)
+  long block;      // last block it appeared in
   long first_line, last_line;
 } sto_seq;
 
@@ -120,8 +117,8 @@ static int read_line(gzFile gz, char **buf, size_t *cap, size_t *len) {
   if (*len == 0)
     return 0;
   // Strip the newline, a CR and trailing blanks.
-  while (*len && ((*buf)[*len - 1] == '\n' || (*buf)[*len - 1] == '\r' ||
-                  (*buf)[*len - 1] == ' ' || (*buf)[*len - 1] == '\t'))
+  while (*len && ((*buf)[*len - 1] == '\n' || (*buf)[*len - 1] == '\r' || (*buf)[*len - 1] == ' ' ||
+                  (*buf)[*len - 1] == '\t'))
     (*buf)[--*len] = '\0';
   return 1;
 }
@@ -160,14 +157,13 @@ static int find_seq(const sto_list *l, const char *name, int hint) {
 }
 
 // Parse the whole file; fills l and id. Returns 0 or 1 (message set).
-static int parse_stockholm(gzFile gz, const char *path, sto_list *l,
-                           char *id, size_t idn) {
+static int parse_stockholm(gzFile gz, const char *path, sto_list *l, char *id, size_t idn) {
   char *buf = NULL;
   size_t cap = 0, len = 0;
   long lineno = 0, block = 0, end_line = 0;
-  int state = 0;     // 0 before the header, 1 inside, 2 after "//"
-  int in_block = 0;  // a sequence line was seen since the last blank line
-  int pos = 0;       // index of the line within the current block
+  int state = 0;    // 0 before the header, 1 inside, 2 after "//"
+  int in_block = 0; // a sequence line was seen since the last blank line
+  int pos = 0;      // index of the line within the current block
   int rc = 1;
   id[0] = '\0';
   while (read_line(gz, &buf, &cap, &len)) {
@@ -192,8 +188,7 @@ static int parse_stockholm(gzFile gz, const char *path, sto_list *l,
                       "family per file",
                       path, lineno);
       else
-        fpt_error_set("%s:%ld: text after the '//' terminator of line %ld",
-                      path, lineno, end_line);
+        fpt_error_set("%s:%ld: text after the '//' terminator of line %ld", path, lineno, end_line);
       goto out;
     }
     if (is_blank(buf)) {
@@ -234,8 +229,7 @@ static int parse_stockholm(gzFile gz, const char *path, sto_list *l,
     char *p = name + nl;
     p += strspn(p, " \t");
     if (!*p) {
-      fpt_error_set("%s:%ld: sequence line '%.40s' has a name but no residues",
-                    path, lineno, name);
+      fpt_error_set("%s:%ld: sequence line '%.40s' has a name but no residues", path, lineno, name);
       goto out;
     }
     name[nl] = '\0';
@@ -312,13 +306,11 @@ static int parse_stockholm(gzFile gz, const char *path, sto_list *l,
     int errnum = Z_OK;
     const char *msg = gzerror(gz, &errnum);
     if (errnum == Z_ERRNO) {
-      fpt_error_set("%s: read error after line %ld: %s", path, lineno,
-                    strerror(errno));
+      fpt_error_set("%s: read error after line %ld: %s", path, lineno, strerror(errno));
       goto out;
     }
     if (errnum != Z_OK && errnum != Z_STREAM_END) {
-      fpt_error_set("%s: corrupt gzip data after line %ld: %s", path, lineno,
-                    msg);
+      fpt_error_set("%s: corrupt gzip data after line %ld: %s", path, lineno, msg);
       goto out;
     }
   }
@@ -342,8 +334,8 @@ static int parse_stockholm(gzFile gz, const char *path, sto_list *l,
     if (l->s[i].alen != l->s[0].alen) {
       fpt_error_set("%s:%ld: sequence '%.40s' has %zu aligned columns but "
                     "'%.40s' has %zu (a block is missing or cut short)",
-                    path, l->s[i].last_line, l->s[i].name, l->s[i].alen,
-                    l->s[0].name, l->s[0].alen);
+                    path, l->s[i].last_line, l->s[i].name, l->s[i].alen, l->s[0].name,
+                    l->s[0].alen);
       goto out;
     }
   rc = 0;
@@ -357,12 +349,10 @@ int fpt_stockholm_read(const char *path, fpt_stockholm *a) {
   FPT_ENSURE(path != NULL, "Stockholm reader: no file name");
   struct stat st;
   FPT_ENSURE(stat(path, &st) == 0, "%s: cannot open: %s", path, strerror(errno));
-  FPT_ENSURE(!S_ISDIR(st.st_mode), "%s: is a directory, not a Stockholm file",
-             path);
+  FPT_ENSURE(!S_ISDIR(st.st_mode), "%s: is a directory, not a Stockholm file", path);
   errno = 0;
   gzFile gz = gzopen(path, "rb");
-  FPT_ENSURE(gz != NULL, "%s: cannot open: %s", path,
-             errno ? strerror(errno) : "out of memory");
+  FPT_ENSURE(gz != NULL, "%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
   gzbuffer(gz, 1 << 17);
   sto_list l = {0};
   char id[sizeof a->id];
@@ -382,14 +372,14 @@ int fpt_stockholm_read(const char *path, fpt_stockholm *a) {
   a->lines = fpt_calloc((size_t)l.n, sizeof(long));
   for (int i = 0; i < l.n; i++) {
     a->names[i] = l.s[i].name;
-    if (!l.s[i].res) {  // an all-gap row: empty sequence
+    if (!l.s[i].res) { // an all-gap row: empty sequence
       l.s[i].res = fpt_malloc(1);
       l.s[i].res[0] = '\0';
     }
     a->seqs[i] = l.s[i].res;
     a->lines[i] = l.s[i].first_line;
   }
-  free(l.s);  // the strings now belong to a
+  free(l.s); // the strings now belong to a
   return 0;
 }
 
@@ -407,21 +397,19 @@ void fpt_stockholm_free(fpt_stockholm *a) {
 // ---------------------------------------------------------------------------
 // The pfam task.
 
-
 // Sequences of a family of n that go to val (and as many to test).
 static int64_t held_out(int64_t n) {
   if (n < 3)
     return 0;
-  int64_t k = (15 * n + 50) / 100;  // round(0.15 n), in integers
+  int64_t k = (15 * n + 50) / 100; // round(0.15 n), in integers
   return k < 1 ? 1 : k;
 }
 
-int fpt_pfam_load(const char *const *paths, int n_paths, uint64_t seed,
-                  int max_len, fpt_dataset *d) {
+int fpt_pfam_load(const char *const *paths, int n_paths, uint64_t seed, int max_len,
+                  fpt_dataset *d) {
   memset(d, 0, sizeof *d);
   FPT_ENSURE(paths != NULL && n_paths >= 1, "pfam: no Stockholm files given");
-  FPT_ENSURE(max_len >= 2,
-             "pfam: max_len %d leaves no room for <cls> and <sep> (need >= 2)",
+  FPT_ENSURE(max_len >= 2, "pfam: max_len %d leaves no room for <cls> and <sep> (need >= 2)",
              max_len);
   fpt_stockholm *fam = fpt_calloc((size_t)n_paths, sizeof *fam);
   int rc = 0;
@@ -486,8 +474,7 @@ int fpt_pfam_load(const char *const *paths, int n_paths, uint64_t seed,
   // they do not fit).
   size_t used = 0, room = sizeof d->sources;
   for (int f = 0; f < n_paths; f++) {
-    int w = snprintf(d->sources + used, room - used, "%s%s", f ? "; " : "",
-                     paths[f]);
+    int w = snprintf(d->sources + used, room - used, "%s%s", f ? "; " : "", paths[f]);
     if (w < 0 || (size_t)w >= room - used) {
       memcpy(d->sources + room - 4, "...", 4);
       break;
@@ -500,16 +487,15 @@ int fpt_pfam_load(const char *const *paths, int n_paths, uint64_t seed,
            n_paths, max_len, (unsigned long long)seed);
 
   for (int s = 0; s < 3 && rc == 0; s++) {
-    fpt_shuffle(list[s], cnt[s],
-            (fpt_stream){seed, FPT_SITE_DATA, 0x9FA4u, (uint32_t)s});
+    fpt_shuffle(list[s], cnt[s], (fpt_stream){seed, FPT_SITE_DATA, 0x9FA4u, (uint32_t)s});
     fpt_dataset_alloc(d, s, cnt[s]);
     fpt_split *sp = &d->split[s];
     sp->index = fpt_calloc((size_t)cnt[s], sizeof(int64_t));
     for (int64_t j = 0; j < cnt[s]; j++) {
       int f = (int)(list[s][j] >> 32);
       int i = (int)(list[s][j] & 0xFFFFFFFF);
-      rc = fpt_protein_encode(fam[f].seqs[i], sp->ids + j * max_len, max_len,
-                              paths[f], fam[f].lines[i]);
+      rc = fpt_protein_encode(fam[f].seqs[i], sp->ids + j * max_len, max_len, paths[f],
+                              fam[f].lines[i]);
       if (rc)
         break;
       sp->y[j] = f;
@@ -530,8 +516,8 @@ int fpt_pfam_load(const char *const *paths, int n_paths, uint64_t seed,
 // Debian's hmmer-examples.
 
 static const char *const default_families[] = {
-    "tutorial/Pkinase",  "tutorial/fn3",     "tutorial/globins4",
-    "testsuite/RRM_1",   "testsuite/SMC_N",  "testsuite/LuxC",
+    "tutorial/Pkinase",  "tutorial/fn3",         "tutorial/globins4",
+    "testsuite/RRM_1",   "testsuite/SMC_N",      "testsuite/LuxC",
     "testsuite/Patched", "testsuite/Caudal_act", "testsuite/XYPPX"};
 
 int fpt_pfam_default_paths(char ***paths, int *n) {

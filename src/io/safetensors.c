@@ -26,9 +26,9 @@
 #define ST_MAX_LAYERS 4096
 
 typedef struct {
-  const char *name;  // as in the file (points into the cJSON tree)
+  const char *name; // as in the file (points into the cJSON tree)
   const char *dtype;
-  int esize;         // bytes per element, 0 for a dtype we do not know
+  int esize; // bytes per element, 0 for a dtype we do not know
   int ndim;
   int64_t shape[ST_MAX_DIMS];
   uint64_t numel, begin, end; // offsets relative to the data buffer
@@ -49,20 +49,18 @@ static const struct {
   const char *name;
   int ndim, d0, d1;
 } block_tensors[] = {
-    {"ln_1.weight", 1, 1, 0},       {"ln_1.bias", 1, 1, 0},
-    {"attn.c_attn.weight", 2, 1, 3}, {"attn.c_attn.bias", 1, 3, 0},
-    {"attn.c_proj.weight", 2, 1, 1}, {"attn.c_proj.bias", 1, 1, 0},
-    {"ln_2.weight", 1, 1, 0},       {"ln_2.bias", 1, 1, 0},
-    {"mlp.c_fc.weight", 2, 1, 4},   {"mlp.c_fc.bias", 1, 4, 0},
-    {"mlp.c_proj.weight", 2, 4, 1}, {"mlp.c_proj.bias", 1, 1, 0},
+    {"ln_1.weight", 1, 1, 0},      {"ln_1.bias", 1, 1, 0},          {"attn.c_attn.weight", 2, 1, 3},
+    {"attn.c_attn.bias", 1, 3, 0}, {"attn.c_proj.weight", 2, 1, 1}, {"attn.c_proj.bias", 1, 1, 0},
+    {"ln_2.weight", 1, 1, 0},      {"ln_2.bias", 1, 1, 0},          {"mlp.c_fc.weight", 2, 1, 4},
+    {"mlp.c_fc.bias", 1, 4, 0},    {"mlp.c_proj.weight", 2, 4, 1},  {"mlp.c_proj.bias", 1, 1, 0},
 };
 enum { N_BLOCK = (int)(sizeof block_tensors / sizeof *block_tensors) };
 // Causal-mask buffers of older checkpoints: not parameters.
 static const char *const block_skipped[] = {"attn.bias", "attn.masked_bias"};
 // Non-block tensors: slots 0..3 of the table below.
 enum { G_WTE, G_WPE, G_LNF_W, G_LNF_B, N_GLOBAL };
-static const char *const global_names[N_GLOBAL] = {"wte.weight", "wpe.weight",
-                                                   "ln_f.weight", "ln_f.bias"};
+static const char *const global_names[N_GLOBAL] = {"wte.weight", "wpe.weight", "ln_f.weight",
+                                                   "ln_f.bias"};
 
 static int dtype_size(const char *d) {
   static const struct {
@@ -117,8 +115,7 @@ static int parse_entry(const st_file *s, const cJSON *item, st_entry *e) {
     FPT_ENSURE(json_uint(cJSON_GetArrayItem(sh, i), &d) && d < (1ull << 40),
                "%s: tensor %s: \"shape\" holds something other than a dimension", p, nm);
     // Bound the product so that numel * 8 cannot overflow.
-    FPT_ENSURE(d == 0 || e->numel <= (1ull << 59) / d,
-               "%s: tensor %s: shape is too large", p, nm);
+    FPT_ENSURE(d == 0 || e->numel <= (1ull << 59) / d, "%s: tensor %s: shape is too large", p, nm);
     e->shape[i] = (int64_t)d;
     e->numel *= d;
   }
@@ -146,8 +143,7 @@ static int st_open(st_file *s, const char *path) {
   s->f = fopen(path, "rb");
   FPT_ENSURE(s->f, "%s: cannot open file for reading (%s)", path, strerror(errno));
   struct stat st;
-  FPT_ENSURE(fstat(fileno(s->f), &st) == 0 && S_ISREG(st.st_mode),
-             "%s: not a regular file", path);
+  FPT_ENSURE(fstat(fileno(s->f), &st) == 0 && S_ISREG(st.st_mode), "%s: not a regular file", path);
   off_t size = st.st_size;
   unsigned char b[8];
   FPT_ENSURE(size >= 8 && fread(b, 1, 8, s->f) == 8,
@@ -228,8 +224,7 @@ static int read_tensor(st_file *s, const st_entry *e, float *out) {
   for (uint64_t i0 = 0; i0 < e->numel && rc == 0; i0 += CHUNK) {
     size_t k = e->numel - i0 < CHUNK ? (size_t)(e->numel - i0) : CHUNK;
     if (fread(buf, (size_t)e->esize, k, s->f) != k) {
-      fpt_error_set("%s: tensor %s: reading its data failed (file truncated?)", s->path,
-                    e->name);
+      fpt_error_set("%s: tensor %s: reading its data failed (file truncated?)", s->path, e->name);
       rc = 1;
       break;
     }
@@ -237,8 +232,8 @@ static int read_tensor(st_file *s, const st_entry *e, float *out) {
     for (size_t j = 0; j < k; j++) {
       const unsigned char *q = buf + j * (size_t)e->esize;
       if (e->esize == 4) {
-        uint32_t u = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 |
-                     (uint32_t)q[3] << 24;
+        uint32_t u =
+            (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
         memcpy(&o[j], &u, sizeof u);
       } else {
         uint16_t u = (uint16_t)(q[0] | q[1] << 8);
@@ -282,9 +277,9 @@ static int block_index(const char *rel, const char **rest) {
 
 // Everything the import needs, found and checked before writing.
 typedef struct {
-  const char *prefix;     // "" or "transformer."
+  const char *prefix; // "" or "transformer."
   int n_layer, C, P;
-  const st_entry **slot;  // N_GLOBAL + n_layer * N_BLOCK; wte may be NULL
+  const st_entry **slot; // N_GLOBAL + n_layer * N_BLOCK; wte may be NULL
 } st_plan;
 
 static const st_entry *find_entry(const st_file *s, const char *prefix, const char *rel) {
@@ -301,8 +296,7 @@ static int plan_tensors(const st_file *s, st_plan *pl) {
   int plain = find_entry(s, "", "wpe.weight") != NULL;
   int pref = find_entry(s, "transformer.", "wpe.weight") != NULL;
   FPT_ENSURE(!(plain && pref),
-             "%s: tensor wpe.weight appears both with and without the \"transformer.\" prefix",
-             p);
+             "%s: tensor wpe.weight appears both with and without the \"transformer.\" prefix", p);
   FPT_ENSURE(plain || pref,
              "%s: tensor wpe.weight is missing (not a Hugging Face GPT-2 checkpoint?)", p);
   pl->prefix = pref ? "transformer." : "";
@@ -325,8 +319,8 @@ static int plan_tensors(const st_file *s, st_plan *pl) {
     if (l + 1 > pl->n_layer)
       pl->n_layer = l + 1;
   }
-  FPT_ENSURE(pl->n_layer >= 1, "%s: tensor %sh.0.ln_1.weight is missing (no blocks found)",
-             p, pl->prefix);
+  FPT_ENSURE(pl->n_layer >= 1, "%s: tensor %sh.0.ln_1.weight is missing (no blocks found)", p,
+             pl->prefix);
 
   int n_slots = N_GLOBAL + pl->n_layer * N_BLOCK;
   pl->slot = fpt_calloc((size_t)n_slots, sizeof *pl->slot);
@@ -340,8 +334,8 @@ static int plan_tensors(const st_file *s, st_plan *pl) {
       if (!strcmp(rel, global_names[g]))
         k = g;
     int l = block_index(rel, &rest);
-    FPT_ENSURE(l >= 0 || strncmp(rel, "h.", 2) != 0,
-               "%s: tensor %s is not part of a GPT-2 block", p, e->name);
+    FPT_ENSURE(l >= 0 || strncmp(rel, "h.", 2) != 0, "%s: tensor %s is not part of a GPT-2 block",
+               p, e->name);
     if (l >= 0) {
       int skipped = 0;
       for (size_t j = 0; j < sizeof block_skipped / sizeof *block_skipped; j++)
@@ -391,15 +385,14 @@ static int plan_tensors(const st_file *s, st_plan *pl) {
     FPT_ENSURE(ok, "%s: tensor %s has shape %s, expected %s%s", p, e->name, got,
                k == G_WTE ? "[vocab, n_embd] = " : "", w);
     FPT_ENSURE(!strcmp(e->dtype, "F32") || !strcmp(e->dtype, "F16") || !strcmp(e->dtype, "BF16"),
-               "%s: tensor %s has dtype %s (only F32, F16 and BF16 are supported)", p,
-               e->name, e->dtype);
+               "%s: tensor %s has dtype %s (only F32, F16 and BF16 are supported)", p, e->name,
+               e->dtype);
   }
   return 0;
 }
 
 // config.json next to the model file (as the hub stores it), if there is one.
-static int read_hf_config(const char *model_path, const st_plan *pl, int *n_head,
-                          double *eps) {
+static int read_hf_config(const char *model_path, const st_plan *pl, int *n_head, double *eps) {
   char path[4200];
   const char *slash = strrchr(model_path, '/');
   int dl = slash ? (int)(slash - model_path + 1) : 0;
@@ -430,8 +423,8 @@ static int read_hf_config(const char *model_path, const st_plan *pl, int *n_head
   const struct {
     const char *key;
     int want; // -1: take it
-  } fields[] = {{"n_head", -1}, {"n_embd", pl->C}, {"n_layer", pl->n_layer},
-                {"n_positions", pl->P}};
+  } fields[] = {
+      {"n_head", -1}, {"n_embd", pl->C}, {"n_layer", pl->n_layer}, {"n_positions", pl->P}};
   int rc = 0;
   for (size_t i = 0; i < sizeof fields / sizeof *fields && rc == 0; i++) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, fields[i].key);

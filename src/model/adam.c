@@ -2,8 +2,8 @@
 
 #include "fpt/kernels.h"
 
-void adam_update(float *param, const float *grad, float *m, float *v, size_t n,
-                 float lr, float beta1, float beta2, float eps, int64_t t) {
+void adam_update(float *param, const float *grad, float *m, float *v, size_t n, float lr,
+                 float beta1, float beta2, float eps, int64_t t) {
   // The same operation order as torch.optim.Adam (non-foreach, PyTorch 1.13).
   float bc1 = 1.0f - powf(beta1, (float)t);
   float bc2 = 1.0f - powf(beta2, (float)t);

@@ -8,10 +8,8 @@
 // Each (sample, head) pair is one task; OpenBLAS does not thread these small
 // GEMMs, so the pairs are spread over the OpenMP threads instead.
 
-
-void attention_forward(float *out, float *att, const float *qkv, int B, int T,
-                       int q0, int C, int NH, const fpt_dropout *d,
-                       uint32_t site) {
+void attention_forward(float *out, float *att, const float *qkv, int B, int T, int q0, int C,
+                       int NH, const fpt_dropout *d, uint32_t site) {
   int hs = C / NH, Tq = T - q0, C3 = 3 * C;
   float scale = 1.0f / sqrtf((float)hs);
   int drop = d && d->p > 0.0f;
@@ -52,16 +50,14 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T,
         dropout_apply(pd, &db, site, 1, Tq, h * T + q0, T);
         pv = pd;
       }
-      fpt_gemm1(0, 0, Tq, hs, T, 1.0f, pv, T, v, C3, 0.0f,
-             out + (size_t)b * Tq * C + h * hs, C);
+      fpt_gemm1(0, 0, Tq, hs, T, 1.0f, pv, T, v, C3, 0.0f, out + (size_t)b * Tq * C + h * hs, C);
     }
     free(pd);
   }
 }
 
-void attention_backward(float *dqkv, const float *dout, const float *qkv,
-                        const float *att, int B, int T, int q0, int C, int NH,
-                        const fpt_dropout *d, uint32_t site) {
+void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B,
+                        int T, int q0, int C, int NH, const fpt_dropout *d, uint32_t site) {
   int hs = C / NH, Tq = T - q0, C3 = 3 * C;
   float scale = 1.0f / sqrtf((float)hs);
   int drop = d && d->p > 0.0f;
@@ -110,8 +106,7 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv,
       }
       for (int t = 0; t < q0; t++)
         memset(dq + (size_t)t * C3, 0, sizeof(float) * hs);
-      fpt_gemm1(0, 0, Tq, hs, T, 1.0f, dp, T, k, C3, 0.0f, dq + (size_t)q0 * C3,
-             C3);
+      fpt_gemm1(0, 0, Tq, hs, T, 1.0f, dp, T, k, C3, 0.0f, dq + (size_t)q0 * C3, C3);
       fpt_gemm1(1, 0, T, hs, Tq, 1.0f, dp, T, q, C3, 0.0f, dk, C3);
     }
     free(dp);

@@ -2,9 +2,8 @@
 
 #include "fpt/kernels.h"
 
-double crossentropy_forward_backward(float *dlogits, const float *logits,
-                                     const int32_t *targets, int N, int n_cls,
-                                     float scale, int64_t *correct) {
+double crossentropy_forward_backward(float *dlogits, const float *logits, const int32_t *targets,
+                                     int N, int n_cls, float scale, int64_t *correct) {
   double loss = 0.0;
   int64_t hits = 0;
   for (int i = 0; i < N; i++) {

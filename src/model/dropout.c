@@ -1,20 +1,18 @@
 #include "fpt/kernels.h"
 #include "fpt/rng.h"
 
-static fpt_stream stream_of(const fpt_dropout *d, uint32_t site,
-                            int64_t sample) {
+static fpt_stream stream_of(const fpt_dropout *d, uint32_t site, int64_t sample) {
   fpt_stream s = {d->seed, site, d->step, (uint32_t)sample};
   return s;
 }
 
-int dropout_keep(const fpt_dropout *d, uint32_t site, int64_t sample,
-                 uint64_t idx) {
+int dropout_keep(const fpt_dropout *d, uint32_t site, int64_t sample, uint64_t idx) {
   uint32_t thr = (uint32_t)((double)d->p * 4294967296.0);
   return fpt_stream_u32(stream_of(d, site, sample), idx) >= thr;
 }
 
-void dropout_apply(float *x, const fpt_dropout *d, uint32_t site, int B,
-                   int rows, int row0, int cols) {
+void dropout_apply(float *x, const fpt_dropout *d, uint32_t site, int B, int rows, int row0,
+                   int cols) {
   if (!d || d->p <= 0.0f)
     return;
   uint32_t thr = (uint32_t)((double)d->p * 4294967296.0);

@@ -9,8 +9,8 @@ int fpt_block_tq(const fpt_model *m, int l) {
   return l == m->cfg.n_layer - 1 ? m->task.r : m->task.seq;
 }
 
-int fpt_acts_create(fpt_acts *a, const fpt_model *m, int B, int l0, int l1,
-                    int has_input, int has_head) {
+int fpt_acts_create(fpt_acts *a, const fpt_model *m, int B, int l0, int l1, int has_input,
+                    int has_head) {
   memset(a, 0, sizeof *a);
   int T = m->task.seq, C = m->cfg.n_embd, NH = m->cfg.n_head;
   size_t BT = (size_t)B * T;
@@ -68,16 +68,15 @@ void fpt_acts_free(fpt_acts *a) {
       free(f[i]);
   }
   free(a->blk);
-  float *all[] = {a->h0,   a->xin,  a->lnf,  a->lnf_mean, a->lnf_rstd,
-                  a->logits, a->dlogits, a->dres, a->dres2, a->dln,
-                  a->datty, a->dtmp, a->dqkv, a->dfch,   a->dfch2};
+  float *all[] = {a->h0,     a->xin,     a->lnf,  a->lnf_mean, a->lnf_rstd,
+                  a->logits, a->dlogits, a->dres, a->dres2,    a->dln,
+                  a->datty,  a->dtmp,    a->dqkv, a->dfch,     a->dfch2};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++)
     free(all[i]);
   memset(a, 0, sizeof *a);
 }
 
-static fpt_dropout drop_of(const fpt_model *m, const fpt_batch *b,
-                           const fpt_pass *p) {
+static fpt_dropout drop_of(const fpt_model *m, const fpt_batch *b, const fpt_pass *p) {
   fpt_dropout d = {p->train ? m->dropout : 0.0f, p->seed, p->step, b->sample};
   return d;
 }
@@ -88,15 +87,13 @@ static const float *block_input(const fpt_acts *a, int l, const float *h_in) {
   return l == a->l0 ? a->h0 : a->blk[l - 1 - a->l0].h2;
 }
 
-void fpt_input_forward(const fpt_model *m, fpt_acts *a, const fpt_batch *b,
-                       const fpt_pass *p) {
+void fpt_input_forward(const fpt_model *m, fpt_acts *a, const fpt_batch *b, const fpt_pass *p) {
   int T = m->task.seq, C = m->cfg.n_embd, B = b->B;
   fpt_dropout d = drop_of(m, b, p);
   if (m->task.vocab > 0) {
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < B * T; i++)
-      memcpy(a->h0 + (size_t)i * C, m->in_w.w + (size_t)b->ids[i] * C,
-             sizeof(float) * C);
+      memcpy(a->h0 + (size_t)i * C, m->in_w.w + (size_t)b->ids[i] * C, sizeof(float) * C);
   } else {
     linear_forward(a->h0, b->x, m->in_w.w, m->in_b.w, B * T, m->task.d_in, C);
     dropout_apply(a->h0, &d, fpt_dropout_site(-1, FPT_DROP_INPUT), B, T, 0, C);
@@ -112,8 +109,7 @@ void fpt_input_forward(const fpt_model *m, fpt_acts *a, const fpt_batch *b,
 }
 
 // out (B,Tq,C) = h (B,T,C) rows [q0,T) + y (B,Tq,C)
-static void residual_add(float *out, const float *h, int T, int q0,
-                         const float *y, int B, int C) {
+static void residual_add(float *out, const float *h, int T, int q0, const float *y, int B, int C) {
   int Tq = T - q0;
 #pragma omp parallel for schedule(static)
   for (int i = 0; i < B * Tq; i++) {
@@ -125,9 +121,8 @@ static void residual_add(float *out, const float *h, int T, int q0,
   }
 }
 
-void fpt_block_forward(const fpt_model *m, fpt_acts *a, int l,
-                       const float *h_in, const fpt_batch *b,
-                       const fpt_pass *p) {
+void fpt_block_forward(const fpt_model *m, fpt_acts *a, int l, const float *h_in,
+                       const fpt_batch *b, const fpt_pass *p) {
   const fpt_block *w = &m->blocks[l];
   fpt_block_acts *k = &a->blk[l - a->l0];
   int B = b->B, T = m->task.seq, C = m->cfg.n_embd, NH = m->cfg.n_head;
@@ -136,8 +131,7 @@ void fpt_block_forward(const fpt_model *m, fpt_acts *a, int l,
   fpt_dropout d = drop_of(m, b, p);
   const float *h = block_input(a, l, h_in);
 
-  layernorm_forward(k->ln1, k->ln1_mean, k->ln1_rstd, h, w->ln1_w.w,
-                    w->ln1_b.w, B * T, C, eps);
+  layernorm_forward(k->ln1, k->ln1_mean, k->ln1_rstd, h, w->ln1_w.w, w->ln1_b.w, B * T, C, eps);
   if (q0 == 0) {
     linear_forward(k->qkv, k->ln1, w->qkv_w.w, w->qkv_b.w, B * T, C, 3 * C);
   } else {
@@ -146,19 +140,17 @@ void fpt_block_forward(const fpt_model *m, fpt_acts *a, int l,
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < B * T; i++)
       memcpy(k->qkv + (size_t)i * C3, w->qkv_b.w, sizeof(float) * C3);
-    fpt_gemm(0, 0, B * T, 2 * C, C, 1.0f, k->ln1, C, w->qkv_w.w + C, C3, 1.0f,
-             k->qkv + C, C3);
+    fpt_gemm(0, 0, B * T, 2 * C, C, 1.0f, k->ln1, C, w->qkv_w.w + C, C3, 1.0f, k->qkv + C, C3);
     for (int bb = 0; bb < B; bb++)
-      fpt_gemm(0, 0, Tq, C, C, 1.0f, k->ln1 + ((size_t)bb * T + q0) * C, C,
-               w->qkv_w.w, C3, 1.0f, k->qkv + ((size_t)bb * T + q0) * C3, C3);
+      fpt_gemm(0, 0, Tq, C, C, 1.0f, k->ln1 + ((size_t)bb * T + q0) * C, C, w->qkv_w.w, C3, 1.0f,
+               k->qkv + ((size_t)bb * T + q0) * C3, C3);
   }
   attention_forward(k->atty, k->att, k->qkv, B, T, q0, C, NH, &d,
                     fpt_dropout_site(l, FPT_DROP_ATTN));
   linear_forward(k->h1, k->atty, w->ap_w.w, w->ap_b.w, BQ, C, C);
   dropout_apply(k->h1, &d, fpt_dropout_site(l, FPT_DROP_ATTN_OUT), B, Tq, q0, C);
   residual_add(k->h1, h, T, q0, k->h1, B, C);
-  layernorm_forward(k->ln2, k->ln2_mean, k->ln2_rstd, k->h1, w->ln2_w.w,
-                    w->ln2_b.w, BQ, C, eps);
+  layernorm_forward(k->ln2, k->ln2_mean, k->ln2_rstd, k->h1, w->ln2_w.w, w->ln2_b.w, BQ, C, eps);
   linear_forward(k->fch, k->ln2, w->fc_w.w, w->fc_b.w, BQ, C, 4 * C);
   gelu_forward(k->fch_gelu, k->fch, (size_t)BQ * 4 * C);
   linear_forward(k->h2, k->fch_gelu, w->fp_w.w, w->fp_b.w, BQ, 4 * C, C);
@@ -166,32 +158,28 @@ void fpt_block_forward(const fpt_model *m, fpt_acts *a, int l,
   residual_add(k->h2, k->h1, Tq, 0, k->h2, B, C);
 }
 
-double fpt_head_forward_backward(const fpt_model *m, fpt_acts *a,
-                                 const float *h_last, const fpt_batch *b,
-                                 float dscale, int64_t *correct) {
+double fpt_head_forward_backward(const fpt_model *m, fpt_acts *a, const float *h_last,
+                                 const fpt_batch *b, float dscale, int64_t *correct) {
   int B = b->B, C = m->cfg.n_embd, r = m->task.r, no = m->task.n_out;
   int Tq = fpt_block_tq(m, m->cfg.n_layer - 1);
   // The readout rows are the last r of the last block's Tq (= r) rows.
   (void)Tq;
-  layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, h_last, m->lnf_w.w,
-                    m->lnf_b.w, B * r, C, m->cfg.ln_eps);
+  layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, h_last, m->lnf_w.w, m->lnf_b.w, B * r, C,
+                    m->cfg.ln_eps);
   linear_forward(a->logits, a->lnf, m->out_w.w, m->out_b.w, B * r, C, no);
-  double loss = crossentropy_forward_backward(
-      dscale != 0.0f ? a->dlogits : NULL, a->logits, b->y, B * m->K,
-      m->task.n_cls, dscale, correct);
+  double loss = crossentropy_forward_backward(dscale != 0.0f ? a->dlogits : NULL, a->logits, b->y,
+                                              B * m->K, m->task.n_cls, dscale, correct);
   if (dscale != 0.0f) {
-    linear_backward(a->dln, m->out_w.g, m->out_b.g, a->dlogits, a->lnf,
-                    m->out_w.w, B * r, C, no);
+    linear_backward(a->dln, m->out_w.g, m->out_b.g, a->dlogits, a->lnf, m->out_w.w, B * r, C, no);
     memset(a->dres, 0, sizeof(float) * B * r * C);
-    layernorm_backward(a->dres, m->lnf_w.g, m->lnf_b.g, a->dln, h_last,
-                       m->lnf_w.w, a->lnf_mean, a->lnf_rstd, B * r, C);
+    layernorm_backward(a->dres, m->lnf_w.g, m->lnf_b.g, a->dln, h_last, m->lnf_w.w, a->lnf_mean,
+                       a->lnf_rstd, B * r, C);
   }
   return loss;
 }
 
-void fpt_block_backward(const fpt_model *m, fpt_acts *a, int l,
-                        const float *h_in, const fpt_batch *b,
-                        const fpt_pass *p, int need_dinput) {
+void fpt_block_backward(const fpt_model *m, fpt_acts *a, int l, const float *h_in,
+                        const fpt_batch *b, const fpt_pass *p, int need_dinput) {
   const fpt_block *w = &m->blocks[l];
   fpt_block_acts *k = &a->blk[l - a->l0];
   int B = b->B, T = m->task.seq, C = m->cfg.n_embd, NH = m->cfg.n_head;
@@ -203,24 +191,21 @@ void fpt_block_backward(const fpt_model *m, fpt_acts *a, int l,
   // MLP branch: h2 = h1 + drop(gelu(ln2 . Wfc + bfc) . Wp + bp)
   memcpy(a->dtmp, dres, sizeof(float) * BQ * C);
   dropout_apply(a->dtmp, &d, fpt_dropout_site(l, FPT_DROP_MLP_OUT), B, Tq, q0, C);
-  linear_backward(a->dfch2, w->fp_w.g, w->fp_b.g, a->dtmp, k->fch_gelu,
-                  w->fp_w.w, BQ, 4 * C, C);
+  linear_backward(a->dfch2, w->fp_w.g, w->fp_b.g, a->dtmp, k->fch_gelu, w->fp_w.w, BQ, 4 * C, C);
   gelu_backward(a->dfch, k->fch, a->dfch2, (size_t)BQ * 4 * C);
-  linear_backward(a->dln, w->fc_w.g, w->fc_b.g, a->dfch, k->ln2, w->fc_w.w, BQ,
-                  C, 4 * C);
-  layernorm_backward(dres, w->ln2_w.g, w->ln2_b.g, a->dln, k->h1, w->ln2_w.w,
-                     k->ln2_mean, k->ln2_rstd, BQ, C);
+  linear_backward(a->dln, w->fc_w.g, w->fc_b.g, a->dfch, k->ln2, w->fc_w.w, BQ, C, 4 * C);
+  layernorm_backward(dres, w->ln2_w.g, w->ln2_b.g, a->dln, k->h1, w->ln2_w.w, k->ln2_mean,
+                     k->ln2_rstd, BQ, C);
 
   // Attention branch: h1 = h[q0:] + drop(attn(ln1 . Wqkv + b) . Wa + ba)
   memcpy(a->dtmp, dres, sizeof(float) * BQ * C);
   dropout_apply(a->dtmp, &d, fpt_dropout_site(l, FPT_DROP_ATTN_OUT), B, Tq, q0, C);
-  linear_backward(a->datty, w->ap_w.g, w->ap_b.g, a->dtmp, k->atty, w->ap_w.w,
-                  BQ, C, C);
+  linear_backward(a->datty, w->ap_w.g, w->ap_b.g, a->dtmp, k->atty, w->ap_w.w, BQ, C, C);
   attention_backward(a->dqkv, a->datty, k->qkv, k->att, B, T, q0, C, NH, &d,
                      fpt_dropout_site(l, FPT_DROP_ATTN));
   int need_ln1 = need_dinput || w->ln1_w.g || w->ln1_b.g;
-  linear_backward(need_ln1 ? a->dln : NULL, w->qkv_w.g, w->qkv_b.g, a->dqkv,
-                  k->ln1, w->qkv_w.w, B * T, C, 3 * C);
+  linear_backward(need_ln1 ? a->dln : NULL, w->qkv_w.g, w->qkv_b.g, a->dqkv, k->ln1, w->qkv_w.w,
+                  B * T, C, 3 * C);
   if (!need_ln1)
     return;
   float *dh = dres;
@@ -229,11 +214,10 @@ void fpt_block_backward(const fpt_model *m, fpt_acts *a, int l,
     dh = a->dres2;
     memset(dh, 0, sizeof(float) * B * T * C);
     for (int bb = 0; bb < B; bb++)
-      memcpy(dh + ((size_t)bb * T + q0) * C, dres + (size_t)bb * Tq * C,
-             sizeof(float) * Tq * C);
+      memcpy(dh + ((size_t)bb * T + q0) * C, dres + (size_t)bb * Tq * C, sizeof(float) * Tq * C);
   }
-  layernorm_backward(need_dinput ? dh : NULL, w->ln1_w.g, w->ln1_b.g, a->dln, h,
-                     w->ln1_w.w, k->ln1_mean, k->ln1_rstd, B * T, C);
+  layernorm_backward(need_dinput ? dh : NULL, w->ln1_w.g, w->ln1_b.g, a->dln, h, w->ln1_w.w,
+                     k->ln1_mean, k->ln1_rstd, B * T, C);
   if (dh != a->dres) {
     float *t = a->dres;
     a->dres = a->dres2;
@@ -241,8 +225,7 @@ void fpt_block_backward(const fpt_model *m, fpt_acts *a, int l,
   }
 }
 
-void fpt_input_backward(const fpt_model *m, fpt_acts *a, const fpt_batch *b,
-                        const fpt_pass *p) {
+void fpt_input_backward(const fpt_model *m, fpt_acts *a, const fpt_batch *b, const fpt_pass *p) {
   int T = m->task.seq, C = m->cfg.n_embd, B = b->B;
   fpt_dropout d = drop_of(m, b, p);
   float *de = a->dres;
@@ -269,21 +252,19 @@ void fpt_input_backward(const fpt_model *m, fpt_acts *a, const fpt_batch *b,
     }
   } else {
     dropout_apply(de, &d, fpt_dropout_site(-1, FPT_DROP_INPUT), B, T, 0, C);
-    linear_backward(NULL, m->in_w.g, m->in_b.g, de, b->x, m->in_w.w, B * T,
-                    m->task.d_in, C);
+    linear_backward(NULL, m->in_w.g, m->in_b.g, de, b->x, m->in_w.w, B * T, m->task.d_in, C);
   }
 }
 
-double fpt_forward_backward(const fpt_model *m, fpt_acts *a,
-                            const fpt_batch *b, const fpt_pass *p, float dscale,
-                            int64_t *correct) {
+double fpt_forward_backward(const fpt_model *m, fpt_acts *a, const fpt_batch *b, const fpt_pass *p,
+                            float dscale, int64_t *correct) {
   int L = m->cfg.n_layer;
   fpt_input_forward(m, a, b, p);
   for (int l = 0; l < L; l++)
     fpt_block_forward(m, a, l, NULL, b, p);
   int bwd = p->train && dscale != 0.0f;
-  double loss = fpt_head_forward_backward(m, a, a->blk[L - 1 - a->l0].h2, b,
-                                          bwd ? dscale : 0.0f, correct);
+  double loss =
+      fpt_head_forward_backward(m, a, a->blk[L - 1 - a->l0].h2, b, bwd ? dscale : 0.0f, correct);
   if (!bwd)
     return loss;
   int floor = fpt_grad_floor(m);
@@ -295,8 +276,7 @@ double fpt_forward_backward(const fpt_model *m, fpt_acts *a,
   return loss;
 }
 
-void fpt_backbone_forward(const fpt_model *m, fpt_acts *a,
-                          const float *inputs_embeds, float *out) {
+void fpt_backbone_forward(const fpt_model *m, fpt_acts *a, const float *inputs_embeds, float *out) {
   // Used by `fpt forward`: all positions of every block, then ln_f, no dropout.
   int T = m->task.seq, C = m->cfg.n_embd, B = a->B, L = m->cfg.n_layer;
   int64_t *ids = fpt_calloc((size_t)B, sizeof(int64_t));
@@ -310,8 +290,8 @@ void fpt_backbone_forward(const fpt_model *m, fpt_acts *a,
   for (int l = 0; l < L; l++)
     fpt_block_forward(m, a, l, NULL, &b, &p);
   float *mean = fpt_alloc_floats((size_t)B * T), *rstd = fpt_alloc_floats((size_t)B * T);
-  layernorm_forward(out, mean, rstd, a->blk[L - 1 - a->l0].h2, m->lnf_w.w,
-                    m->lnf_b.w, B * T, C, m->cfg.ln_eps);
+  layernorm_forward(out, mean, rstd, a->blk[L - 1 - a->l0].h2, m->lnf_w.w, m->lnf_b.w, B * T, C,
+                    m->cfg.ln_eps);
   free(mean);
   free(rstd);
   free(ids);

@@ -7,16 +7,14 @@ int fpt_num_threads(void) { return omp_get_max_threads(); }
 
 void fpt_gemm1(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                const float *B, int ldb, float beta, float *C, int ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-              tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb,
-              beta, C, ldc);
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
+              K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 // Splitting ourselves keeps OpenBLAS single-threaded, so its thread pool and
 // ours never compete for the same cores.
-void fpt_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
-              int lda, const float *B, int ldb, float beta, float *C,
-              int ldc) {
+void fpt_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc) {
   int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (M <= 0 || N <= 0)
     return;
@@ -33,18 +31,17 @@ void fpt_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
     int s = t * chunk, e = s + chunk < len ? s + chunk : len;
     if (s < e) {
       if (by_rows)
-        fpt_gemm1(ta, tb, e - s, N, K, alpha, ta ? A + s : A + (size_t)s * lda,
-              lda, B, ldb, beta, C + (size_t)s * ldc, ldc);
+        fpt_gemm1(ta, tb, e - s, N, K, alpha, ta ? A + s : A + (size_t)s * lda, lda, B, ldb, beta,
+                  C + (size_t)s * ldc, ldc);
       else
-        fpt_gemm1(ta, tb, M, e - s, K, alpha, A, lda,
-              tb ? B + (size_t)s * ldb : B + s, ldb, beta, C + s, ldc);
+        fpt_gemm1(ta, tb, M, e - s, K, alpha, A, lda, tb ? B + (size_t)s * ldb : B + s, ldb, beta,
+                  C + s, ldc);
     }
   }
 }
 
-void fpt_gemm_ref(int ta, int tb, int M, int N, int K, float alpha,
-                  const float *A, int lda, const float *B, int ldb, float beta,
-                  float *C, int ldc) {
+void fpt_gemm_ref(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *B, int ldb, float beta, float *C, int ldc) {
   for (int i = 0; i < M; i++)
     for (int j = 0; j < N; j++) {
       double s = 0;

@@ -7,10 +7,10 @@
 #include "fpt/rng.h"
 
 // LAPACK (Fortran symbols; OpenBLAS ships them, Debian has no LAPACKE here).
-void sgeqrf_(const int *m, const int *n, float *a, const int *lda, float *tau,
+void sgeqrf_(const int *m, const int *n, float *a, const int *lda, float *tau, float *work,
+             const int *lwork, int *info);
+void sorgqr_(const int *m, const int *n, const int *k, float *a, const int *lda, const float *tau,
              float *work, const int *lwork, int *info);
-void sorgqr_(const int *m, const int *n, const int *k, float *a, const int *lda,
-             const float *tau, float *work, const int *lwork, int *info);
 
 static fpt_stream init_stream(uint64_t seed, uint32_t tensor_id) {
   fpt_stream s = {seed, FPT_SITE_INIT, tensor_id, 0};
@@ -26,14 +26,13 @@ void fpt_init_backbone_random(fpt_model *m, uint64_t seed) {
     int is_bias = strstr(t->name, "/bias") != NULL;
     fpt_stream s = init_stream(seed, (uint32_t)t->uid);
     for (size_t j = 0; j < t->numel; j++)
-      t->data[j] = is_ln ? (is_bias ? 0.0f : 1.0f)
-                         : is_bias ? 0.0f
-                                   : (float)(0.02 * fpt_stream_normal(s, j));
+      t->data[j] = is_ln     ? (is_bias ? 0.0f : 1.0f)
+                   : is_bias ? 0.0f
+                             : (float)(0.02 * fpt_stream_normal(s, j));
   }
 }
 
-void fpt_init_backbone_like(fpt_model *m, const fpt_model *like,
-                            uint64_t seed) {
+void fpt_init_backbone_like(fpt_model *m, const fpt_model *like, uint64_t seed) {
   for (int i = 0; i < m->n_tensors; i++) {
     fpt_tensor *t = &m->tensors[i];
     if (!fpt_is_backbone(t) || (m->frozen_readonly && !t->trainable))
@@ -56,8 +55,7 @@ void fpt_init_backbone_like(fpt_model *m, const fpt_model *like,
 // As torch.nn.init.orthogonal_ on a (cols x rows) torch weight: QR of a
 // Gaussian matrix, signs fixed by diag(R), then scaled. w is (rows, cols)
 // row-major in our x.W layout, i.e. the transpose of torch's weight.
-int fpt_orthogonal(float *w, int rows, int cols, float gain, uint64_t seed,
-                   uint32_t tensor_id) {
+int fpt_orthogonal(float *w, int rows, int cols, float gain, uint64_t seed, uint32_t tensor_id) {
   int big = rows > cols ? rows : cols, small = rows > cols ? cols : rows;
   // a: big x small, column-major (LAPACK), filled from the stream.
   float *a = fpt_alloc_floats((size_t)big * small), *tau = fpt_alloc_floats(small);

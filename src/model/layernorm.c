@@ -5,9 +5,8 @@
 
 #include "fpt/kernels.h"
 
-void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
-                       const float *w, const float *b, int N, int C,
-                       float eps) {
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                       const float *b, int N, int C, float eps) {
 #pragma omp parallel for schedule(static)
   for (int i = 0; i < N; i++) {
     const float *x = inp + (size_t)i * C;
@@ -30,9 +29,8 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
   }
 }
 
-void layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
-                        const float *inp, const float *w, const float *mean,
-                        const float *rstd, int N, int C) {
+void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                        const float *w, const float *mean, const float *rstd, int N, int C) {
   if (dinp) {
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < N; i++) {

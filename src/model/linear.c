@@ -2,8 +2,8 @@
 
 #include "fpt/kernels.h"
 
-void linear_forward(float *out, const float *inp, const float *w,
-                    const float *b, int N, int IC, int OC) {
+void linear_forward(float *out, const float *inp, const float *w, const float *b, int N, int IC,
+                    int OC) {
   // Bias first, then beta=1: the add is fused into the GEMM.
   if (b) {
 #pragma omp parallel for schedule(static)
@@ -13,8 +13,8 @@ void linear_forward(float *out, const float *inp, const float *w,
   fpt_gemm(0, 0, N, OC, IC, 1.0f, inp, IC, w, OC, b ? 1.0f : 0.0f, out, OC);
 }
 
-void linear_backward(float *dinp, float *dw, float *db, const float *dout,
-                     const float *inp, const float *w, int N, int IC, int OC) {
+void linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                     const float *w, int N, int IC, int OC) {
   if (dinp)
     fpt_gemm(0, 1, N, IC, OC, 1.0f, dout, OC, w, OC, 0.0f, dinp, IC);
   if (dw)

@@ -3,9 +3,7 @@
 
 #include "fpt/model.h"
 
-void fpt_zero_grad(fpt_model *m) {
-  memset(m->grad_mem, 0, sizeof(float) * m->n_train);
-}
+void fpt_zero_grad(fpt_model *m) { memset(m->grad_mem, 0, sizeof(float) * m->n_train); }
 
 double fpt_grad_sumsq(const fpt_model *m) {
   double s = 0.0;
@@ -31,6 +29,6 @@ double fpt_clip_grad(fpt_model *m, double max_norm) {
 
 void fpt_adam_step(fpt_model *m, float lr) {
   m->adam_t++;
-  adam_update(m->train_mem, m->grad_mem, m->adam_m, m->adam_v, m->n_train, lr,
-              0.9f, 0.999f, 1e-8f, m->adam_t);
+  adam_update(m->train_mem, m->grad_mem, m->adam_m, m->adam_v, m->n_train, lr, 0.9f, 0.999f, 1e-8f,
+              m->adam_t);
 }

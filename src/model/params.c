@@ -14,9 +14,7 @@ fpt_freeze fpt_freeze_default(void) {
   return f;
 }
 
-int fpt_is_backbone(const fpt_tensor *t) {
-  return t->group != FPT_G_IN && t->group != FPT_G_OUT;
-}
+int fpt_is_backbone(const fpt_tensor *t) { return t->group != FPT_G_IN && t->group != FPT_G_OUT; }
 
 int fpt_group_trainable(const fpt_freeze *f, int group) {
   if (group == FPT_G_IN || group == FPT_G_OUT)
@@ -25,8 +23,8 @@ int fpt_group_trainable(const fpt_freeze *f, int group) {
 }
 
 // Every tensor of the whole model gets the next uid; only owned ones enter the table.
-static void add(fpt_model *m, int *uid, int owned, int group, int layer, const char *name,
-                int d0, int d1) {
+static void add(fpt_model *m, int *uid, int owned, int group, int layer, const char *name, int d0,
+                int d1) {
   int id = (*uid)++;
   if (!owned)
     return;
@@ -43,8 +41,8 @@ static void add(fpt_model *m, int *uid, int owned, int group, int layer, const c
   t->trainable = fpt_group_trainable(&m->freeze, group);
 }
 
-int fpt_model_create(fpt_model *m, const fpt_gpt2_config *cfg,
-                     const fpt_task_shape *task, const fpt_freeze *fr) {
+int fpt_model_create(fpt_model *m, const fpt_gpt2_config *cfg, const fpt_task_shape *task,
+                     const fpt_freeze *fr) {
   fpt_part all = {0, cfg->n_layer, 1, 1};
   return fpt_model_create_part(m, cfg, task, fr, &all, NULL);
 }
@@ -63,12 +61,12 @@ size_t fpt_model_frozen_size(const fpt_gpt2_config *cfg, const fpt_task_shape *t
 static const struct {
   const char *name;
   int group, d0, d1; // in units of C (0 = absent dim)
-} blk[12] = {{"ln_1/weight", FPT_G_LN, 1, 0},      {"ln_1/bias", FPT_G_LN, 1, 0},
+} blk[12] = {{"ln_1/weight", FPT_G_LN, 1, 0},          {"ln_1/bias", FPT_G_LN, 1, 0},
              {"attn/c_attn/weight", FPT_G_ATTN, 1, 3}, {"attn/c_attn/bias", FPT_G_ATTN, 3, 0},
              {"attn/c_proj/weight", FPT_G_ATTN, 1, 1}, {"attn/c_proj/bias", FPT_G_ATTN, 1, 0},
-             {"ln_2/weight", FPT_G_LN, 1, 0},      {"ln_2/bias", FPT_G_LN, 1, 0},
-             {"mlp/c_fc/weight", FPT_G_FF, 1, 4},  {"mlp/c_fc/bias", FPT_G_FF, 4, 0},
-             {"mlp/c_proj/weight", FPT_G_FF, 4, 1}, {"mlp/c_proj/bias", FPT_G_FF, 1, 0}};
+             {"ln_2/weight", FPT_G_LN, 1, 0},          {"ln_2/bias", FPT_G_LN, 1, 0},
+             {"mlp/c_fc/weight", FPT_G_FF, 1, 4},      {"mlp/c_fc/bias", FPT_G_FF, 4, 0},
+             {"mlp/c_proj/weight", FPT_G_FF, 4, 1},    {"mlp/c_proj/bias", FPT_G_FF, 1, 0}};
 
 // The tensor table (names, shapes, groups, trainable) without any storage.
 static int build_table(fpt_model *m, const fpt_gpt2_config *cfg, const fpt_task_shape *task,
@@ -82,19 +80,18 @@ static int build_table(fpt_model *m, const fpt_gpt2_config *cfg, const fpt_task_
   int L = cfg->n_layer, C = cfg->n_embd;
   FPT_ENSURE(L >= 1 && C >= 1 && cfg->n_head >= 1 && cfg->n_positions >= 1,
              "model: n_layer, n_embd, n_head and n_positions must be positive");
-  FPT_ENSURE(C % cfg->n_head == 0,
-             "model: n_embd (%d) is not divisible by n_head (%d)", C, cfg->n_head);
+  FPT_ENSURE(C % cfg->n_head == 0, "model: n_embd (%d) is not divisible by n_head (%d)", C,
+             cfg->n_head);
   FPT_ENSURE((task->d_in > 0) != (task->vocab > 0),
              "task: exactly one of token width and vocabulary must be set");
   FPT_ENSURE(task->seq >= 1 && task->seq <= cfg->n_positions,
-             "task: %d tokens per sample, but the model has n_positions = %d",
-             task->seq, cfg->n_positions);
-  FPT_ENSURE(task->r >= 1 && task->r <= task->seq,
-             "task: readout length %d must be in 1..%d", task->r, task->seq);
-  FPT_ENSURE(task->n_cls >= 2 && task->n_out >= 1 &&
-                 (task->r * task->n_out) % task->n_cls == 0,
-             "task: r*n_out (%d) must be a multiple of n_classes (%d)",
-             task->r * task->n_out, task->n_cls);
+             "task: %d tokens per sample, but the model has n_positions = %d", task->seq,
+             cfg->n_positions);
+  FPT_ENSURE(task->r >= 1 && task->r <= task->seq, "task: readout length %d must be in 1..%d",
+             task->r, task->seq);
+  FPT_ENSURE(task->n_cls >= 2 && task->n_out >= 1 && (task->r * task->n_out) % task->n_cls == 0,
+             "task: r*n_out (%d) must be a multiple of n_classes (%d)", task->r * task->n_out,
+             task->n_cls);
   m->K = task->r * task->n_out / task->n_cls;
   FPT_ENSURE(part->l0 >= 0 && part->l0 <= part->l1 && part->l1 <= L,
              "model: layer range [%d, %d) is outside 0..%d", part->l0, part->l1, L);

@@ -21,8 +21,7 @@ fpt_u32x4 fpt_philox(uint64_t key, fpt_u32x4 ctr) {
 // The same rounds as fpt_philox, lane-parallel over 16 counters, so that the
 // compiler can use vector 32x32->64 multiplies.
 #define PHILOX_LANES 16
-static void philox_lanes(uint64_t key, const fpt_stream *s, uint32_t first,
-                         uint32_t *out) {
+static void philox_lanes(uint64_t key, const fpt_stream *s, uint32_t first, uint32_t *out) {
   uint32_t c0[PHILOX_LANES], c1[PHILOX_LANES], c2[PHILOX_LANES], c3[PHILOX_LANES];
   for (int j = 0; j < PHILOX_LANES; j++) {
     c0[j] = first + (uint32_t)j;

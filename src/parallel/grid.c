@@ -48,8 +48,8 @@ int fpt_grid_create(fpt_grid *g, int S, MPI_Comm world) {
 int fpt_grid_shared_frozen(fpt_grid *g, size_t n, float **mem, int *leader) {
   MPI_Aint bytes = g->node_rank == 0 ? (MPI_Aint)((n ? n : 1) * sizeof(float)) : 0;
   float *base = NULL;
-  int rc = MPI_Win_allocate_shared(bytes, sizeof(float), MPI_INFO_NULL, g->node_stage, &base,
-                                   &g->win);
+  int rc =
+      MPI_Win_allocate_shared(bytes, sizeof(float), MPI_INFO_NULL, g->node_stage, &base, &g->win);
   FPT_ENSURE(rc == MPI_SUCCESS, "cannot allocate a shared window of %zu floats", n);
   MPI_Aint size;
   int disp;

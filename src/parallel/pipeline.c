@@ -16,12 +16,11 @@ static double now(void) {
   return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
-int fpt_pipeline_create(fpt_pipeline *p, fpt_grid *g, fpt_model *m, fpt_source *src, int B,
-                        int M, int kind) {
+int fpt_pipeline_create(fpt_pipeline *p, fpt_grid *g, fpt_model *m, fpt_source *src, int B, int M,
+                        int kind) {
   memset(p, 0, sizeof *p);
   char why[256];
-  FPT_ENSURE(fpt_check_grid(g->world, g->S, m->cfg.n_layer, M, B, why, sizeof why) == 0,
-             "%s", why);
+  FPT_ENSURE(fpt_check_grid(g->world, g->S, m->cfg.n_layer, M, B, why, sizeof why) == 0, "%s", why);
   p->g = g;
   p->m = m;
   p->src = src;
@@ -45,8 +44,8 @@ int fpt_pipeline_create(fpt_pipeline *p, fpt_grid *g, fpt_model *m, fpt_source *
       p->h_in[k] = fpt_alloc_floats((size_t)p->mbs * TC);
   }
   p->floor = fpt_grad_floor(m);
-  p->need_input = fpt_group_trainable(&m->freeze, FPT_G_IN) ||
-                  fpt_group_trainable(&m->freeze, FPT_G_POS);
+  p->need_input =
+      fpt_group_trainable(&m->freeze, FPT_G_IN) || fpt_group_trainable(&m->freeze, FPT_G_POS);
   return 0;
 }
 
@@ -81,8 +80,7 @@ static double stage_forward(fpt_pipeline *p, int k, int n, const fpt_pass *ps, f
     fpt_block_forward(m, a, l, l == m->part.l0 && !m->part.has_input ? p->h_in[k] : NULL, &b, ps);
   if (!m->part.has_head)
     return 0.0;
-  return fpt_head_forward_backward(m, a, a->blk[m->part.l1 - 1 - m->part.l0].h2, &b, dscale,
-                                   hits);
+  return fpt_head_forward_backward(m, a, a->blk[m->part.l1 - 1 - m->part.l0].h2, &b, dscale, hits);
 }
 
 static void stage_backward(fpt_pipeline *p, int k, const fpt_pass *ps) {
@@ -90,8 +88,8 @@ static void stage_backward(fpt_pipeline *p, int k, const fpt_pass *ps) {
   fpt_acts *a = &p->acts[k];
   fpt_batch b = batch_of(&p->buf[k], p->mbs);
   for (int l = m->part.l1 - 1; l >= m->part.l0 && l >= p->floor; l--)
-    fpt_block_backward(m, a, l, l == m->part.l0 && !m->part.has_input ? p->h_in[k] : NULL, &b,
-                       ps, l > p->floor || p->need_input);
+    fpt_block_backward(m, a, l, l == m->part.l0 && !m->part.has_input ? p->h_in[k] : NULL, &b, ps,
+                       l > p->floor || p->need_input);
   if (m->part.has_input && p->need_input)
     fpt_input_backward(m, a, &b, ps);
 }
@@ -209,8 +207,8 @@ int fpt_pipeline_evaluate(fpt_pipeline *p, int split, double *loss, double *acc)
       sums[0] += stage_forward(p, k, c, &ps, 0.0f, &hits);
       sums[1] += (double)hits;
       if (s < S - 1)
-        MPI_Send(p->acts[k].blk[m->part.l1 - 1 - m->part.l0].h2, (int)(c * TC), MPI_FLOAT, s + 1,
-                 0, g->pipe);
+        MPI_Send(p->acts[k].blk[m->part.l1 - 1 - m->part.l0].h2, (int)(c * TC), MPI_FLOAT, s + 1, 0,
+                 g->pipe);
     }
   MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
   *loss = N > 0 ? sums[0] / ((double)N * m->K) : 0.0;

@@ -4,8 +4,7 @@
 #include "fpt/rng.h"
 #include "fpt/tasks.h"
 
-int fpt_bit_task_make(fpt_bit_task *t, const char *name, int n_bits,
-                      int patterns, int patch) {
+int fpt_bit_task_make(fpt_bit_task *t, const char *name, int n_bits, int patterns, int patch) {
   if (!strcmp(name, "bit-xor"))
     *t = (fpt_bit_task){FPT_TASK_BIT_XOR, 5, 2, 1};
   else if (!strcmp(name, "bit-memory"))
@@ -19,8 +18,7 @@ int fpt_bit_task_make(fpt_bit_task *t, const char *name, int n_bits,
   if (patch > 0)
     t->patch = patch;
   FPT_ENSURE(t->n_bits % t->patch == 0,
-             "option --bit-length: %d bits is not a multiple of --patch %d",
-             t->n_bits, t->patch);
+             "option --bit-length: %d bits is not a multiple of --patch %d", t->n_bits, t->patch);
   FPT_ENSURE(t->kind != FPT_TASK_BIT_XOR || t->patterns == 2,
              "option --patterns: bit-xor takes exactly 2 patterns");
   return 0;
@@ -37,8 +35,8 @@ fpt_task_shape fpt_bit_task_shape(const fpt_bit_task *t) {
   return s;
 }
 
-void fpt_bit_task_sample(const fpt_bit_task *t, uint64_t key, int split,
-                         int64_t index, float *x, int32_t *y) {
+void fpt_bit_task_sample(const fpt_bit_task *t, uint64_t key, int split, int64_t index, float *x,
+                         int32_t *y) {
   fpt_stream s = {key, FPT_SITE_DATA, (uint32_t)split, (uint32_t)index};
   int n = t->n_bits;
   uint64_t c = 0;

@@ -32,8 +32,8 @@ void fpt_dataset_alloc(fpt_dataset *d, int s, int64_t n) {
 }
 
 // Copy sample i of `from` to slot j of `to`.
-static void copy_sample(const fpt_dataset *d, const fpt_split *from, int64_t i,
-                        fpt_split *to, int64_t j) {
+static void copy_sample(const fpt_dataset *d, const fpt_split *from, int64_t i, fpt_split *to,
+                        int64_t j) {
   if (from->x) {
     size_t w = (size_t)d->seq * d->d_in;
     memcpy(to->x + j * w, from->x + i * w, w * sizeof(float));

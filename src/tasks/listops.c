@@ -50,10 +50,14 @@ static const char *const op_text[4] = {"[MIN", "[MAX", "[MED", "[SM"};
 // Compact token -> id in both schemes (ids: 0 for "]", which it drops).
 static int32_t id_of_op(int c) {
   switch (c) {
-  case C_MAX: return FPT_LISTOPS_MAX;
-  case C_MIN: return FPT_LISTOPS_MIN;
-  case C_MED: return FPT_LISTOPS_MED;
-  default: return FPT_LISTOPS_SM;
+  case C_MAX:
+    return FPT_LISTOPS_MAX;
+  case C_MIN:
+    return FPT_LISTOPS_MIN;
+  case C_MED:
+    return FPT_LISTOPS_MED;
+  default:
+    return FPT_LISTOPS_SM;
   }
 }
 
@@ -188,9 +192,8 @@ static int is_space(char c) {
 
 // Tokenise [p, end) into both schemes (see listops.h). Returns 0, or 1 with
 // *bad/*badlen = the unknown token (no error message set).
-static int tokenize_span(const char *p, const char *end, int32_t *ids, int L1,
-                         int32_t *ids2, int L2, int *n1, int *n2,
-                         const char **bad, size_t *badlen) {
+static int tokenize_span(const char *p, const char *end, int32_t *ids, int L1, int32_t *ids2,
+                         int L2, int *n1, int *n2, const char **bad, size_t *badlen) {
   int a = 0, b = 0;
   while (p < end) {
     while (p < end && is_space(*p))
@@ -240,19 +243,16 @@ static int tokenize_span(const char *p, const char *end, int32_t *ids, int L1,
   return 0;
 }
 
-int fpt_listops_tokenize(const char *source, int32_t *ids, int max_len_paper,
-                         int32_t *ids2, int max_len_lra, int *n_paper,
-                         int *n_lra) {
+int fpt_listops_tokenize(const char *source, int32_t *ids, int max_len_paper, int32_t *ids2,
+                         int max_len_lra, int *n_paper, int *n_lra) {
   FPT_ENSURE(source, "listops: no source string");
   FPT_ENSURE((!ids || max_len_paper > 0) && (!ids2 || max_len_lra > 0),
-             "listops: maximum lengths must be positive (%d, %d)",
-             max_len_paper, max_len_lra);
+             "listops: maximum lengths must be positive (%d, %d)", max_len_paper, max_len_lra);
   const char *bad = NULL;
   size_t badlen = 0;
-  if (tokenize_span(source, source + strlen(source), ids, max_len_paper, ids2,
-                    max_len_lra, n_paper, n_lra, &bad, &badlen))
-    FPT_FAIL("listops: unknown token '%.*s'", (int)(badlen > 40 ? 40 : badlen),
-             bad);
+  if (tokenize_span(source, source + strlen(source), ids, max_len_paper, ids2, max_len_lra, n_paper,
+                    n_lra, &bad, &badlen))
+    FPT_FAIL("listops: unknown token '%.*s'", (int)(badlen > 40 ? 40 : badlen), bad);
   return 0;
 }
 
@@ -297,8 +297,8 @@ typedef struct {
   uint64_t blk;  // index of the cached Philox block
   uint32_t v[4];
   uint8_t *tok;
-  int len;       // tokens so far
-  int limit;     // max_length: an attempt reaching it is abandoned
+  int len;   // tokens so far
+  int limit; // max_length: an attempt reaching it is abandoned
   int max_depth, max_args;
 } gen;
 
@@ -376,8 +376,7 @@ static int set_add(tree_set *S, const uint8_t *tok, int n) {
   size_t i = (size_t)h & S->mask;
   while (S->slot[i] >= 0) {
     int64_t j = S->slot[i];
-    if (S->slot_hash[i] == h && S->len[j] == n &&
-        !memcmp(S->arena + S->off[j], tok, (size_t)n))
+    if (S->slot_hash[i] == h && S->len[j] == n && !memcmp(S->arena + S->off[j], tok, (size_t)n))
       return 0;
     i = (i + 1) & S->mask;
   }
@@ -467,8 +466,8 @@ static int join_path(char *buf, size_t size, const char *dir, const char *name) 
 }
 
 // Write split s (trees first..first+count) to the temporary file tmp.
-static int write_split(const char *tmp, const tree_set *S, int64_t first,
-                       int64_t count, int max_length) {
+static int write_split(const char *tmp, const tree_set *S, int64_t first, int64_t count,
+                       int max_length) {
   FILE *f = fopen(tmp, "wb");
   FPT_ENSURE(f, "%s: cannot create: %s", tmp, strerror(errno));
   char *buf = fpt_malloc((size_t)max_length * 12 + 16);
@@ -514,32 +513,32 @@ static int64_t longest_tree(int depth, int max_depth, int max_args) {
   return 2 + max_args * sub;
 }
 
-static const char *const split_file[3] = {"basic_train.tsv", "basic_val.tsv",
-                                          "basic_test.tsv"};
+static const char *const split_file[3] = {"basic_train.tsv", "basic_val.tsv", "basic_test.tsv"};
 
-int fpt_listops_generate(const char *tsv_dir, uint64_t seed, int64_t n_train,
-                         int64_t n_val, int64_t n_test, int max_depth,
-                         int max_args, int min_length, int max_length) {
+int fpt_listops_generate(const char *tsv_dir, uint64_t seed, int64_t n_train, int64_t n_val,
+                         int64_t n_test, int max_depth, int max_args, int min_length,
+                         int max_length) {
   FPT_ENSURE(tsv_dir && *tsv_dir, "listops: no output directory");
-  FPT_ENSURE(n_train >= 0 && n_val >= 0 && n_test >= 0 &&
-                 n_train + n_val + n_test > 0 &&
+  FPT_ENSURE(n_train >= 0 && n_val >= 0 && n_test >= 0 && n_train + n_val + n_test > 0 &&
                  n_train + n_val + n_test <= ((int64_t)1 << 31),
-             "listops: bad split sizes %lld/%lld/%lld", (long long)n_train,
-             (long long)n_val, (long long)n_test);
-  FPT_ENSURE(max_depth >= 1 && max_depth <= 10000,
-             "listops: max_depth %d outside 1..10000", max_depth);
-  FPT_ENSURE(max_args >= 2 && max_args <= 100000,
-             "listops: max_args %d outside 2..100000", max_args);
+             "listops: bad split sizes %lld/%lld/%lld", (long long)n_train, (long long)n_val,
+             (long long)n_test);
+  FPT_ENSURE(max_depth >= 1 && max_depth <= 10000, "listops: max_depth %d outside 1..10000",
+             max_depth);
+  FPT_ENSURE(max_args >= 2 && max_args <= 100000, "listops: max_args %d outside 2..100000",
+             max_args);
   FPT_ENSURE(min_length >= 0 && max_length <= 10000000 && min_length + 1 < max_length,
              "listops: no length strictly between min_length %d and max_length %d"
-             " (or max_length above 10^7)", min_length, max_length);
+             " (or max_length above 10^7)",
+             min_length, max_length);
   FPT_ENSURE(longest_tree(1, max_depth, max_args) > min_length,
              "listops: no tree of depth <= %d with <= %d arguments per operator "
-             "is longer than min_length %d", max_depth, max_args, min_length);
+             "is longer than min_length %d",
+             max_depth, max_args, min_length);
   struct stat sb;
   if (stat(tsv_dir, &sb) != 0) {
-    FPT_ENSURE(errno == ENOENT && mkdir(tsv_dir, 0777) == 0,
-               "%s: cannot create directory: %s", tsv_dir, strerror(errno));
+    FPT_ENSURE(errno == ENOENT && mkdir(tsv_dir, 0777) == 0, "%s: cannot create directory: %s",
+               tsv_dir, strerror(errno));
   } else {
     FPT_ENSURE(S_ISDIR(sb.st_mode), "%s: not a directory", tsv_dir);
   }
@@ -580,8 +579,9 @@ int fpt_listops_generate(const char *tsv_dir, uint64_t seed, int64_t n_train,
     if (stale > 1000000 + 100 * (attempt / (uint64_t)(S.n + 1))) {
       fpt_error_set("listops: only %lld distinct trees found of %lld requested "
                     "(depth <= %d, <= %d arguments, %d < length < %d) after %llu "
-                    "attempts", (long long)S.n, (long long)total, max_depth,
-                    max_args, min_length, max_length, (unsigned long long)attempt);
+                    "attempts",
+                    (long long)S.n, (long long)total, max_depth, max_args, min_length, max_length,
+                    (unsigned long long)attempt);
       rc = 1;
       break;
     }
@@ -739,8 +739,8 @@ static int load_file(const char *path, fpt_split *p, int L1, int L2) {
     const char *bad = NULL;
     size_t badlen = 0;
     int n1 = 0, n2 = 0;
-    if (tokenize_span(sp, se, p->ids + (size_t)r * L1, L1, p->ids2 + (size_t)r * L2,
-                      L2, &n1, &n2, &bad, &badlen)) {
+    if (tokenize_span(sp, se, p->ids + (size_t)r * L1, L1, p->ids2 + (size_t)r * L2, L2, &n1, &n2,
+                      &bad, &badlen)) {
       fpt_error_set("%s:%lld: unknown token '%.*s' in Source", path, lineno,
                     (int)(badlen > 40 ? 40 : badlen), bad);
       rc = 1;
@@ -766,12 +766,10 @@ static int load_file(const char *path, fpt_split *p, int L1, int L2) {
   return rc;
 }
 
-int fpt_listops_load(const char *tsv_dir, int max_len_paper, int max_len_lra,
-                     fpt_dataset *d) {
+int fpt_listops_load(const char *tsv_dir, int max_len_paper, int max_len_lra, fpt_dataset *d) {
   FPT_ENSURE(tsv_dir && d, "listops: no directory or dataset");
   FPT_ENSURE(max_len_paper > 0 && max_len_lra > 0,
-             "listops: maximum lengths must be positive (%d, %d)", max_len_paper,
-             max_len_lra);
+             "listops: maximum lengths must be positive (%d, %d)", max_len_paper, max_len_lra);
   fpt_dataset t;
   memset(&t, 0, sizeof t);
   snprintf(t.task, sizeof t.task, "listops");
@@ -794,8 +792,7 @@ int fpt_listops_load(const char *tsv_dir, int max_len_paper, int max_len_lra,
     FPT_TRY(count_records(path[s], &n[s]));
   size_t used = 0;
   for (int s = 0; s < 3; s++) {
-    int k = snprintf(t.sources + used, sizeof t.sources - used, "%s%s",
-                     s ? "; " : "", path[s]);
+    int k = snprintf(t.sources + used, sizeof t.sources - used, "%s%s", s ? "; " : "", path[s]);
     if (k < 0 || (size_t)k >= sizeof t.sources - used)
       break; // sources is informative only; keep what fits
     used += (size_t)k;

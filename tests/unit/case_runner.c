@@ -17,12 +17,12 @@ static int64_t attr(hid_t f, const char *path, const char *name) {
   return v;
 }
 
-#define CHECK(call)                                                            \
-  do {                                                                         \
-    if ((call) != 0) {                                                         \
-      fprintf(stderr, "case_runner: %s\n", fpt_error_get());                   \
-      return 1;                                                                \
-    }                                                                          \
+#define CHECK(call)                                                                                \
+  do {                                                                                             \
+    if ((call) != 0) {                                                                             \
+      fprintf(stderr, "case_runner: %s\n", fpt_error_get());                                       \
+      return 1;                                                                                    \
+    }                                                                                              \
   } while (0)
 
 static int write_named(hid_t out, const char *prefix, fpt_model *m, int grads) {
@@ -48,8 +48,8 @@ int main(int argc, char **argv) {
   hid_t f;
   CHECK(fpt_h5_open_read(cpath, &f));
   int S = (int)attr(f, cpath, "steps"), B = (int)attr(f, cpath, "batch");
-  fpt_task_shape shape = {(int)attr(f, cpath, "d_in"), (int)attr(f, cpath, "vocab"),
-                          (int)attr(f, cpath, "seq"), (int)attr(f, cpath, "r"),
+  fpt_task_shape shape = {(int)attr(f, cpath, "d_in"),  (int)attr(f, cpath, "vocab"),
+                          (int)attr(f, cpath, "seq"),   (int)attr(f, cpath, "r"),
                           (int)attr(f, cpath, "n_out"), (int)attr(f, cpath, "n_cls")};
   fpt_freeze fr = {{(int)attr(f, cpath, "freeze_in"), (int)attr(f, cpath, "freeze_out"),
                     (int)attr(f, cpath, "freeze_ln"), (int)attr(f, cpath, "freeze_pos"),
@@ -79,8 +79,8 @@ int main(int argc, char **argv) {
   int32_t *ids = shape.vocab ? fpt_calloc(nx, sizeof(int32_t)) : NULL;
   int32_t *y = fpt_calloc((size_t)S * B * K, sizeof(int32_t));
   hid_t ds = H5Dopen2(f, "/x", H5P_DEFAULT);
-  H5Dread(ds, shape.vocab ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT, H5S_ALL,
-          H5S_ALL, H5P_DEFAULT, shape.vocab ? (void *)ids : (void *)x);
+  H5Dread(ds, shape.vocab ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+          shape.vocab ? (void *)ids : (void *)x);
   H5Dclose(ds);
   ds = H5Dopen2(f, "/y", H5P_DEFAULT);
   H5Dread(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, y);
@@ -123,8 +123,7 @@ int main(int argc, char **argv) {
   float dscale = 1.0f / (float)(B * K);
   for (int s = 0; s < S; s++) {
     size_t xo = (size_t)s * B * T * (shape.vocab ? 1 : shape.d_in);
-    fpt_batch b = {B, x ? x + xo : NULL, ids ? ids + xo : NULL,
-                   y + (size_t)s * B * K, sample};
+    fpt_batch b = {B, x ? x + xo : NULL, ids ? ids + xo : NULL, y + (size_t)s * B * K, sample};
     fpt_pass p = {1, 0, (uint32_t)s};
     fpt_zero_grad(&m);
     int64_t hits = 0;
@@ -135,10 +134,12 @@ int main(int argc, char **argv) {
       CHECK(write_named(o.file, "grads", &m, 1));
       hid_t sp = H5Screate(H5S_SCALAR);
       double acc = (double)hits / (B * K);
-      hid_t d1 = H5Dcreate2(o.file, "/loss", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      hid_t d1 =
+          H5Dcreate2(o.file, "/loss", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
       H5Dwrite(d1, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &losses[0]);
       H5Dclose(d1);
-      d1 = H5Dcreate2(o.file, "/accuracy", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      d1 = H5Dcreate2(o.file, "/accuracy", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT,
+                      H5P_DEFAULT);
       H5Dwrite(d1, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &acc);
       H5Dclose(d1);
       H5Sclose(sp);
@@ -148,7 +149,8 @@ int main(int argc, char **argv) {
   }
   hsize_t ns = (hsize_t)S;
   hid_t sp = H5Screate_simple(1, &ns, NULL);
-  hid_t d1 = H5Dcreate2(o.file, "/losses", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t d1 =
+      H5Dcreate2(o.file, "/losses", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   H5Dwrite(d1, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, losses);
   H5Dclose(d1);
   H5Sclose(sp);

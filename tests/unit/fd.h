@@ -21,8 +21,7 @@ static inline double dot(const float *a, const float *w, size_t n) {
 }
 
 // ||a - b|| / max(||b||, floor)
-static inline double rel_err(const double *a, const double *b, size_t n,
-                             double floor) {
+static inline double rel_err(const double *a, const double *b, size_t n, double floor) {
   double d = 0, nb = 0;
   for (size_t i = 0; i < n; i++) {
     d += (a[i] - b[i]) * (a[i] - b[i]);

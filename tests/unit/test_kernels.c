@@ -18,8 +18,7 @@
 
 // Perturb x[i], evaluate f, for every i; compare with the analytic gradient.
 typedef double (*scalar_fn)(void *ctx);
-static double fd_check(float *x, size_t n, const float *grad, scalar_fn f,
-                       void *ctx) {
+static double fd_check(float *x, size_t n, const float *grad, scalar_fn f, void *ctx) {
   double *fd = calloc(n, sizeof(double)), *an = calloc(n, sizeof(double));
   for (size_t i = 0; i < n; i++) {
     float keep = x[i];
@@ -70,8 +69,16 @@ static void test_linear_fd(void **state) {
   linear_backward(NULL, dw1, db1, k.dy, k.x, k.w, k.N, k.IC, k.OC);
   for (int i = 0; i < 30; i++)
     assert_float_equal(dw[i], 2 * dw1[i], 1e-5 * (1 + fabsf(dw[i])));
-  free(k.x); free(k.w); free(k.b); free(k.y); free(k.dy);
-  free(dx); free(dw); free(db); free(dw1); free(db1);
+  free(k.x);
+  free(k.w);
+  free(k.b);
+  free(k.y);
+  free(k.dy);
+  free(dx);
+  free(dw);
+  free(db);
+  free(dw1);
+  free(db1);
 }
 
 // --- layernorm ---
@@ -88,9 +95,13 @@ static void test_layernorm_fd(void **state) {
   (void)state;
   ln_ctx k = {.N = 4, .C = 9};
   size_t n = 36;
-  k.x = fpt_alloc_floats(n); k.y = fpt_alloc_floats(n); k.dy = fpt_alloc_floats(n);
-  k.w = fpt_alloc_floats(9); k.b = fpt_alloc_floats(9);
-  k.mean = fpt_alloc_floats(4); k.rstd = fpt_alloc_floats(4);
+  k.x = fpt_alloc_floats(n);
+  k.y = fpt_alloc_floats(n);
+  k.dy = fpt_alloc_floats(n);
+  k.w = fpt_alloc_floats(9);
+  k.b = fpt_alloc_floats(9);
+  k.mean = fpt_alloc_floats(4);
+  k.rstd = fpt_alloc_floats(4);
   fill_normal(k.x, n, 5, 2);
   fill_normal(k.w, 9, 6, 1);
   fill_normal(k.b, 9, 7, 1);
@@ -101,8 +112,16 @@ static void test_layernorm_fd(void **state) {
   assert_true(fd_check(k.x, n, dx, ln_loss, &k) < TOL);
   assert_true(fd_check(k.w, 9, dw, ln_loss, &k) < TOL);
   assert_true(fd_check(k.b, 9, db, ln_loss, &k) < TOL);
-  free(k.x); free(k.y); free(k.dy); free(k.w); free(k.b); free(k.mean); free(k.rstd);
-  free(dx); free(dw); free(db);
+  free(k.x);
+  free(k.y);
+  free(k.dy);
+  free(k.w);
+  free(k.b);
+  free(k.mean);
+  free(k.rstd);
+  free(dx);
+  free(dw);
+  free(db);
 }
 
 // --- gelu ---
@@ -118,7 +137,9 @@ static double gelu_loss(void *c) {
 static void test_gelu_fd(void **state) {
   (void)state;
   gelu_ctx k = {.n = 50};
-  k.x = fpt_alloc_floats(50); k.y = fpt_alloc_floats(50); k.dy = fpt_alloc_floats(50);
+  k.x = fpt_alloc_floats(50);
+  k.y = fpt_alloc_floats(50);
+  k.dy = fpt_alloc_floats(50);
   fill_normal(k.x, 50, 9, 2);
   fill_normal(k.dy, 50, 10, 1);
   float *dx = fpt_alloc_floats(50);
@@ -141,14 +162,17 @@ static void test_gelu_fd(void **state) {
   for (int i = 0; i <= 4000; i++) {
     double x = xr[i], u = 0.7978845608028654 * (x + 0.044715 * x * x * x);
     double y = 0.5 * x * (1 + tanh(u)), th = tanh(u);
-    double dy = 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * 0.7978845608028654 *
-                                     (1 + 3 * 0.044715 * x * x);
+    double dy =
+        0.5 * (1 + th) + 0.5 * x * (1 - th * th) * 0.7978845608028654 * (1 + 3 * 0.044715 * x * x);
     if (fabs(yr[i] - y) > 2e-6 * (fabs(y) + 1e-3) || fabs(dr[i] - dy) > 2e-6 * (fabs(dy) + 0.05))
       print_error("gelu at %g: %.9g vs %.9g, d %.9g vs %.9g\n", x, yr[i], y, dr[i], dy);
     assert_float_equal(yr[i], y, 2e-6 * (fabs(y) + 1e-3));
     assert_float_equal(dr[i], dy, 2e-6 * (fabs(dy) + 0.05));
   }
-  free(k.x); free(k.y); free(k.dy); free(dx);
+  free(k.x);
+  free(k.y);
+  free(k.dy);
+  free(dx);
 }
 
 // --- attention ---
@@ -167,7 +191,9 @@ static void attention_case(int q0, float p) {
   att_ctx k = {.B = 2, .T = 6, .q0 = q0, .C = 8, .NH = 2};
   k.d = (fpt_dropout){p, 7, 1, sample};
   size_t nq = (size_t)k.B * k.T * 3 * k.C, ny = (size_t)k.B * (k.T - q0) * k.C;
-  k.qkv = fpt_alloc_floats(nq); k.y = fpt_alloc_floats(ny); k.dy = fpt_alloc_floats(ny);
+  k.qkv = fpt_alloc_floats(nq);
+  k.y = fpt_alloc_floats(ny);
+  k.dy = fpt_alloc_floats(ny);
   k.att = fpt_alloc_floats((size_t)k.B * k.NH * (k.T - q0) * k.T);
   fill_normal(k.qkv, nq, 11, 1);
   fill_normal(k.dy, ny, 12, 1);
@@ -183,7 +209,12 @@ static void attention_case(int q0, float p) {
   for (int t = 0; t < k.T - q0 - 1; t++)
     for (int c = 0; c < k.C; c++)
       assert_float_equal(k.y[(size_t)t * k.C + c], y0[(size_t)t * k.C + c], 0);
-  free(k.qkv); free(k.y); free(k.dy); free(k.att); free(dqkv); free(y0);
+  free(k.qkv);
+  free(k.y);
+  free(k.dy);
+  free(k.att);
+  free(dqkv);
+  free(y0);
 }
 static void test_attention_fd(void **state) {
   (void)state;
@@ -227,7 +258,10 @@ static void test_gemm(void **state) {
         fpt_gemm_ref(ta, tb, M, N, K, 0.7f, A, ta ? M : K, B, tb ? K : N, 0.5f, C2, N);
         for (int i = 0; i < M * N; i++)
           assert_float_equal(C1[i], C2[i], 1e-4 * (1 + fabsf(C2[i])) * sqrt(K));
-        free(A); free(B); free(C1); free(C2);
+        free(A);
+        free(B);
+        free(C1);
+        free(C2);
       }
 }
 

@@ -111,8 +111,9 @@ static void test_tokenize(void **state) {
   int32_t e1[4] = {1, 7, 14, 0}, e2[5] = {1, 7, 14, 15, 0};
   assert_memory_equal(ids, e1, sizeof e1);
   assert_memory_equal(ids2, e2, sizeof e2);
-  assert_int_equal(fpt_listops_tokenize("[MAX [MIN [MED [SM 0 1 2 3 4 5 6 7 8 9 ] ( )",
-                                        ids, 16, ids2, 16, &n1, &n2), 0);
+  assert_int_equal(fpt_listops_tokenize("[MAX [MIN [MED [SM 0 1 2 3 4 5 6 7 8 9 ] ( )", ids, 16,
+                                        ids2, 16, &n1, &n2),
+                   0);
   assert_int_equal(n1, 14);
   assert_int_equal(n2, 15);
   for (int i = 0; i < 14; i++) {
@@ -165,10 +166,11 @@ static void test_load(void **state) {
   char *dir = make_dir();
   char buf[1024];
   // train: header, one quoted Source, CRLF line ends, a blank line at the end.
-  snprintf(buf, sizeof buf, "Source\tTarget\r\n\"%s\"\t2\r\n( ( ( [MAX 2 ) 9 ) ] )\t9\r\n\r\n", EXPR);
+  snprintf(buf, sizeof buf, "Source\tTarget\r\n\"%s\"\t2\r\n( ( ( [MAX 2 ) 9 ) ] )\t9\r\n\r\n",
+           EXPR);
   write_text(dir, files[0], buf);
   write_text(dir, files[1], "\"Source\"\t\"Target\"\n( ( ( [SM 3 ) 9 ) ] )\t\"2\"\n");
-  write_text(dir, files[2], "Source\tTarget\n5\t5");  // no final newline
+  write_text(dir, files[2], "Source\tTarget\n5\t5"); // no final newline
   fpt_dataset d;
   memset(&d, 0, sizeof d);
   d.seed = 42;
@@ -236,7 +238,8 @@ static void test_malformed(void **state) {
     char *dir = make_dir();
     char buf[512];
     write_text(dir, files[0], "Source\tTarget\n( ( ( [MAX 2 ) 9 ) ] )\t9\n");
-    snprintf(buf, sizeof buf, "Source\tTarget\n( ( ( [MIN 2 ) 9 ) ] )\t2\n%s\n5\t5\n", cases[c].line);
+    snprintf(buf, sizeof buf, "Source\tTarget\n( ( ( [MIN 2 ) 9 ) ] )\t2\n%s\n5\t5\n",
+             cases[c].line);
     write_text(dir, files[1], buf);
     write_text(dir, files[2], "Source\tTarget\n5\t5\n");
     fpt_dataset d;

@@ -212,8 +212,8 @@ static void test_frozen_sets(void **state) {
   net_make(&n, 0, &fr, 0.0f);
   for (int t = 0; t < n.m.n_tensors; t++) {
     const fpt_tensor *tt = &n.m.tensors[t];
-    int expect = tt->group == FPT_G_IN || tt->group == FPT_G_OUT ||
-                 tt->group == FPT_G_LN || tt->group == FPT_G_POS;
+    int expect = tt->group == FPT_G_IN || tt->group == FPT_G_OUT || tt->group == FPT_G_LN ||
+                 tt->group == FPT_G_POS;
     assert_int_equal(tt->trainable, expect);
   }
   assert_int_equal(fpt_grad_floor(&n.m), 0);
@@ -380,18 +380,12 @@ static void test_bit_tasks(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_philox_kat),
-      cmocka_unit_test(test_normal_moments),
-      cmocka_unit_test(test_dropout_mask),
-      cmocka_unit_test(test_orthogonal),
-      cmocka_unit_test(test_model_fd_full),
-      cmocka_unit_test(test_model_fd_default_freeze),
-      cmocka_unit_test(test_frozen_sets),
-      cmocka_unit_test(test_step_moves_only_trainable),
-      cmocka_unit_test(test_stage_split),
-      cmocka_unit_test(test_model_part),
-      cmocka_unit_test(test_clip),
-      cmocka_unit_test(test_bit_tasks),
+      cmocka_unit_test(test_philox_kat),    cmocka_unit_test(test_normal_moments),
+      cmocka_unit_test(test_dropout_mask),  cmocka_unit_test(test_orthogonal),
+      cmocka_unit_test(test_model_fd_full), cmocka_unit_test(test_model_fd_default_freeze),
+      cmocka_unit_test(test_frozen_sets),   cmocka_unit_test(test_step_moves_only_trainable),
+      cmocka_unit_test(test_stage_split),   cmocka_unit_test(test_model_part),
+      cmocka_unit_test(test_clip),          cmocka_unit_test(test_bit_tasks),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,11 +57,9 @@ static const char *write_file(const char *name, const char *text, int gz) {
 // The published tape.tokenizers.IUPAC_VOCAB, id by id.
 static void test_vocab_table(void **state) {
   (void)state;
-  const char *tape[30] = {"<pad>", "<mask>", "<cls>", "<sep>", "<unk>", "A",
-                          "B",     "C",      "D",     "E",     "F",     "G",
-                          "H",     "I",      "K",     "L",     "M",     "N",
-                          "O",     "P",      "Q",     "R",     "S",     "T",
-                          "U",     "V",      "W",     "X",     "Y",     "Z"};
+  const char *tape[30] = {"<pad>", "<mask>", "<cls>", "<sep>", "<unk>", "A", "B", "C", "D", "E",
+                          "F",     "G",      "H",     "I",     "K",     "L", "M", "N", "O", "P",
+                          "Q",     "R",      "S",     "T",     "U",     "V", "W", "X", "Y", "Z"};
   assert_int_equal(FPT_PROTEIN_VOCAB, 30);
   for (int i = 0; i < 30; i++)
     assert_string_equal(fpt_protein_vocab[i], tape[i]);
@@ -111,7 +109,7 @@ static void test_encode_truncate(void **state) {
   assert_int_equal(fpt_protein_encode("ACDEFG", ids, 5, "f", 0), 0);
   int32_t cut[5] = {2, 5, 7, 8, 3};
   assert_memory_equal(ids, cut, sizeof cut);
-  assert_int_equal(ids[5], -7);  // nothing written past max_len
+  assert_int_equal(ids[5], -7); // nothing written past max_len
   assert_int_equal(fpt_protein_encode("ACD", ids, 2, "f", 0), 0);
   assert_int_equal(ids[0], 2);
   assert_int_equal(ids[1], 3);
@@ -144,24 +142,23 @@ static void test_encode_unknown(void **state) {
   fpt_error_clear();
 }
 
-static const char *const two_blocks =
-    "# STOCKHOLM 1.0\n"
-    "#=GF ID   Toy_fam\n"
-    "#=GF DE   a made-up family\n"
-    "#=GS seqA/1-20 AC P00001.1\n"
-    "\n"
-    "seqA/1-20     ACDE-FG..HIK\n"
-    "seqB/5-18     -CDEqFG--HI.\r\n"
-    "#=GR seqB/5-18 SS  ............\n"
-    "seqC          ~~~~~~~~____\n"
-    "#=GC RF       xxxx.xx..xxx\n"
-    "\n"
-    "\n"
-    "seqA/1-20     LMNP\n"
-    "seqB/5-18     lm-.\n"
-    "seqC          ..WY   \n"
-    "//\n"
-    "\n";
+static const char *const two_blocks = "# STOCKHOLM 1.0\n"
+                                      "#=GF ID   Toy_fam\n"
+                                      "#=GF DE   a made-up family\n"
+                                      "#=GS seqA/1-20 AC P00001.1\n"
+                                      "\n"
+                                      "seqA/1-20     ACDE-FG..HIK\n"
+                                      "seqB/5-18     -CDEqFG--HI.\r\n"
+                                      "#=GR seqB/5-18 SS  ............\n"
+                                      "seqC          ~~~~~~~~____\n"
+                                      "#=GC RF       xxxx.xx..xxx\n"
+                                      "\n"
+                                      "\n"
+                                      "seqA/1-20     LMNP\n"
+                                      "seqB/5-18     lm-.\n"
+                                      "seqC          ..WY   \n"
+                                      "//\n"
+                                      "\n";
 
 static void test_stockholm_parse(void **state) {
   (void)state;
@@ -183,8 +180,7 @@ static void test_stockholm_parse(void **state) {
   assert_int_equal(a.n, 0);
 
   // The same alignment gzipped; no #=GF ID: the id is the file's base name.
-  const char *nid =
-      "# STOCKHOLM 1.0\n\ns1 AC-D\ns2 A-CD\n\ns2 EF\ns1 E.\n//\n";
+  const char *nid = "# STOCKHOLM 1.0\n\ns1 AC-D\ns2 A-CD\n\ns2 EF\ns1 E.\n//\n";
   p = write_file("Some_fam.sto.gz", nid, 1);
   assert_int_equal(fpt_stockholm_read(p, &a), 0);
   assert_string_equal(a.id, "Some_fam");
@@ -207,14 +203,18 @@ static void test_stockholm_malformed(void **state) {
       {">seq1\nACDE\n", ":1: not a Stockholm file", "'>seq1'", 0},
       {"# STOCKHOLM 1.0\ns1 ACDE\ns2 ACDE\n", ":3: no '//' terminator", "", 0},
       {"# STOCKHOLM 1.0\ns1 ACDE\n   ACDE\n//\n", ":3: sequence line without a name", "", 0},
-      {"# STOCKHOLM 1.0\ns1 ACDE\ns2\n//\n", ":3: sequence line 's2' has a name but no residues", "", 0},
+      {"# STOCKHOLM 1.0\ns1 ACDE\ns2\n//\n", ":3: sequence line 's2' has a name but no residues",
+       "", 0},
       {"# STOCKHOLM 1.0\ns1 ACDE\ns2 AC DE\n//\n", ":3:", "more than two fields", 0},
       {"# STOCKHOLM 1.0\n\ns1 ACDE\ns2 ACJE\n//\n", ":4: unknown letter 'J'", "'s2' (column 3", 0},
       {"# STOCKHOLM 1.0\ns1 AC*E\n//\n", ":2: unknown letter '*'", "", 0},
       {"# STOCKHOLM 1.0\ns1 AC1E\n//\n", ":2: unknown letter '1'", "", 0},
-      {"# STOCKHOLM 1.0\ns1 ACDE\ns1 ACDE\n//\n", ":3: sequence 's1' appears twice in one block", "line 2", 0},
-      {"# STOCKHOLM 1.0\ns1 ACDE\ns2 ACD\n//\n", "'s2' has 3 aligned columns but 's1' has 4", "", 0},
-      {"# STOCKHOLM 1.0\ns1 ACDE\ns2 ACDE\n\ns1 FG\n//\n", ":3: sequence 's2' has 4 aligned columns", "", 0},
+      {"# STOCKHOLM 1.0\ns1 ACDE\ns1 ACDE\n//\n", ":3: sequence 's1' appears twice in one block",
+       "line 2", 0},
+      {"# STOCKHOLM 1.0\ns1 ACDE\ns2 ACD\n//\n", "'s2' has 3 aligned columns but 's1' has 4", "",
+       0},
+      {"# STOCKHOLM 1.0\ns1 ACDE\ns2 ACDE\n\ns1 FG\n//\n",
+       ":3: sequence 's2' has 4 aligned columns", "", 0},
       {"# STOCKHOLM 1.0\n#=GF ID x\n//\n", ":3: the alignment has no sequences", "", 0},
       {"# STOCKHOLM 1.0\ns1 A\n//\n# STOCKHOLM 1.0\ns1 A\n//\n", ":4: a second alignment", "", 0},
       {"# STOCKHOLM 1.0\ns1 A\n//\ns2 A\n", ":4: text after the '//' terminator of line 3", "", 0},
@@ -229,8 +229,7 @@ static void test_stockholm_malformed(void **state) {
     fpt_error_clear();
     int rc = fpt_stockholm_read(p, &a);
     const char *m = fpt_error_get();
-    if (rc == 0 || !strstr(m, name) || !strstr(m, cases[i].want1) ||
-        !strstr(m, cases[i].want2))
+    if (rc == 0 || !strstr(m, name) || !strstr(m, cases[i].want1) || !strstr(m, cases[i].want2))
       fail_msg("case %d: rc %d, message '%s'", i, rc, m);
     assert_int_equal(a.n, 0);
     assert_null(a.names);
@@ -271,8 +270,7 @@ static void test_stockholm_malformed(void **state) {
   fpt_error_clear();
   assert_int_equal(fpt_stockholm_read(gzp, &a), 1);
   const char *m = fpt_error_get();
-  if (!strstr(m, "cut.sto.gz") ||
-      !(strstr(m, "corrupt gzip") || strstr(m, "no '//' terminator")))
+  if (!strstr(m, "cut.sto.gz") || !(strstr(m, "corrupt gzip") || strstr(m, "no '//' terminator")))
     fail_msg("truncated gzip: '%s'", m);
   free(big);
   fpt_error_clear();
@@ -284,12 +282,11 @@ static void three_families(const char *paths[3]) {
   size_t L = 0;
   L += (size_t)snprintf(buf + L, sizeof buf - L, "# STOCKHOLM 1.0\n#=GF ID Ten\n");
   for (int i = 0; i < 10; i++)
-    L += (size_t)snprintf(buf + L, sizeof buf - L, "t%d %.*s-%.*s\n", i, i + 1,
-                          "ACDEFGHIKLMNPQ", 10 - i, "----------");
+    L += (size_t)snprintf(buf + L, sizeof buf - L, "t%d %.*s-%.*s\n", i, i + 1, "ACDEFGHIKLMNPQ",
+                          10 - i, "----------");
   snprintf(buf + L, sizeof buf - L, "//\n");
   paths[0] = write_file("ten.sto", buf, 0);
-  paths[1] = write_file("three.sto.gz",
-                        "# STOCKHOLM 1.0\nx1 WWW\nx2 YY-\nx3 W.Y\n//\n", 1);
+  paths[1] = write_file("three.sto.gz", "# STOCKHOLM 1.0\nx1 WWW\nx2 YY-\nx3 W.Y\n//\n", 1);
   paths[2] = write_file("two.sto", "# STOCKHOLM 1.0\nz1 KK\nz2 RR\n//\n", 0);
 }
 
@@ -385,8 +382,7 @@ static void test_pfam_small(void **state) {
   fpt_dataset_free(&d);
 
   // Errors leave nothing allocated and name the file.
-  const char *bad[2] = {paths[0],
-                        write_file("badfam.sto", "# STOCKHOLM 1.0\ns1 AB\n", 0)};
+  const char *bad[2] = {paths[0], write_file("badfam.sto", "# STOCKHOLM 1.0\ns1 AB\n", 0)};
   fpt_error_clear();
   assert_int_equal(fpt_pfam_load(bad, 2, 1, 12, &d), 1);
   assert_non_null(strstr(fpt_error_get(), "badfam.sto:2: no '//' terminator"));
@@ -416,9 +412,7 @@ static int same_dataset(const fpt_dataset *a, const fpt_dataset *b) {
   return 1;
 }
 
-static int cmp_row16(const void *a, const void *b) {
-  return memcmp(a, b, 16 * sizeof(int32_t));
-}
+static int cmp_row16(const void *a, const void *b) { return memcmp(a, b, 16 * sizeof(int32_t)); }
 
 // The val split as a sorted set of rows (seq 16): which sequences, not order.
 static void val_set(const fpt_dataset *d, int32_t *out) {
@@ -476,7 +470,7 @@ static void test_default_hmmer_examples(void **state) {
   int n;
   assert_int_equal(fpt_pfam_default_paths(&paths, &n), 0);
   assert_int_equal(n, 9);
-  const char *ids[9] = {"Pkinase", "fn3",   "globins4",   "RRM_1", "SMC_N",
+  const char *ids[9] = {"Pkinase", "fn3",     "globins4",   "RRM_1", "SMC_N",
                         "LuxC",    "Patched", "Caudal_act", "XYPPX"};
   const int count[9] = {38, 98, 4, 79, 29, 13, 10, 9, 7};
   int total = 0, longest = 0;
@@ -495,7 +489,7 @@ static void test_default_hmmer_examples(void **state) {
     fpt_stockholm_free(&a);
   }
   assert_int_equal(total, 287);
-  assert_int_equal(longest, 1271);  // an SMC_N sequence: truncated at 1024
+  assert_int_equal(longest, 1271); // an SMC_N sequence: truncated at 1024
   fpt_dataset d;
   if (fpt_pfam_load((const char *const *)paths, n, 1, 1024, &d) != 0)
     fail_msg("%s", fpt_error_get());

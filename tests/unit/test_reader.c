@@ -64,8 +64,7 @@ int main(int argc, char **argv) {
     MPI_Abort(MPI_COMM_WORLD, 1);
   }
   EXPECT(r.n[0] == 1000 && r.n[1] == 37 && r.n[2] == 1, "split sizes");
-  EXPECT(!strcmp(r.meta.task, "reader-test") && r.meta.seq == T && r.meta.d_in == D,
-         "attributes");
+  EXPECT(!strcmp(r.meta.task, "reader-test") && r.meta.seq == T && r.meta.d_in == D, "attributes");
   float *x = calloc(64 * T * D, sizeof(float));
   int32_t *y = calloc(64 * 2, sizeof(int32_t));
   for (int round = 0; round < 6; round++) {
@@ -94,8 +93,8 @@ int main(int argc, char **argv) {
       EXPECT(y[2 * i] == 0 && y[2 * i + 1] == idx[i], "round %d: y of sample %lld", round,
              (long long)idx[i]);
       for (int k = 0; k < T * D && !labels_only; k++)
-        EXPECT(x[i * T * D + k] == (float)idx[i] + 0.001f * k, "round %d: x of sample %lld",
-               round, (long long)idx[i]);
+        EXPECT(x[i * T * D + k] == (float)idx[i] + 0.001f * k, "round %d: x of sample %lld", round,
+               (long long)idx[i]);
       if (labels_only)
         EXPECT(x[i * T * D] == 0.0f, "labels-only read touched x");
     }
