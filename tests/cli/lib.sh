@@ -5,7 +5,11 @@ MPIRUN=${MPIEXEC:-mpirun}
 PASS=0
 FAIL=0
 ok() { PASS=$((PASS + 1)); echo "ok: $*"; }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
+bad() { # bad "what" [LOG]: LOG's lines are shown under the failure
+  FAIL=$((FAIL + 1))
+  echo "FAIL: $1"
+  if [ -n "${2:-}" ] && [ -s "$2" ]; then sed 's/^/    | /' "$2"; fi
+}
 check() { # check "what" cmd...
   local what=$1; shift
   if "$@"; then ok "$what"; else bad "$what"; fi

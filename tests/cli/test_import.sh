@@ -16,20 +16,10 @@ DIR=$(realpath "$2")
 HERE=$(dirname "$(realpath "$0")")
 GEN=$HERE/make_safetensors.py
 PY=/usr/bin/python3
-# As tests/cli/lib.sh, plus one thread: these models are tiny.
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader OMP_NUM_THREADS=1
+# One thread: these models are tiny.
+export OMP_NUM_THREADS=1
 
-pass=0
-fail=0
-ok() {
-  echo "ok: $1"
-  pass=$((pass + 1))
-}
-bad() {
-  echo "FAIL: $1"
-  fail=$((fail + 1))
-  if [ -n "${2:-}" ] && [ -s "$2" ]; then sed 's/^/    | /' "$2"; fi
-}
+source "$HERE/lib.sh"
 
 # Independent reader of the safetensors file, and a float64 GPT-2 written from Hugging
 # Face's modeling_gpt2 (Conv1D is x @ W + b, gelu_new, causal softmax), not from fpt.
@@ -295,5 +285,4 @@ else
   bad "usage: missing input file (exit $rc)" "$DIR/usage.err"
 fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -23,19 +23,9 @@ HERE=$(dirname "$(realpath "$0")")
 ROOT=$(realpath "$HERE/../..")
 CONV=$ROOT/data/tape_homology_to_h5.py
 PY=/usr/bin/python3
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader OMP_NUM_THREADS=1
+export OMP_NUM_THREADS=1
 
-pass=0
-fail=0
-ok() {
-  echo "ok: $1"
-  pass=$((pass + 1))
-}
-bad() {
-  echo "FAIL: $1"
-  fail=$((fail + 1))
-  if [ -n "${2:-}" ] && [ -s "$2" ]; then sed 's/^/    | /' "$2"; fi
-}
+source "$HERE/lib.sh"
 # pycheck LOG CMD...: run a Python checker that prints "ok: ..." / "FAIL: ..."
 # lines; count them. A checker that dies without a FAIL line is one failure.
 pycheck() {
@@ -46,8 +36,8 @@ pycheck() {
   n_ok=$(grep -c '^ok: ' "$log")
   n_bad=$(grep -c '^FAIL: ' "$log")
   grep -E '^(ok|FAIL): ' "$log"
-  pass=$((pass + n_ok))
-  fail=$((fail + n_bad))
+  PASS=$((PASS + n_ok))
+  FAIL=$((FAIL + n_bad))
   if [ "$rc" -ne 0 ] && [ "$n_bad" -eq 0 ]; then
     bad "checker $(basename "$2") exited $rc" "$log"
   fi
@@ -381,5 +371,4 @@ else
   echo "skip: '$FPT data --help' lists no pfam task; the Stockholm reader and the pfam task are tested by tests/unit/test_protein.c"
 fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish
