@@ -459,7 +459,7 @@ int cmd_train(int argc, char **argv) {
   int64_t win_steps = st.window_steps;
   double t_start = now(), t_steps = 0;
   int exit_requeue = 0, stopped_early = 0;
-  int64_t last_ckpt = start, final_step = start;
+  int64_t final_step = start;
   for (long long step = start; step < s.steps && rc == 0; step++) {
     final_step = step + 1;
     double t0 = now(), loss, acc, norm;
@@ -538,7 +538,6 @@ int cmd_train(int argc, char **argv) {
         rc = 1;
         break;
       }
-      last_ckpt = done;
     }
     if (stop && done < s.steps) {
       if (g.rank == 0)
@@ -555,7 +554,6 @@ int cmd_train(int argc, char **argv) {
       break;
     }
   }
-  (void)last_ckpt;
   if (exit_requeue) {
     teardown(&rt, &pl, &src, &m, &g, &mt, 0);
     return FPT_EXIT_REQUEUE;
