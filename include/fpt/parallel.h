@@ -43,9 +43,13 @@ typedef struct {
   int kind;      // FPT_SCHED_*
   fpt_op *ops;
   int n_ops;
-  fpt_acts *acts;      // M
+  // Activations: one slot per micro-batch that can be live at once on this
+  // stage (1F1B: min(S - stage, M); GPipe: M); micro-batch k uses slot k % n_slots.
+  int n_slots;
+  fpt_acts *acts;      // n_slots
   fpt_source_buf *buf; // M
   float **h_in;        // M activations from the previous stage (stage > 0)
+  float **g_in;        // M output gradients from the next stage (stage < S-1)
   int floor, need_input;
   fpt_step_times t;
 } fpt_pipeline;

@@ -32,16 +32,21 @@ int fpt_pipeline_create(fpt_pipeline *p, fpt_grid *g, fpt_model *m, fpt_source *
   FPT_ENSURE(p->n_ops > 0, "schedule: %s", fpt_error_get());
   p->ops = fpt_calloc((size_t)p->n_ops, sizeof(fpt_op));
   FPT_TRY(fpt_schedule(kind, g->S, M, g->stage, p->ops));
-  p->acts = fpt_calloc((size_t)M, sizeof(fpt_acts));
-  p->buf = fpt_calloc((size_t)M, sizeof(fpt_source_buf));
-  p->h_in = fpt_calloc((size_t)M, sizeof(float *));
-  size_t TC = (size_t)m->task.seq * m->cfg.n_embd;
-  for (int k = 0; k < M; k++) {
+  p->n_slots = fpt_schedule_max_live(kind, g->S, M, g->stage);
+  p->acts = fpt_calloc((size_t)p->n_slots, sizeof(fpt_acts));
+  for (int k = 0; k < p->n_slots; k++)
     FPT_TRY(fpt_acts_create(&p->acts[k], m, p->mbs, m->part.l0, m->part.l1, m->part.has_input,
                             m->part.has_head));
+  p->buf = fpt_calloc((size_t)M, sizeof(fpt_source_buf));
+  p->h_in = fpt_calloc((size_t)M, sizeof(float *));
+  p->g_in = fpt_calloc((size_t)M, sizeof(float *));
+  size_t TC = (size_t)m->task.seq * m->cfg.n_embd;
+  for (int k = 0; k < M; k++) {
     fpt_source_buf_init(&p->buf[k], src, p->mbs);
     if (g->stage > 0)
       p->h_in[k] = fpt_alloc_floats((size_t)p->mbs * TC);
+    if (g->stage < g->S - 1)
+      p->g_in[k] = fpt_alloc_floats((size_t)p->mbs * TC);
   }
   p->floor = fpt_grad_floor(m);
   p->need_input =
@@ -50,14 +55,17 @@ int fpt_pipeline_create(fpt_pipeline *p, fpt_grid *g, fpt_model *m, fpt_source *
 }
 
 void fpt_pipeline_free(fpt_pipeline *p) {
-  for (int k = 0; k < p->M && p->acts; k++) {
+  for (int k = 0; k < p->n_slots && p->acts; k++)
     fpt_acts_free(&p->acts[k]);
+  for (int k = 0; k < p->M && p->buf; k++) {
     fpt_source_buf_free(&p->buf[k]);
     free(p->h_in[k]);
+    free(p->g_in[k]);
   }
   free(p->acts);
   free(p->buf);
   free(p->h_in);
+  free(p->g_in);
   free(p->ops);
   memset(p, 0, sizeof *p);
 }
@@ -72,7 +80,7 @@ static fpt_batch batch_of(fpt_source_buf *b, int n) {
 static double stage_forward(fpt_pipeline *p, int k, int n, const fpt_pass *ps, float dscale,
                             int64_t *hits) {
   fpt_model *m = p->m;
-  fpt_acts *a = &p->acts[k];
+  fpt_acts *a = &p->acts[k % p->n_slots];
   fpt_batch b = batch_of(&p->buf[k], n);
   if (m->part.has_input)
     fpt_input_forward(m, a, &b, ps);
@@ -85,8 +93,10 @@ static double stage_forward(fpt_pipeline *p, int k, int n, const fpt_pass *ps, f
 
 static void stage_backward(fpt_pipeline *p, int k, const fpt_pass *ps) {
   fpt_model *m = p->m;
-  fpt_acts *a = &p->acts[k];
+  fpt_acts *a = &p->acts[k % p->n_slots];
   fpt_batch b = batch_of(&p->buf[k], p->mbs);
+  if (p->g_in[k]) // the gradient of this stage's output, from the next stage
+    memcpy(a->dres, p->g_in[k], sizeof(float) * p->mbs * m->task.seq * m->cfg.n_embd);
   for (int l = m->part.l1 - 1; l >= m->part.l0 && l >= p->floor; l--)
     fpt_block_backward(m, a, l, l == m->part.l0 && !m->part.has_input ? p->h_in[k] : NULL, &b, ps,
                        l > p->floor || p->need_input);
@@ -113,16 +123,14 @@ int fpt_pipeline_train_step(fpt_pipeline *p, int64_t step, uint64_t seed, double
   fpt_zero_grad(m);
   MPI_Request *rq_act = fpt_calloc((size_t)M, sizeof(MPI_Request));
   MPI_Request *rq_grad = fpt_calloc((size_t)M, sizeof(MPI_Request));
+  // Sends by micro-batch: [k] activations, [M + k] gradients.
   MPI_Request *sends = fpt_calloc((size_t)2 * M, sizeof(MPI_Request));
-  int n_sends = 0;
   for (int k = 0; k < M; k++) {
-    rq_act[k] = rq_grad[k] = MPI_REQUEST_NULL;
+    rq_act[k] = rq_grad[k] = sends[k] = sends[M + k] = MPI_REQUEST_NULL;
     if (s > 0)
       MPI_Irecv(p->h_in[k], cnt, MPI_FLOAT, s - 1, 2 * k, g->pipe, &rq_act[k]);
-    // Non-last stages never swap dres inside their blocks (only the model's
-    // last block does), so the gradient can land in it directly.
     if (s < S - 1)
-      MPI_Irecv(p->acts[k].dres, cnt, MPI_FLOAT, s + 1, 2 * k + 1, g->pipe, &rq_grad[k]);
+      MPI_Irecv(p->g_in[k], cnt, MPI_FLOAT, s + 1, 2 * k + 1, g->pipe, &rq_grad[k]);
   }
   fpt_pass ps = {1, seed, (uint32_t)step};
   float dscale = (float)(1.0 / ((double)p->B * m->K));
@@ -140,6 +148,13 @@ int fpt_pipeline_train_step(fpt_pipeline *p, int64_t step, uint64_t seed, double
       wait += now() - tw;
       break;
     case FPT_OP_FWD: {
+      // The slot's previous micro-batch is done (its backward ran); its sends
+      // still read the slot's buffers until they complete.
+      if (k >= p->n_slots) {
+        MPI_Wait(&sends[k - p->n_slots], MPI_STATUS_IGNORE);
+        MPI_Wait(&sends[M + k - p->n_slots], MPI_STATUS_IGNORE);
+        wait += now() - tw;
+      }
       int64_t hits = 0;
       sums[0] += stage_forward(p, k, n, &ps, dscale, &hits);
       sums[1] += (double)hits;
@@ -149,16 +164,17 @@ int fpt_pipeline_train_step(fpt_pipeline *p, int64_t step, uint64_t seed, double
       stage_backward(p, k, &ps);
       break;
     case FPT_OP_SEND_ACT:
-      MPI_Isend(p->acts[k].blk[m->part.l1 - 1 - m->part.l0].h2, cnt, MPI_FLOAT, s + 1, 2 * k,
-                g->pipe, &sends[n_sends++]);
+      MPI_Isend(p->acts[k % p->n_slots].blk[m->part.l1 - 1 - m->part.l0].h2, cnt, MPI_FLOAT, s + 1,
+                2 * k, g->pipe, &sends[k]);
       break;
     case FPT_OP_SEND_GRAD:
-      MPI_Isend(p->acts[k].dres, cnt, MPI_FLOAT, s - 1, 2 * k + 1, g->pipe, &sends[n_sends++]);
+      MPI_Isend(p->acts[k % p->n_slots].dres, cnt, MPI_FLOAT, s - 1, 2 * k + 1, g->pipe,
+                &sends[M + k]);
       break;
     }
   }
   double tw = now();
-  MPI_Waitall(n_sends, sends, MPI_STATUSES_IGNORE);
+  MPI_Waitall(2 * M, sends, MPI_STATUSES_IGNORE);
   wait += now() - tw;
   free(rq_act);
   free(rq_grad);
@@ -207,8 +223,8 @@ int fpt_pipeline_evaluate(fpt_pipeline *p, int split, double *loss, double *acc)
       sums[0] += stage_forward(p, k, c, &ps, 0.0f, &hits);
       sums[1] += (double)hits;
       if (s < S - 1)
-        MPI_Send(p->acts[k].blk[m->part.l1 - 1 - m->part.l0].h2, (int)(c * TC), MPI_FLOAT, s + 1, 0,
-                 g->pipe);
+        MPI_Send(p->acts[k % p->n_slots].blk[m->part.l1 - 1 - m->part.l0].h2, (int)(c * TC),
+                 MPI_FLOAT, s + 1, 0, g->pipe);
     }
   MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
   *loss = N > 0 ? sums[0] / ((double)N * m->K) : 0.0;
