@@ -536,9 +536,10 @@ def step_time(cal, sh, net, S, R, M, B, k, P, phi, detail=False):
 
 
 def node_memory(sh, S, R, M, B, P):
-    """Bytes on the fullest node (the first): per rank, the activations fpt allocates (every
-    micro-batch of the step has its own buffers: 16C + H T floats per token and block, plus
-    16C per token of backward scratch per micro-batch) and 4 copies of the trainable floats
+    """Bytes on the fullest node (the first): per rank, the activations fpt allocates (one
+    slot per micro-batch that 1F1B can hold live on the stage, min(S - s, M): 16C + H T floats
+    per token and block plus 16C per token of backward scratch; and a receive buffer of C per
+    token for each micro-batch and direction) and 4 copies of the trainable floats
     (value, gradient, Adam m and v); per stage present on the node, one copy of its frozen
     weights (--shared-weights, the default: 12 C^2 + 13 C floats per block)."""
     C, T = sh.C, sh.T
@@ -549,7 +550,9 @@ def node_memory(sh, S, R, M, B, P):
     for r in ranks:
         s = r % S
         l0, l1 = sh.stage_layers(S, s)
-        total += 4 * M * mbs * T * ((l1 - l0) * (16 * C + sh.H * T) + 16 * C)
+        slots = min(S - s, M)
+        total += 4 * slots * mbs * T * ((l1 - l0) * (16 * C + sh.H * T) + 16 * C)
+        total += 4 * M * mbs * T * C * ((s > 0) + (s < S - 1))
         total += 4 * 4 * sh.n_train_stage(S, s)
         stages.add(s)
     for s in stages:
