@@ -14,7 +14,9 @@
 #define FPT_MODEL_FORMAT_VERSION 1
 
 // --- HDF5 helpers (src/io/h5util.c) ---
-void fpt_h5_quiet(void);                     // no HDF5 error-stack dumps; we report our own
+void fpt_h5_quiet(void); // no HDF5 error-stack dumps; we report our own
+// "[d0, d1, ...]" for error messages.
+void fpt_format_shape(char *buf, size_t n, int ndim, const int64_t *d);
 int fpt_h5_check_readable(const char *path); // exists, readable, HDF5
 int fpt_h5_open_read(const char *path, hid_t *file);
 int fpt_h5_open_dataset(hid_t file, const char *path, const char *name, hid_t *ds);

@@ -180,6 +180,15 @@ void fpt_input_backward(const fpt_model *m, fpt_acts *a, const fpt_batch *b, con
 // Lowest block whose backward is needed (n_layer when none is).
 int fpt_grad_floor(const fpt_model *m);
 
+// Everything m->part owns, in order: input layer, blocks, head (its loss and,
+// with dscale != 0, its backward). h_in is the first block's input when the
+// part has no input layer (a later pipeline stage).
+double fpt_part_forward(const fpt_model *m, fpt_acts *a, const fpt_batch *b, const fpt_pass *p,
+                        const float *h_in, float dscale, int64_t *correct);
+// Backward of the part, from d(output) in a->dres down to the lowest block
+// that needs it (and the input layer when it or the positions train).
+void fpt_part_backward(const fpt_model *m, fpt_acts *a, const fpt_batch *b, const fpt_pass *p,
+                       const float *h_in);
 // Whole model in one process: forward (+ backward if p->train and dscale).
 double fpt_forward_backward(const fpt_model *m, fpt_acts *a, const fpt_batch *b, const fpt_pass *p,
                             float dscale, int64_t *correct);

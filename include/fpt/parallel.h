@@ -50,7 +50,6 @@ typedef struct {
   fpt_source_buf *buf; // M
   float **h_in;        // M activations from the previous stage (stage > 0)
   float **g_in;        // M output gradients from the next stage (stage < S-1)
-  int floor, need_input;
   fpt_step_times t;
 } fpt_pipeline;
 

@@ -70,7 +70,7 @@ int fpt_h5_shape(hid_t file, const char *path, const char *name, int *ndim, int6
   return 0;
 }
 
-static void fmt_dims(char *buf, size_t n, int ndim, const int64_t *d) {
+void fpt_format_shape(char *buf, size_t n, int ndim, const int64_t *d) {
   size_t k = (size_t)snprintf(buf, n, "[");
   for (int i = 0; i < ndim && k < n; i++)
     k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)d[i]);
@@ -99,8 +99,8 @@ int fpt_h5_read_floats(hid_t file, const char *path, const char *name, int ndim,
     int64_t g[8];
     for (int i = 0; i < nd && i < 8; i++)
       g[i] = (int64_t)d[i];
-    fmt_dims(want, sizeof want, ndim, dims);
-    fmt_dims(got, sizeof got, nd < 0 ? 0 : nd, g);
+    fpt_format_shape(want, sizeof want, ndim, dims);
+    fpt_format_shape(got, sizeof got, nd < 0 ? 0 : nd, g);
     FPT_ENSURE(ok_type, "%s: dataset %s must be float32", path, name);
     FPT_FAIL("%s: dataset %s has shape %s, expected %s", path, name, got, want);
   }

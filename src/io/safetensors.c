@@ -75,14 +75,6 @@ static int dtype_size(const char *d) {
   return 0;
 }
 
-static void fmt_shape(char *buf, size_t n, int ndim, const int64_t *d) {
-  size_t k = (size_t)snprintf(buf, n, "[");
-  for (int i = 0; i < ndim && k < n; i++)
-    k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)d[i]);
-  if (k < n)
-    snprintf(buf + k, n - k, "]");
-}
-
 // A JSON number that is a non-negative integer exactly representable (< 2^53).
 static int json_uint(const cJSON *v, uint64_t *out) {
   if (!cJSON_IsNumber(v))
@@ -304,7 +296,7 @@ static int plan_tensors(const st_file *s, st_plan *pl) {
 
   const st_entry *wpe = find_entry(s, pl->prefix, "wpe.weight");
   char got[160];
-  fmt_shape(got, sizeof got, wpe->ndim, wpe->shape);
+  fpt_format_shape(got, sizeof got, wpe->ndim, wpe->shape);
   FPT_ENSURE(wpe->ndim == 2 && wpe->shape[0] >= 1 && wpe->shape[1] >= 1 &&
                  wpe->shape[0] < (1 << 20) && wpe->shape[1] < (1 << 20),
              "%s: tensor %s has shape %s, expected [n_positions, n_embd]", p, wpe->name, got);
@@ -380,8 +372,8 @@ static int plan_tensors(const st_file *s, st_plan *pl) {
     if (k == G_WTE)
       ok = ok && e->shape[0] >= 1 && e->shape[0] < (1 << 30);
     char w[96];
-    fmt_shape(got, sizeof got, e->ndim, e->shape);
-    fmt_shape(w, sizeof w, ndim, want);
+    fpt_format_shape(got, sizeof got, e->ndim, e->shape);
+    fpt_format_shape(w, sizeof w, ndim, want);
     FPT_ENSURE(ok, "%s: tensor %s has shape %s, expected %s%s", p, e->name, got,
                k == G_WTE ? "[vocab, n_embd] = " : "", w);
     FPT_ENSURE(!strcmp(e->dtype, "F32") || !strcmp(e->dtype, "F16") || !strcmp(e->dtype, "BF16"),

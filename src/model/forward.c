@@ -256,23 +256,37 @@ void fpt_input_backward(const fpt_model *m, fpt_acts *a, const fpt_batch *b, con
   }
 }
 
+double fpt_part_forward(const fpt_model *m, fpt_acts *a, const fpt_batch *b, const fpt_pass *p,
+                        const float *h_in, float dscale, int64_t *correct) {
+  const fpt_part *pt = &m->part;
+  if (pt->has_input)
+    fpt_input_forward(m, a, b, p);
+  for (int l = pt->l0; l < pt->l1; l++)
+    fpt_block_forward(m, a, l, l == pt->l0 && !pt->has_input ? h_in : NULL, b, p);
+  if (!pt->has_head)
+    return 0.0;
+  return fpt_head_forward_backward(m, a, a->blk[pt->l1 - 1 - a->l0].h2, b, dscale, correct);
+}
+
+void fpt_part_backward(const fpt_model *m, fpt_acts *a, const fpt_batch *b, const fpt_pass *p,
+                       const float *h_in) {
+  const fpt_part *pt = &m->part;
+  int floor = fpt_grad_floor(m);
+  int need_input =
+      fpt_group_trainable(&m->freeze, FPT_G_IN) || fpt_group_trainable(&m->freeze, FPT_G_POS);
+  for (int l = pt->l1 - 1; l >= pt->l0 && l >= floor; l--)
+    fpt_block_backward(m, a, l, l == pt->l0 && !pt->has_input ? h_in : NULL, b, p,
+                       l > floor || need_input);
+  if (pt->has_input && need_input)
+    fpt_input_backward(m, a, b, p);
+}
+
 double fpt_forward_backward(const fpt_model *m, fpt_acts *a, const fpt_batch *b, const fpt_pass *p,
                             float dscale, int64_t *correct) {
-  int L = m->cfg.n_layer;
-  fpt_input_forward(m, a, b, p);
-  for (int l = 0; l < L; l++)
-    fpt_block_forward(m, a, l, NULL, b, p);
   int bwd = p->train && dscale != 0.0f;
-  double loss =
-      fpt_head_forward_backward(m, a, a->blk[L - 1 - a->l0].h2, b, bwd ? dscale : 0.0f, correct);
-  if (!bwd)
-    return loss;
-  int floor = fpt_grad_floor(m);
-  int need_input = m->in_w.g || m->in_b.g || m->wpe.g;
-  for (int l = L - 1; l >= floor; l--)
-    fpt_block_backward(m, a, l, NULL, b, p, l > floor || need_input);
-  if (need_input)
-    fpt_input_backward(m, a, b, p);
+  double loss = fpt_part_forward(m, a, b, p, NULL, bwd ? dscale : 0.0f, correct);
+  if (bwd)
+    fpt_part_backward(m, a, b, p, NULL);
   return loss;
 }
 

@@ -48,9 +48,6 @@ int fpt_pipeline_create(fpt_pipeline *p, fpt_grid *g, fpt_model *m, fpt_source *
     if (g->stage < g->S - 1)
       p->g_in[k] = fpt_alloc_floats((size_t)p->mbs * TC);
   }
-  p->floor = fpt_grad_floor(m);
-  p->need_input =
-      fpt_group_trainable(&m->freeze, FPT_G_IN) || fpt_group_trainable(&m->freeze, FPT_G_POS);
   return 0;
 }
 
@@ -75,33 +72,18 @@ static fpt_batch batch_of(fpt_source_buf *b, int n) {
   return x;
 }
 
-// Forward of this stage's part on micro-batch k; the last stage adds the head
-// (and its backward when dscale != 0). Returns the loss sum (last stage).
 static double stage_forward(fpt_pipeline *p, int k, int n, const fpt_pass *ps, float dscale,
                             int64_t *hits) {
-  fpt_model *m = p->m;
-  fpt_acts *a = &p->acts[k % p->n_slots];
   fpt_batch b = batch_of(&p->buf[k], n);
-  if (m->part.has_input)
-    fpt_input_forward(m, a, &b, ps);
-  for (int l = m->part.l0; l < m->part.l1; l++)
-    fpt_block_forward(m, a, l, l == m->part.l0 && !m->part.has_input ? p->h_in[k] : NULL, &b, ps);
-  if (!m->part.has_head)
-    return 0.0;
-  return fpt_head_forward_backward(m, a, a->blk[m->part.l1 - 1 - m->part.l0].h2, &b, dscale, hits);
+  return fpt_part_forward(p->m, &p->acts[k % p->n_slots], &b, ps, p->h_in[k], dscale, hits);
 }
 
 static void stage_backward(fpt_pipeline *p, int k, const fpt_pass *ps) {
-  fpt_model *m = p->m;
   fpt_acts *a = &p->acts[k % p->n_slots];
   fpt_batch b = batch_of(&p->buf[k], p->mbs);
   if (p->g_in[k]) // the gradient of this stage's output, from the next stage
-    memcpy(a->dres, p->g_in[k], sizeof(float) * p->mbs * m->task.seq * m->cfg.n_embd);
-  for (int l = m->part.l1 - 1; l >= m->part.l0 && l >= p->floor; l--)
-    fpt_block_backward(m, a, l, l == m->part.l0 && !m->part.has_input ? p->h_in[k] : NULL, &b, ps,
-                       l > p->floor || p->need_input);
-  if (m->part.has_input && p->need_input)
-    fpt_input_backward(m, a, &b, ps);
+    memcpy(a->dres, p->g_in[k], sizeof(float) * p->mbs * p->m->task.seq * p->m->cfg.n_embd);
+  fpt_part_backward(p->m, a, &b, ps, p->h_in[k]);
 }
 
 int fpt_pipeline_train_step(fpt_pipeline *p, int64_t step, uint64_t seed, double clip, float lr,

@@ -190,19 +190,25 @@ static int is_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
+// The next whitespace-separated word of [*p, end): 1 and [*p, *q), or 0 at the end.
+static int next_word(const char **p, const char *end, const char **q) {
+  while (*p < end && is_space(**p))
+    (*p)++;
+  if (*p == end)
+    return 0;
+  *q = *p;
+  while (*q < end && !is_space(**q))
+    (*q)++;
+  return 1;
+}
+
 // Tokenise [p, end) into both schemes (see listops.h). Returns 0, or 1 with
 // *bad/*badlen = the unknown token (no error message set).
 static int tokenize_span(const char *p, const char *end, int32_t *ids, int L1, int32_t *ids2,
                          int L2, int *n1, int *n2, const char **bad, size_t *badlen) {
   int a = 0, b = 0;
-  while (p < end) {
-    while (p < end && is_space(*p))
-      p++;
-    if (p == end)
-      break;
-    const char *q = p;
-    while (q < end && !is_space(*q))
-      q++;
+  const char *q;
+  while (next_word(&p, end, &q)) {
     int code = 0;
     int kind = classify(p, (size_t)(q - p), &code);
     int32_t id = 0;
@@ -262,14 +268,8 @@ int fpt_listops_eval(const char *source, int *value) {
   uint8_t *t = fpt_malloc(n + 1);
   int64_t m = 0;
   const char *p = source, *end = source + n;
-  while (p < end) {
-    while (p < end && is_space(*p))
-      p++;
-    if (p == end)
-      break;
-    const char *q = p;
-    while (q < end && !is_space(*q))
-      q++;
+  const char *q;
+  while (next_word(&p, end, &q)) {
     int code = 0, kind = classify(p, (size_t)(q - p), &code);
     if (kind == TK_BAD && q - p == 1 && *p == 'X')
       kind = TK_END;
