@@ -22,6 +22,8 @@ typedef struct {
   int r;     // readout: the last r positions
   int n_out; // output-layer width per readout position
   int n_cls; // classes per target; K = r * n_out / n_cls targets per sample
+  int tied;  // language model: the input is GPT-2's token table "wte/weight"
+             // (vocab, C) and the logits are ln_f(h) . wte^T (no output layer)
 } fpt_task_shape;
 
 // Parameter groups, for the freeze flags.

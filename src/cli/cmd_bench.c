@@ -159,7 +159,7 @@ static int run(int argc, char **argv, int rank, int R) {
   FPT_ENSURE(s.steps >= 1, "option --steps: must be >= 1");
   fpt_gpt2_config cfg = {(int)s.layers, (int)s.heads, (int)s.d_model,
                          (int)(s.seq > 1024 ? s.seq : 1024), 1e-5f};
-  fpt_task_shape shape = {(int)s.d_in, 0, (int)s.seq, 1, (int)s.classes, (int)s.classes};
+  fpt_task_shape shape = {(int)s.d_in, 0, (int)s.seq, 1, (int)s.classes, (int)s.classes, 0};
   fpt_freeze fr = fpt_freeze_default();
   fpt_model m;
   FPT_TRY(fpt_model_create(&m, &cfg, &shape, &fr));

@@ -18,11 +18,12 @@
 #include "fpt/listops.h"
 #include "fpt/protein.h"
 #include "fpt/tasks.h"
+#include "fpt/text.h"
 #include "runtime.h"
 
 typedef struct {
   const char *out, *input, *tsv_dir;
-  long long seed, n_train, n_val, n_test, bit_length, patterns, patch, chunk_samples, max_len;
+  long long seed, n_train, n_val, n_test, bit_length, patterns, patch, chunk_samples, max_len, seq;
   int pad32;
 } data_settings;
 
@@ -41,6 +42,7 @@ static const fpt_opt data_opts[] = {
     O(patch, INT, "bits per token (bit tasks; 0 = task default)"),
     O(chunk_samples, INT, "0: contiguous arrays (default); N: chunks of N samples"),
     O(max_len, INT, "pfam: tokens per sequence incl. <cls> and <sep> (1024)"),
+    O(seq, INT, "text: bytes per sample (256)"),
     O(pad32, BOOL, "mnist/fashion-mnist: pad to 32x32, 64 tokens (the paper's text)"),
 };
 #undef O
@@ -99,6 +101,22 @@ static int load_pfam(const data_settings *s, fpt_dataset *d) {
   return rc;
 }
 
+// text: --input is a comma-separated list of UTF-8/ASCII files, read as bytes.
+static int load_text(const data_settings *s, fpt_dataset *d) {
+  FPT_ENSURE(s->input, "fpt data text: --input FILE[,FILE...] is required");
+  char *copy = fpt_malloc(strlen(s->input) + 1);
+  strcpy(copy, s->input);
+  const char **paths = fpt_calloc(strlen(copy) + 1, sizeof(char *));
+  int n = 0;
+  for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ","))
+    paths[n++] = tok;
+  int rc = fpt_text_load(paths, n, (int)s->seq, d);
+  snprintf(d->sources, sizeof d->sources, "%.2000s", s->input);
+  free(paths);
+  free(copy);
+  return rc;
+}
+
 // listops: read an LRA TSV directory (--input), or generate one with LRA's
 // algorithm (96000/2000/2000 by default) and read that. Both tokenisations.
 static int build_listops(data_settings *s, fpt_dataset *d) {
@@ -133,7 +151,7 @@ static int run(int argc, char **argv) {
   FPT_ENSURE(argc > 2 && argv[2][0] != '-',
              "fpt data: the task comes first (fpt data TASK [options] -o DATA.h5)");
   const char *task = argv[2];
-  data_settings s = {NULL, NULL, NULL, 1, -1, -1, -1, 0, 0, 0, 0, 1024, 0};
+  data_settings s = {NULL, NULL, NULL, 1, -1, -1, -1, 0, 0, 0, 0, 1024, 256, 0};
   FPT_TRY(fpt_opts_parse(argc, argv, 3, data_opts, n_data_opts, &s));
   FPT_ENSURE(s.out, "option -o/--out: an output file is required");
   fpt_dataset d;
@@ -160,11 +178,13 @@ static int run(int argc, char **argv) {
     rc = timed_load(fpt_cifar_load(s.input, !strcmp(task, "cifar10-lra"), &d), t0,
                     "CIFAR-10 batches");
     carve = s.n_val < 0 ? 5000 : s.n_val;
+  } else if (!strcmp(task, "text")) {
+    rc = timed_load(load_text(&s, &d), t0, "text");
   } else if (!strcmp(task, "pfam")) {
     rc = timed_load(load_pfam(&s, &d), t0, "Stockholm files");
   } else {
     FPT_FAIL("fpt data: unknown task '%s' (bit-xor, bit-memory, listops, mnist, fashion-mnist, "
-             "cifar10, cifar10-lra, pfam)",
+             "cifar10, cifar10-lra, pfam, text)",
              task);
   }
   d.seed = s.seed;
@@ -193,10 +213,11 @@ static int run(int argc, char **argv) {
 
 int cmd_data(int argc, char **argv) {
   if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
-    fpt_opts_help("fpt data TASK [options] -o DATA.h5\n"
-                  "tasks: bit-xor bit-memory listops mnist fashion-mnist cifar10 cifar10-lra pfam\n"
-                  "(fashion-mnist reads Debian's dataset-fashion-mnist when --input is not given)",
-                  data_opts, n_data_opts);
+    fpt_opts_help(
+        "fpt data TASK [options] -o DATA.h5\n"
+        "tasks: bit-xor bit-memory listops mnist fashion-mnist cifar10 cifar10-lra pfam text\n"
+        "(fashion-mnist reads Debian's dataset-fashion-mnist when --input is not given)",
+        data_opts, n_data_opts);
     return 0;
   }
   fpt_runtime rt;

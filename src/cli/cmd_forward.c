@@ -52,7 +52,7 @@ static int run(int argc, char **argv) {
     return rc;
   }
   int N = (int)d[0], T = (int)d[1], C = (int)d[2];
-  fpt_task_shape shape = {C, 0, T, T, 2, 2};
+  fpt_task_shape shape = {C, 0, T, T, 2, 2, 0};
   fpt_freeze fr = fpt_freeze_default();
   fpt_model m;
   FPT_TRY(fpt_model_create(&m, &cfg, &shape, &fr));

@@ -37,7 +37,7 @@ static int run(int argc, char **argv) {
   if (s.like)
     FPT_TRY(fpt_model_file_config(s.like, &cfg));
   // The wrapper shape is irrelevant here; only the backbone is written.
-  fpt_task_shape shape = {1, 0, 1, 1, 2, 2};
+  fpt_task_shape shape = {1, 0, 1, 1, 2, 2, 0};
   fpt_freeze fr = fpt_freeze_default();
   fpt_model m;
   FPT_TRY(fpt_model_create(&m, &cfg, &shape, &fr));

@@ -1,5 +1,7 @@
 // fpt train: the main job. Data-parallel replicas (one per rank) shard the
 // global batch; the trainable gradients are all-reduced once per step.
+// fpt pretrain: the same loop, training every weight of a byte-level GPT-2
+// language model (tied token table) on a text dataset file.
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <errno.h>
@@ -26,14 +28,15 @@
 #include "runtime.h"
 
 typedef struct {
-  const char *model, *data, *task, *run_dir, *init, *tokens, *schedule, *config, *resume;
+  const char *model, *data, *task, *run_dir, *init, *tokens, *schedule, *config, *resume, *export,
+      *lr_schedule;
   long long checkpoint_every, keep_checkpoints, early_stop;
   double time_limit;
   long long stages, micro_batches, steps, batch_size, seed, data_seed, log_every, eval_every,
-      eval_samples, bit_length, patterns, patch;
+      eval_samples, bit_length, patterns, patch, warmup;
   double lr, dropout, orth_gain, clip;
   int freeze_in, freeze_out, freeze_ln, freeze_pos, freeze_attn, freeze_ff, full_train, augment,
-      shared_weights;
+      shared_weights, eval_test;
 } train_settings;
 
 #define O(k, t, h)                                                                                 \
@@ -50,11 +53,14 @@ static const fpt_opt train_opts[] = {
     O(schedule, STR, "pipeline schedule: 1f1b or gpipe"),
     O(shared_weights, BOOL, "hold a stage's frozen weights once per node (MPI shared memory)"),
     O(batch_size, INT, "global batch (split across ranks)"),
-    O(lr, FLOAT, "Adam learning rate"),
+    O(lr, FLOAT, "Adam learning rate (the peak, with a schedule)"),
+    O(lr_schedule, STR, "constant, or cosine (decay to lr/10 at --steps)"),
+    O(warmup, INT, "steps of linear learning-rate warm-up (0: none)"),
     O(seed, INT, "seed: input/output init, dropout, training samples"),
     O(data_seed, INT, "seed of the generated validation and test sets"),
     O(log_every, INT, "steps between train-metric lines"),
     O(eval_every, INT, "steps between validation passes (0: only at the end)"),
+    O(eval_test, BOOL, "score the test split at every evaluation too (select on val afterwards)"),
     O(eval_samples, INT, "samples in each generated val/test set (files: whole splits)"),
     O(run_dir, STR, "directory for metrics.jsonl, config.yaml and checkpoints/"),
     O(checkpoint_every, INT, "steps between checkpoints (0: only at the end and on signals)"),
@@ -77,9 +83,13 @@ static const fpt_opt train_opts[] = {
     O(bit_length, INT, "bits per pattern (bit tasks; 0 = task default)"),
     O(patterns, INT, "patterns (bit-memory; 0 = default 5)"),
     O(patch, INT, "bits per token (bit tasks; 0 = task default)"),
+    O(export, STR, "at the end, write the backbone (and a language model's wte) as a model file"),
 };
 #undef O
 static const int n_train_opts = (int)(sizeof train_opts / sizeof *train_opts);
+
+// fpt pretrain: a causal language model over the whole sequence.
+static int lm_mode = 0;
 
 static train_settings defaults(void) {
   train_settings s = {0};
@@ -103,6 +113,18 @@ static train_settings defaults(void) {
   s.checkpoint_every = 1000;
   s.keep_checkpoints = 3;
   s.resume = "none";
+  s.lr_schedule = "constant";
+  if (lm_mode) {
+    // Every weight trains from GPT-2's random init; --model gives the shape.
+    // No dropout: a few hours of pretraining underfit the corpus.
+    s.init = "random";
+    s.full_train = 1;
+    s.dropout = 0.0;
+    s.lr = 1e-3;
+    s.lr_schedule = "cosine";
+    s.warmup = 100;
+    s.batch_size = 32;
+  }
   return s;
 }
 
@@ -139,6 +161,8 @@ static int setup(train_settings *s, int argc, char **argv, fpt_grid *g, fpt_mode
       FPT_TRY(fpt_opts_load_yaml(argv[i + 1], train_opts, n_train_opts, s));
   FPT_TRY(fpt_opts_parse(argc, argv, 2, train_opts, n_train_opts, s));
   FPT_ENSURE(s->model, "option --model: a backbone model file is required");
+  FPT_ENSURE(!s->export || s->stages == 1,
+             "option --export: needs --stages 1 (one rank holds the whole model)");
   FPT_ENSURE(s->checkpoint_every >= 0 && s->keep_checkpoints >= 1 && s->early_stop >= 0 &&
                  s->time_limit >= 0,
              "options --checkpoint-every, --early-stop, --time-limit must be >= 0 and "
@@ -154,6 +178,9 @@ static int setup(train_settings *s, int argc, char **argv, fpt_grid *g, fpt_mode
   FPT_ENSURE(s->log_every >= 1, "option --log-every: must be >= 1");
   FPT_ENSURE(s->eval_samples >= 1, "option --eval-samples: must be >= 1");
   FPT_ENSURE(s->lr > 0, "option --lr: must be > 0");
+  FPT_ENSURE(!strcmp(s->lr_schedule, "constant") || !strcmp(s->lr_schedule, "cosine"),
+             "option --lr-schedule: '%s' is not constant or cosine", s->lr_schedule);
+  FPT_ENSURE(s->warmup >= 0, "option --warmup: must be >= 0");
   FPT_ENSURE(s->dropout >= 0 && s->dropout < 1, "option --dropout: must be in [0,1)");
   int init_mode = !strcmp(s->init, "pretrained") ? 0
                   : !strcmp(s->init, "random")   ? 1
@@ -175,6 +202,16 @@ static int setup(train_settings *s, int argc, char **argv, fpt_grid *g, fpt_mode
   fpt_gpt2_config cfg;
   FPT_TRY(fpt_model_file_config(s->model, &cfg));
   fpt_task_shape shape = src->shape;
+  if (lm_mode) {
+    FPT_ENSURE(shape.vocab > 0 && shape.r == shape.seq && shape.n_out == shape.vocab && s->data,
+               "%s: fpt pretrain needs a text dataset (token ids, next-token targets at every "
+               "position; fpt data text), but it has task %s",
+               s->data ? s->data : "option --data", src->task);
+    FPT_ENSURE(s->stages == 1,
+               "option --stages: fpt pretrain ties the token table of the first and last layer, "
+               "so it runs with --stages 1 (replicas only)");
+    shape.tied = 1;
+  }
   fpt_freeze fr = {
       {s->freeze_in, s->freeze_out, s->freeze_ln, s->freeze_pos, s->freeze_attn, s->freeze_ff},
       s->full_train};
@@ -219,6 +256,16 @@ static int setup(train_settings *s, int argc, char **argv, fpt_grid *g, fpt_mode
   return 0;
 }
 
+// A function of the step alone, so that a resumed run follows the same curve.
+static double lr_at(const train_settings *s, long long step) {
+  double lr = s->lr;
+  if (s->warmup > 0 && step < s->warmup)
+    lr *= (double)(step + 1) / (double)s->warmup;
+  if (!strcmp(s->lr_schedule, "cosine") && s->steps > 0)
+    lr *= 0.1 + 0.9 * 0.5 * (1.0 + cos(acos(-1.0) * (double)step / (double)s->steps));
+  return lr;
+}
+
 static double now(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
@@ -256,7 +303,7 @@ static void print_startup(const train_settings *s, const fpt_grid *g, const fpt_
   MPI_Allreduce(MPI_IN_PLACE, tot, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
   if (g->rank != 0)
     return;
-  printf("fpt train\n");
+  printf("fpt %s\n", lm_mode ? "pretrain" : "train");
   fpt_opts_dump(train_opts, n_train_opts, s, emit_stdout, NULL);
   printf("grid: %d stage(s) x %d replica(s); %d micro-batch(es) of %d per replica; schedule %s\n",
          g->S, g->R, pl->M, pl->mbs, s->schedule);
@@ -399,9 +446,13 @@ static int resume_run(const train_settings *s, fpt_grid *g, fpt_model *m, fpt_ck
   return 0;
 }
 
-int cmd_train(int argc, char **argv) {
+static int run(int argc, char **argv) {
   if (argc > 2 && !strcmp(argv[2], "--help")) {
-    fpt_opts_help("fpt train [--key value ...]", train_opts, n_train_opts);
+    fpt_opts_help(lm_mode ? "fpt pretrain --model SHAPE.h5 --data TEXT.h5 [--key value ...]\n"
+                            "(defaults differ from fpt train: init random, full_train true, "
+                            "dropout 0, lr 1e-3 with warm-up 100 and cosine decay, batch_size 32)"
+                          : "fpt train [--key value ...]",
+                  train_opts, n_train_opts);
     return 0;
   }
   fpt_runtime rt;
@@ -464,8 +515,9 @@ int cmd_train(int argc, char **argv) {
     final_step = step + 1;
     double t0 = now(), loss, acc, norm;
     fpt_fault("step", step);
-    rc = fpt_pipeline_train_step(&pl, step, (uint64_t)s.seed, s.clip, (float)s.lr, &loss, &acc,
-                                 &norm);
+    double lr = lr_at(&s, step);
+    rc =
+        fpt_pipeline_train_step(&pl, step, (uint64_t)s.seed, s.clip, (float)lr, &loss, &acc, &norm);
     if (fpt_runtime_agree(&rt, rc) != 0) {
       rc = 1;
       break;
@@ -490,7 +542,7 @@ int cmd_train(int argc, char **argv) {
         double eta = (now() - t_start) / (step + 1 - start) * (s.steps - step - 1);
         print_progress(step + 1, s.steps, win[0] / win_steps, win[1] / win_steps, tps, eta);
         const char *names[6] = {"lr", "step_s", "compute_s", "p2p_wait_s", "allreduce_s", "io_s"};
-        double vals[6] = {s.lr,
+        double vals[6] = {lr,
                           win[2] / win_steps,
                           win[3] / win_steps,
                           win[4] / win_steps,
@@ -503,10 +555,15 @@ int cmd_train(int argc, char **argv) {
       win_steps = 0;
     }
     if (rc == 0 && s.eval_every > 0 && (step + 1) % s.eval_every == 0 && step + 1 < s.steps) {
-      double l, a;
+      double l, a, lt, at;
       rc = fpt_pipeline_evaluate(&pl, FPT_SPLIT_VAL, &l, &a);
       if (g.rank == 0 && rc == 0)
         rc = fpt_metrics_write(&mt, step + 1, "val", l, a, 0, 0, NULL, NULL);
+      if (rc == 0 && s.eval_test) {
+        rc = fpt_pipeline_evaluate(&pl, FPT_SPLIT_TEST, &lt, &at);
+        if (g.rank == 0 && rc == 0)
+          rc = fpt_metrics_write(&mt, step + 1, "test", lt, at, 0, 0, NULL, NULL);
+      }
       if (l < st.best_val) {
         st.best_val = l;
         st.best_step = step + 1;
@@ -579,9 +636,24 @@ int cmd_train(int argc, char **argv) {
         rc = fpt_metrics_write(&mt, final_step, names[k], l, a, 0, 1, fin, one);
       }
     }
+    if (rc == 0 && s.export && g.rank == 0) {
+      rc = fpt_model_file_write(s.export, &m);
+      if (rc == 0)
+        printf("model file: %s\n", s.export);
+    }
     if (rc != 0 && g.rank == 0)
       fprintf(stderr, "fpt: error: %s\n", fpt_error_get());
   }
   MPI_Allreduce(MPI_IN_PLACE, &rc, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
   return teardown(&rt, &pl, &src, &m, &g, &mt, rc != 0);
+}
+
+int cmd_train(int argc, char **argv) {
+  lm_mode = 0;
+  return run(argc, argv);
+}
+
+int cmd_pretrain(int argc, char **argv) {
+  lm_mode = 1;
+  return run(argc, argv);
 }

@@ -2,6 +2,7 @@
 #define FPT_COMMANDS_H
 
 int cmd_train(int argc, char **argv);
+int cmd_pretrain(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_forward(int argc, char **argv);

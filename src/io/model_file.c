@@ -57,7 +57,8 @@ int fpt_model_file_load(const char *path, fpt_model *m) {
 int fpt_h5_write_tensors(hid_t file, const fpt_model *m, int backbone_only) {
   for (int i = 0; i < m->n_tensors; i++) {
     const fpt_tensor *t = &m->tensors[i];
-    if (backbone_only && !fpt_is_backbone(t))
+    // A language model's token table belongs in the model file too (GPT-2's wte).
+    if (backbone_only && !fpt_is_backbone(t) && strcmp(t->name, "wte/weight") != 0)
       continue;
     char name[64];
     snprintf(name, sizeof name, "/%s", t->name);

@@ -166,11 +166,20 @@ double fpt_head_forward_backward(const fpt_model *m, fpt_acts *a, const float *h
   (void)Tq;
   layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, h_last, m->lnf_w.w, m->lnf_b.w, B * r, C,
                     m->cfg.ln_eps);
-  linear_forward(a->logits, a->lnf, m->out_w.w, m->out_b.w, B * r, C, no);
+  if (m->task.tied) // logits (B*r, V) = lnf . wte^T
+    fpt_gemm(0, 1, B * r, no, C, 1.0f, a->lnf, C, m->in_w.w, C, 0.0f, a->logits, no);
+  else
+    linear_forward(a->logits, a->lnf, m->out_w.w, m->out_b.w, B * r, C, no);
   double loss = crossentropy_forward_backward(dscale != 0.0f ? a->dlogits : NULL, a->logits, b->y,
                                               B * m->K, m->task.n_cls, dscale, correct);
   if (dscale != 0.0f) {
-    linear_backward(a->dln, m->out_w.g, m->out_b.g, a->dlogits, a->lnf, m->out_w.w, B * r, C, no);
+    if (m->task.tied) {
+      fpt_gemm(0, 0, B * r, C, no, 1.0f, a->dlogits, no, m->in_w.w, C, 0.0f, a->dln, C);
+      if (m->in_w.g)
+        fpt_gemm(1, 0, no, C, B * r, 1.0f, a->dlogits, no, a->lnf, C, 1.0f, m->in_w.g, C);
+    } else {
+      linear_backward(a->dln, m->out_w.g, m->out_b.g, a->dlogits, a->lnf, m->out_w.w, B * r, C, no);
+    }
     memset(a->dres, 0, sizeof(float) * B * r * C);
     layernorm_backward(a->dres, m->lnf_w.g, m->lnf_b.g, a->dln, h_last, m->lnf_w.w, a->lnf_mean,
                        a->lnf_rstd, B * r, C);

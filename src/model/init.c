@@ -94,11 +94,16 @@ int fpt_orthogonal(float *w, int rows, int cols, float gain, uint64_t seed, uint
 
 int fpt_init_wrapper(fpt_model *m, uint64_t seed, float orth_gain) {
   int C = m->cfg.n_embd;
-  fpt_tensor *tin = fpt_model_find(m, "in/weight");
+  fpt_tensor *tin = fpt_model_find(m, m->task.tied ? "wte/weight" : "in/weight");
   if (!tin)
     goto head;
   uint32_t id_in = (uint32_t)tin->uid;
-  if (m->task.vocab > 0) {
+  if (m->task.tied) {
+    // GPT-2's token table: N(0, 0.02), as Hugging Face initialises it.
+    fpt_stream s = init_stream(seed, id_in);
+    for (size_t j = 0; j < tin->numel; j++)
+      tin->data[j] = 0.02f * (float)fpt_stream_normal(s, j);
+  } else if (m->task.vocab > 0) {
     fpt_stream s = init_stream(seed, id_in);
     for (size_t j = 0; j < tin->numel; j++)
       tin->data[j] = (float)fpt_stream_normal(s, j);

@@ -99,7 +99,12 @@ static int build_table(fpt_model *m, const fpt_gpt2_config *cfg, const fpt_task_
 
   m->tensors = fpt_calloc((size_t)(16 + 12 * (part->l1 - part->l0)), sizeof(fpt_tensor));
   char nm[48];
-  if (task->vocab > 0) {
+  FPT_ENSURE(!task->tied || (task->vocab > 0 && task->n_out == task->vocab),
+             "task: a tied language-model head needs n_out (%d) == vocab (%d)", task->n_out,
+             task->vocab);
+  if (task->tied) {
+    add(m, &uid, in || hd, FPT_G_IN, -1, "wte/weight", task->vocab, C);
+  } else if (task->vocab > 0) {
     add(m, &uid, in, FPT_G_IN, -1, "in/weight", task->vocab, C);
   } else {
     add(m, &uid, in, FPT_G_IN, -1, "in/weight", task->d_in, C);
@@ -114,8 +119,10 @@ static int build_table(fpt_model *m, const fpt_gpt2_config *cfg, const fpt_task_
     }
   add(m, &uid, hd, FPT_G_LN, -1, "ln_f/weight", C, 0);
   add(m, &uid, hd, FPT_G_LN, -1, "ln_f/bias", C, 0);
-  add(m, &uid, hd, FPT_G_OUT, -1, "out/weight", C, task->n_out);
-  add(m, &uid, hd, FPT_G_OUT, -1, "out/bias", task->n_out, 0);
+  if (!task->tied) {
+    add(m, &uid, hd, FPT_G_OUT, -1, "out/weight", C, task->n_out);
+    add(m, &uid, hd, FPT_G_OUT, -1, "out/bias", task->n_out, 0);
+  }
   return 0;
 }
 
@@ -177,7 +184,7 @@ int fpt_model_create_part(fpt_model *m, const fpt_gpt2_config *cfg, const fpt_ta
     if (t_)                                                                                        \
       m->field = (fpt_param){t_->data, t_->grad};                                                  \
   } while (0)
-  P(in_w, "in/weight");
+  P(in_w, task->tied ? "wte/weight" : "in/weight");
   P(in_b, "in/bias");
   P(wpe, "wpe/weight");
   P(lnf_w, "ln_f/weight");

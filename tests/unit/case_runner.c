@@ -50,7 +50,7 @@ int main(int argc, char **argv) {
   int S = (int)attr(f, cpath, "steps"), B = (int)attr(f, cpath, "batch");
   fpt_task_shape shape = {(int)attr(f, cpath, "d_in"),  (int)attr(f, cpath, "vocab"),
                           (int)attr(f, cpath, "seq"),   (int)attr(f, cpath, "r"),
-                          (int)attr(f, cpath, "n_out"), (int)attr(f, cpath, "n_cls")};
+                          (int)attr(f, cpath, "n_out"), (int)attr(f, cpath, "n_cls"), 0};
   fpt_freeze fr = {{(int)attr(f, cpath, "freeze_in"), (int)attr(f, cpath, "freeze_out"),
                     (int)attr(f, cpath, "freeze_ln"), (int)attr(f, cpath, "freeze_pos"),
                     (int)attr(f, cpath, "freeze_attn"), (int)attr(f, cpath, "freeze_ff")},

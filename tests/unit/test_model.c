@@ -118,7 +118,7 @@ typedef struct {
 
 static void net_make(net *n, int discrete, const fpt_freeze *fr, float dropout) {
   fpt_gpt2_config cfg = {3, 2, 16, 12, 1e-5f};
-  fpt_task_shape sh = {discrete ? 0 : 3, discrete ? 7 : 0, 6, 2, 4, 2};
+  fpt_task_shape sh = {discrete ? 0 : 3, discrete ? 7 : 0, 6, 2, 4, 2, 0};
   assert_int_equal(fpt_model_create(&n->m, &cfg, &sh, fr), 0);
   n->m.dropout = dropout;
   // Larger-than-GPT-2 weights so that every path matters numerically.
@@ -291,7 +291,7 @@ static void test_stage_split(void **state) {
 static void test_model_part(void **state) {
   (void)state;
   fpt_gpt2_config cfg = {4, 2, 16, 12, 1e-5f};
-  fpt_task_shape sh = {3, 0, 6, 2, 4, 2};
+  fpt_task_shape sh = {3, 0, 6, 2, 4, 2, 0};
   fpt_freeze fr = fpt_freeze_default();
   fpt_model whole, mid;
   assert_int_equal(fpt_model_create(&whole, &cfg, &sh, &fr), 0);
