@@ -19,6 +19,7 @@ for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
   echo "make_corpus: installing$missing"
   export DEBIAN_FRONTEND=noninteractive
+  # shellcheck disable=SC2086 # a list of package names
   apt-get update -qq && apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
