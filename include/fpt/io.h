@@ -30,6 +30,8 @@ int fpt_h5_read_attr_i64(hid_t file, const char *path, const char *name, int64_t
 int fpt_h5_read_attr_f64(hid_t file, const char *path, const char *name, double *v);
 int fpt_h5_write_floats(hid_t file, const char *name, int ndim, const int64_t *dims,
                         const float *data);
+int fpt_h5_write_ints(hid_t file, const char *name, int ndim, const int64_t *dims,
+                      const int32_t *data); // int32
 int fpt_h5_write_attr_i64(hid_t obj, const char *name, int64_t v);
 int fpt_h5_write_attr_f64(hid_t obj, const char *name, double v);
 int fpt_h5_write_attr_str(hid_t obj, const char *name, const char *v);

@@ -6,6 +6,7 @@ int cmd_pretrain(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
+int cmd_attention(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 

@@ -17,6 +17,7 @@ static const struct {
     {"init", cmd_init, "write a random or statistics-matched GPT-2 model file"},
     {"import", cmd_import, "convert a Hugging Face GPT-2 safetensors file"},
     {"forward", cmd_forward, "run the backbone on /inputs_embeds"},
+    {"attention", cmd_attention, "dump a trained model's attention maps on a few samples"},
     {"bench", cmd_bench, "time FPT training steps against raw sgemm"},
 };
 
@@ -25,7 +26,7 @@ int main(int argc, char **argv) {
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     printf("usage: fpt COMMAND [--key value ...]\n\ncommands:\n");
     for (int i = 0; i < n; i++)
-      printf("  %-8s %s\n", commands[i].name, commands[i].help);
+      printf("  %-9s %s\n", commands[i].name, commands[i].help);
     printf("\n'fpt COMMAND --help' lists a command's options.\n");
     return argc < 2 ? 2 : 0;
   }

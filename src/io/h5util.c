@@ -162,22 +162,32 @@ int fpt_h5_read_attr_f64(hid_t file, const char *path, const char *name, double 
   return read_attr(file, path, name, H5T_NATIVE_DOUBLE, v);
 }
 
-int fpt_h5_write_floats(hid_t file, const char *name, int ndim, const int64_t *dims,
-                        const float *data) {
+static int write_dataset(hid_t file, const char *name, hid_t filetype, hid_t memtype, int ndim,
+                         const int64_t *dims, const void *data) {
   hsize_t d[8];
   for (int i = 0; i < ndim; i++)
     d[i] = (hsize_t)dims[i];
   hid_t sp = H5Screate_simple(ndim, d, NULL);
   hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
   H5Pset_create_intermediate_group(lcpl, 1);
-  hid_t ds = H5Dcreate2(file, name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-  herr_t rc = ds >= 0 ? H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : -1;
+  hid_t ds = H5Dcreate2(file, name, filetype, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t rc = ds >= 0 ? H5Dwrite(ds, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : -1;
   if (ds >= 0)
     H5Dclose(ds);
   H5Pclose(lcpl);
   H5Sclose(sp);
   FPT_ENSURE(rc >= 0, "writing dataset %s failed", name);
   return 0;
+}
+
+int fpt_h5_write_floats(hid_t file, const char *name, int ndim, const int64_t *dims,
+                        const float *data) {
+  return write_dataset(file, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, ndim, dims, data);
+}
+
+int fpt_h5_write_ints(hid_t file, const char *name, int ndim, const int64_t *dims,
+                      const int32_t *data) {
+  return write_dataset(file, name, H5T_STD_I32LE, H5T_NATIVE_INT32, ndim, dims, data);
 }
 
 static int write_attr(hid_t obj, const char *name, hid_t filetype, hid_t memtype, const void *v) {
