@@ -41,5 +41,12 @@ int fpt_checkpoint_latest(const char *run_dir, char *path, size_t n);
 int fpt_checkpoint_read_state(const char *path, const fpt_model *m, fpt_ckpt_state *st);
 // Load this rank's trainable tensors and their Adam moments.
 int fpt_checkpoint_load(const char *path, fpt_model *m);
+// Load /params/<name> into every tensor of m, trainable or frozen, whose name
+// starts with one of `prefixes` (NULL-terminated; NULL = any) and that the
+// file holds; the names in `need` (NULL-terminated) must be there when m
+// owns them. Frozen tensors that another rank fills (m->frozen_readonly) are
+// skipped. *loaded counts the tensors read. No Adam moments.
+int fpt_checkpoint_load_params(const char *path, fpt_model *m, const char *const *prefixes,
+                               const char *const *need, int *loaded);
 
 #endif

@@ -20,6 +20,7 @@ void fpt_format_shape(char *buf, size_t n, int ndim, const int64_t *d);
 int fpt_h5_check_readable(const char *path); // exists, readable, HDF5
 int fpt_h5_open_read(const char *path, hid_t *file);
 int fpt_h5_open_dataset(hid_t file, const char *path, const char *name, hid_t *ds);
+int fpt_h5_exists(hid_t file, const char *name); // 1 if the object exists (any depth)
 int fpt_h5_read_attr_str(hid_t file, const char *path, const char *name, char *buf, size_t size);
 // Read a float32 dataset of exactly the given shape.
 int fpt_h5_read_floats(hid_t file, const char *path, const char *name, int ndim,
@@ -32,6 +33,8 @@ int fpt_h5_write_floats(hid_t file, const char *name, int ndim, const int64_t *d
                         const float *data);
 int fpt_h5_write_ints(hid_t file, const char *name, int ndim, const int64_t *dims,
                       const int32_t *data); // int32
+int fpt_h5_write_doubles(hid_t file, const char *name, int ndim, const int64_t *dims,
+                         const double *data);
 int fpt_h5_write_attr_i64(hid_t obj, const char *name, int64_t v);
 int fpt_h5_write_attr_f64(hid_t obj, const char *name, double v);
 int fpt_h5_write_attr_str(hid_t obj, const char *name, const char *v);

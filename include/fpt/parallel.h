@@ -64,5 +64,13 @@ int fpt_pipeline_train_step(fpt_pipeline *p, int64_t step, uint64_t seed, double
                             double *loss, double *acc, double *grad_norm);
 // Whole val or test split, forward only. Same value on every rank.
 int fpt_pipeline_evaluate(fpt_pipeline *p, int split, double *loss, double *acc);
+// The same over any split (train included, in order, unaugmented), handing
+// each micro-batch's readout features to `sink` on the last stage: samples
+// [first, first + n), ln_f at the r readout positions (n * r rows of C) and
+// the labels (n x K). A replica's samples come in order.
+typedef void (*fpt_readout_sink)(void *ctx, int64_t first, int n, const float *lnf,
+                                 const int32_t *y);
+int fpt_pipeline_forward_split(fpt_pipeline *p, int split, fpt_readout_sink sink, void *ctx,
+                               double *loss, double *acc);
 
 #endif

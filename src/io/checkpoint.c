@@ -303,3 +303,39 @@ int fpt_checkpoint_load(const char *path, fpt_model *m) {
   H5Fclose(f);
   return rc;
 }
+
+static int name_in(const char *name, const char *const *list, int prefix) {
+  for (; *list; list++)
+    if (prefix ? !strncmp(name, *list, strlen(*list)) : !strcmp(name, *list))
+      return 1;
+  return 0;
+}
+
+int fpt_checkpoint_load_params(const char *path, fpt_model *m, const char *const *prefixes,
+                               const char *const *need, int *loaded) {
+  *loaded = 0;
+  hid_t f;
+  FPT_TRY(fpt_h5_open_read(path, &f));
+  int rc = 0;
+  for (int i = 0; i < m->n_tensors && rc == 0; i++) {
+    fpt_tensor *t = &m->tensors[i];
+    if (prefixes && !name_in(t->name, prefixes, 1))
+      continue;
+    char name[96];
+    snprintf(name, sizeof name, "/params/%s", t->name);
+    if (!fpt_h5_exists(f, name)) {
+      if (need && name_in(t->name, need, 0)) {
+        fpt_error_set("%s: dataset %s is missing", path, name);
+        rc = 1;
+      }
+      continue;
+    }
+    if (!t->trainable && m->frozen_readonly)
+      continue;
+    int64_t dims[2] = {t->shape[0], t->shape[1]};
+    rc = fpt_h5_read_floats(f, path, name, t->ndim, dims, t->data);
+    *loaded += rc == 0;
+  }
+  H5Fclose(f);
+  return rc;
+}

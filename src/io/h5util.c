@@ -24,7 +24,7 @@ int fpt_h5_open_read(const char *path, hid_t *file) {
 }
 
 // H5Lexists on every component, since it fails on a missing intermediate group.
-static int path_exists(hid_t file, const char *name) {
+int fpt_h5_exists(hid_t file, const char *name) {
   char buf[512];
   snprintf(buf, sizeof buf, "%s", name);
   for (char *p = buf + 1;; p++) {
@@ -41,7 +41,7 @@ static int path_exists(hid_t file, const char *name) {
 }
 
 int fpt_h5_open_dataset(hid_t file, const char *path, const char *name, hid_t *ds) {
-  FPT_ENSURE(path_exists(file, name), "%s: dataset %s is missing", path, name);
+  FPT_ENSURE(fpt_h5_exists(file, name), "%s: dataset %s is missing", path, name);
   // No chunk cache: scattered sample reads then fetch only the selected bytes
   // instead of whole chunks (we never reread a chunk soon enough to profit).
   hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
@@ -183,6 +183,11 @@ static int write_dataset(hid_t file, const char *name, hid_t filetype, hid_t mem
 int fpt_h5_write_floats(hid_t file, const char *name, int ndim, const int64_t *dims,
                         const float *data) {
   return write_dataset(file, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, ndim, dims, data);
+}
+
+int fpt_h5_write_doubles(hid_t file, const char *name, int ndim, const int64_t *dims,
+                         const double *data) {
+  return write_dataset(file, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, ndim, dims, data);
 }
 
 int fpt_h5_write_ints(hid_t file, const char *name, int ndim, const int64_t *dims,

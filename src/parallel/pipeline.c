@@ -183,6 +183,11 @@ int fpt_pipeline_train_step(fpt_pipeline *p, int64_t step, uint64_t seed, double
 }
 
 int fpt_pipeline_evaluate(fpt_pipeline *p, int split, double *loss, double *acc) {
+  return fpt_pipeline_forward_split(p, split, NULL, NULL, loss, acc);
+}
+
+int fpt_pipeline_forward_split(fpt_pipeline *p, int split, fpt_readout_sink sink, void *ctx,
+                               double *loss, double *acc) {
   fpt_grid *g = p->g;
   fpt_model *m = p->m;
   int S = g->S, s = g->stage, n = p->mbs, per = p->B / g->R;
@@ -204,6 +209,8 @@ int fpt_pipeline_evaluate(fpt_pipeline *p, int split, double *loss, double *acc)
       int64_t hits = 0;
       sums[0] += stage_forward(p, k, c, &ps, 0.0f, &hits);
       sums[1] += (double)hits;
+      if (sink && s == S - 1)
+        sink(ctx, first, c, p->acts[k % p->n_slots].lnf, p->buf[k].y);
       if (s < S - 1)
         MPI_Send(p->acts[k % p->n_slots].blk[m->part.l1 - 1 - m->part.l0].h2, (int)(c * TC),
                  MPI_FLOAT, s + 1, 0, g->pipe);
