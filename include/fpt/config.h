@@ -25,5 +25,8 @@ void fpt_opts_help(const char *usage, const fpt_opt *table, int n);
 // Print the resolved settings, one "key: value" per line (YAML-compatible).
 void fpt_opts_dump(const fpt_opt *table, int n, const void *settings,
                    void (*emit)(void *ctx, const char *line), void *ctx);
+// A value in such a dump (a checkpoint's `config`): 0 and the value, quotes
+// removed; 1 if the key is absent or null.
+int fpt_opts_dump_value(const char *dump, const char *key, char *out, size_t n);
 
 #endif

@@ -2,6 +2,8 @@
 // global batch; the trainable gradients are all-reduced once per step.
 // fpt pretrain: the same loop, training every weight of a byte-level GPT-2
 // language model (tied token table) on a text dataset file.
+// fpt eval and fpt probe: the same set-up, then score a checkpoint, or fit
+// the exact least-squares output layer (cmd_probe.c).
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <errno.h>
@@ -26,18 +28,7 @@
 #include "fpt/parallel.h"
 #include "fpt/tasks.h"
 #include "runtime.h"
-
-typedef struct {
-  const char *model, *data, *task, *run_dir, *init, *tokens, *schedule, *config, *resume, *export,
-      *lr_schedule;
-  long long checkpoint_every, keep_checkpoints, early_stop;
-  double time_limit;
-  long long stages, micro_batches, steps, batch_size, seed, data_seed, log_every, eval_every,
-      eval_samples, bit_length, patterns, patch, warmup;
-  double lr, dropout, orth_gain, clip;
-  int freeze_in, freeze_out, freeze_ln, freeze_pos, freeze_attn, freeze_ff, full_train, augment,
-      shared_weights, eval_test;
-} train_settings;
+#include "train.h"
 
 #define O(k, t, h)                                                                                 \
   { #k, FPT_OPT_##t, offsetof(train_settings, k), h }
@@ -84,12 +75,55 @@ static const fpt_opt train_opts[] = {
     O(patterns, INT, "patterns (bit-memory; 0 = default 5)"),
     O(patch, INT, "bits per token (bit tasks; 0 = task default)"),
     O(export, STR, "at the end, write the backbone (and a language model's wte) as a model file"),
+    O(init_head_from, STR,
+      "start from the input and output layers of this checkpoint (fpt probe's)"),
+    O(checkpoint, STR, "the checkpoint to score"),
+    O(lambda, STR, "ridge parameter (> 0) of the least-squares output layer"),
+    O(lambdas, STR, "comma-separated ridge parameters; the best on the validation split is kept"),
+    O(solver, STR, "posv (normal equations, Cholesky), gels (QR), or both (compare them)"),
+    O(cache, STR, "feature cache file (default RUN_DIR/features.h5)"),
+    O(block_size, INT, "ScaLAPACK block size"),
+    O(recompute, BOOL, "recompute the features even if the cache matches"),
 };
 #undef O
-static const int n_train_opts = (int)(sizeof train_opts / sizeof *train_opts);
 
 // fpt pretrain: a causal language model over the whole sequence.
 static int lm_mode = 0;
+// fpt eval, fpt probe: the set-up of fpt train, then other work.
+enum { SUB_TRAIN, SUB_EVAL, SUB_PROBE };
+static int sub = SUB_TRAIN;
+static const char *cmd_name = "train";
+
+// The keys each command takes: fpt eval and fpt probe run the model, they do
+// not train it; each has a few keys of its own.
+static const char *const train_only =
+    " steps lr lr_schedule warmup checkpoint_every keep_checkpoints resume time_limit early_stop "
+    "export eval_every log_every eval_test dropout clip augment schedule freeze_in freeze_out "
+    "freeze_ln freeze_pos freeze_attn freeze_ff full_train init_head_from ";
+static const char *const eval_only = " checkpoint ";
+static const char *const probe_only = " lambda lambdas solver cache block_size recompute ";
+static fpt_opt opts[sizeof train_opts / sizeof *train_opts];
+static int n_opts;
+
+static int listed(const char *list, const char *key) {
+  char k[64];
+  snprintf(k, sizeof k, " %s ", key);
+  return strstr(list, k) != NULL;
+}
+
+static void select_opts(void) {
+  n_opts = 0;
+  for (size_t i = 0; i < sizeof train_opts / sizeof *train_opts; i++) {
+    const char *k = train_opts[i].key;
+    int ok = listed(train_only, k)   ? sub == SUB_TRAIN
+             : listed(eval_only, k)  ? sub == SUB_EVAL
+             : listed(probe_only, k) ? sub == SUB_PROBE
+             : !strcmp(k, "run_dir") ? sub != SUB_EVAL
+                                     : 1;
+    if (ok)
+      opts[n_opts++] = train_opts[i];
+  }
+}
 
 static train_settings defaults(void) {
   train_settings s = {0};
@@ -125,6 +159,19 @@ static train_settings defaults(void) {
     s.warmup = 100;
     s.batch_size = 32;
   }
+  if (sub != SUB_TRAIN) {
+    s.batch_size = 64; // forward only: larger GEMMs
+    s.augment = 0;
+  }
+  if (sub == SUB_PROBE) {
+    // Table 10's setting: only the output layer is fitted; the input layer
+    // keeps its seeded (orthogonal) init, but it is written with the head.
+    s.run_dir = "runs/probe";
+    s.freeze_in = 0;
+    s.freeze_ln = s.freeze_pos = 1;
+    s.solver = "posv";
+    s.block_size = 64;
+  }
   return s;
 }
 
@@ -158,9 +205,12 @@ static int setup(train_settings *s, int argc, char **argv, fpt_grid *g, fpt_mode
   // YAML first (if --config is given anywhere), then the command line wins.
   for (int i = 2; i + 1 < argc; i++)
     if (!strcmp(argv[i], "--config"))
-      FPT_TRY(fpt_opts_load_yaml(argv[i + 1], train_opts, n_train_opts, s));
-  FPT_TRY(fpt_opts_parse(argc, argv, 2, train_opts, n_train_opts, s));
+      FPT_TRY(fpt_opts_load_yaml(argv[i + 1], opts, n_opts, s));
+  FPT_TRY(fpt_opts_parse(argc, argv, 2, opts, n_opts, s));
   FPT_ENSURE(s->model, "option --model: a backbone model file is required");
+  FPT_ENSURE(sub != SUB_EVAL || s->checkpoint, "option --checkpoint: fpt eval needs a checkpoint");
+  FPT_ENSURE(sub != SUB_PROBE || s->data,
+             "option --data: fpt probe needs a dataset file (a finite training split)");
   FPT_ENSURE(!s->export || s->stages == 1,
              "option --export: needs --stages 1 (one rank holds the whole model)");
   FPT_ENSURE(s->checkpoint_every >= 0 && s->keep_checkpoints >= 1 && s->early_stop >= 0 &&
@@ -251,7 +301,7 @@ static int setup(train_settings *s, int argc, char **argv, fpt_grid *g, fpt_mode
   FPT_TRY(rc);
   FPT_TRY(fpt_init_wrapper(m, (uint64_t)s->seed, (float)s->orth_gain));
   FPT_TRY(fpt_pipeline_create(pl, g, m, src, (int)s->batch_size, (int)s->micro_batches, kind));
-  if (g->rank == 0)
+  if (g->rank == 0 && sub != SUB_EVAL)
     FPT_TRY(make_dir(s->run_dir));
   return 0;
 }
@@ -303,8 +353,8 @@ static void print_startup(const train_settings *s, const fpt_grid *g, const fpt_
   MPI_Allreduce(MPI_IN_PLACE, tot, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
   if (g->rank != 0)
     return;
-  printf("fpt %s\n", lm_mode ? "pretrain" : "train");
-  fpt_opts_dump(train_opts, n_train_opts, s, emit_stdout, NULL);
+  printf("fpt %s\n", cmd_name);
+  fpt_opts_dump(opts, n_opts, s, emit_stdout, NULL);
   printf("grid: %d stage(s) x %d replica(s); %d micro-batch(es) of %d per replica; schedule %s\n",
          g->S, g->R, pl->M, pl->mbs, s->schedule);
   printf("threads per rank: %d (OpenBLAS %s, core %s, 1 thread per call)\n", fpt_num_threads(),
@@ -327,7 +377,7 @@ static int write_config(const train_settings *s) {
   snprintf(path, sizeof path, "%s/config.yaml", s->run_dir);
   FILE *f = fopen(path, "w");
   FPT_ENSURE(f, "%s: cannot write", path);
-  fpt_opts_dump(train_opts, n_train_opts, s, emit_file, f);
+  fpt_opts_dump(opts, n_opts, s, emit_file, f);
   FPT_ENSURE(fclose(f) == 0, "%s: write failed", path);
   return 0;
 }
@@ -446,13 +496,93 @@ static int resume_run(const train_settings *s, fpt_grid *g, fpt_model *m, fpt_ck
   return 0;
 }
 
+// Tensors from a checkpoint of the same backbone (init and tokens too):
+// those starting with `prefixes` (NULL: all it holds); out/* must be there.
+static int load_from(const char *opt, const char *path, fpt_grid *g, fpt_model *m,
+                     const fpt_ckpt_state *st, const char *const *prefixes) {
+  static fpt_ckpt_state saved;
+  int rc = fpt_checkpoint_read_state(path, m, &saved), n = 0;
+  if (rc == 0 && strcmp(saved.model_checksum, st->model_checksum)) {
+    fpt_error_set("option --%s: %s was made with backbone %s (checksum %s), but --model %s has "
+                  "checksum %s",
+                  opt, path, saved.model_path, saved.model_checksum, st->model_path,
+                  st->model_checksum);
+    rc = 1;
+  }
+  // The seed shapes the backbone only when it is random or statistics-matched;
+  // an unset --tokens is x.
+  const char *keys[] = {"init", "tokens", "seed"};
+  char mine[64] = "x", theirs[64] = "x";
+  fpt_opts_dump_value(st->config, "init", mine, sizeof mine);
+  int n_keys = strcmp(mine, "pretrained") ? 3 : 2;
+  for (int i = 0; i < n_keys && rc == 0; i++) {
+    strcpy(mine, "x");
+    strcpy(theirs, "x");
+    fpt_opts_dump_value(st->config, keys[i], mine, sizeof mine);
+    if (fpt_opts_dump_value(saved.config, keys[i], theirs, sizeof theirs) == 0 &&
+        strcmp(mine, theirs)) {
+      fpt_error_set("option --%s: %s was made with --%s %s, but this run has --%s %s", opt, path,
+                    keys[i], theirs, keys[i], mine);
+      rc = 1;
+    }
+  }
+  const char *need[] = {"out/weight", "out/bias", NULL};
+  if (rc == 0)
+    rc = fpt_checkpoint_load_params(path, m, prefixes, need, &n);
+  if (g->win != MPI_WIN_NULL)
+    MPI_Barrier(g->node_stage); // the leader's writes to the shared frozen weights
+  n = g->replica == 0 ? n : 0;  // each stage's tensors once
+  MPI_Allreduce(MPI_IN_PLACE, &n, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  if (rc == 0 && g->rank == 0)
+    printf("loaded %d tensors from %s\n", n, path);
+  return rc;
+}
+
+// Val and test on the whole split: printed, and written to mt if given.
+static int eval_splits(fpt_pipeline *pl, fpt_source *src, fpt_grid *g, fpt_metrics *mt,
+                       int64_t step, const char *label, int digits) {
+  const char *names[2] = {"val", "test"};
+  int splits[2] = {FPT_SPLIT_VAL, FPT_SPLIT_TEST}, rc = 0;
+  for (int k = 0; k < 2 && rc == 0; k++) {
+    double l, a;
+    rc = fpt_pipeline_evaluate(pl, splits[k], &l, &a);
+    if (g->rank == 0 && rc == 0) {
+      printf("%s%-4s loss %.*f  accuracy %.*f  (%lld samples)\n", label, names[k], digits, l,
+             digits, a, (long long)fpt_source_size(src, splits[k]));
+      const char *fin[1] = {"final"};
+      double one[1] = {1};
+      if (mt)
+        rc = fpt_metrics_write(mt, step, names[k], l, a, 0, 1, fin, one);
+    }
+  }
+  return rc;
+}
+
+// fpt eval: the checkpoint's tensors over the set-up's model, then val and test.
+static int run_eval(const train_settings *s, fpt_runtime *rt, fpt_grid *g, fpt_model *m,
+                    fpt_source *src, fpt_pipeline *pl, const fpt_ckpt_state *st) {
+  int rc = load_from("checkpoint", s->checkpoint, g, m, st, NULL);
+  if (fpt_runtime_agree(rt, rc) != 0)
+    return 1;
+  rc = eval_splits(pl, src, g, NULL, 0, "", 6);
+  return fpt_runtime_agree(rt, rc);
+}
+
 static int run(int argc, char **argv) {
+  select_opts();
   if (argc > 2 && !strcmp(argv[2], "--help")) {
     fpt_opts_help(lm_mode ? "fpt pretrain --model SHAPE.h5 --data TEXT.h5 [--key value ...]\n"
                             "(defaults differ from fpt train: init random, full_train true, "
                             "dropout 0, lr 1e-3 with warm-up 100 and cosine decay, batch_size 32)"
-                          : "fpt train [--key value ...]",
-                  train_opts, n_train_opts);
+                  : sub == SUB_EVAL ? "fpt eval --model M.h5 --data D.h5 --checkpoint CKPT.h5 "
+                                      "[--key value ...]\n(the same backbone, --init and "
+                                      "--tokens as the checkpoint; prints val and test)"
+                  : sub == SUB_PROBE
+                      ? "fpt probe --model M.h5 --data D.h5 [--lambda L | --lambdas L1,L2,...] "
+                        "[--key value ...]\n(the exact ridge least-squares output layer over "
+                        "the frozen features; docs/PROBE.md)"
+                      : "fpt train [--key value ...]",
+                  opts, n_opts);
     return 0;
   }
   fpt_runtime rt;
@@ -485,15 +615,26 @@ static int run(int argc, char **argv) {
   st.best_val = INFINITY;
   snprintf(st.model_path, sizeof st.model_path, "%s", s.model);
   strbuf cb = {st.config, 0, sizeof st.config};
-  fpt_opts_dump(train_opts, n_train_opts, &s, emit_buf, &cb);
+  fpt_opts_dump(opts, n_opts, &s, emit_buf, &cb);
   if (g.rank == 0)
     rc = fpt_file_checksum(s.model, st.model_checksum);
   MPI_Bcast(st.model_checksum, sizeof st.model_checksum, MPI_CHAR, 0, MPI_COMM_WORLD);
+  if (sub != SUB_TRAIN) {
+    if (fpt_runtime_agree(&rt, rc) == 0) {
+      print_startup(&s, &g, &m, &src, &pl);
+      rc = sub == SUB_EVAL ? run_eval(&s, &rt, &g, &m, &src, &pl, &st)
+                           : fpt_probe_run(&s, &rt, &g, &m, &src, &pl, &st);
+    }
+    return teardown(&rt, &pl, &src, &m, &g, NULL, rc != 0);
+  }
   int64_t start = 0;
   if (fpt_runtime_agree(&rt, rc) == 0)
     rc = resume_run(&s, &g, &m, &st, &start);
   else
     rc = 1;
+  const char *head[] = {"in/", "out/", NULL}; // a resumed run has its own head
+  if (s.init_head_from && start == 0 && fpt_runtime_agree(&rt, rc) == 0)
+    rc = load_from("init-head-from", s.init_head_from, &g, &m, &st, head);
   fpt_metrics mt = {0};
   if (fpt_runtime_agree(&rt, rc) != 0)
     return teardown(&rt, &pl, &src, &m, &g, &mt, 1);
@@ -505,6 +646,16 @@ static int run(int argc, char **argv) {
   if (fpt_runtime_agree(&rt, rc) != 0)
     return teardown(&rt, &pl, &src, &m, &g, &mt, 1);
   print_startup(&s, &g, &m, &src, &pl);
+  if (s.init_head_from && start == 0) { // where training starts: the probe's val score
+    double l, a;
+    rc = fpt_pipeline_evaluate(&pl, FPT_SPLIT_VAL, &l, &a);
+    if (g.rank == 0 && rc == 0) {
+      printf("step 0 val  loss %.6f  accuracy %.6f  (head from %s)\n", l, a, s.init_head_from);
+      rc = fpt_metrics_write(&mt, 0, "val", l, a, 0, 0, NULL, NULL);
+    }
+    if (fpt_runtime_agree(&rt, rc) != 0)
+      return teardown(&rt, &pl, &src, &m, &g, &mt, 1);
+  }
 
   double *win = st.window; // loss, acc, seconds, compute, p2p, allreduce, io
   int64_t win_steps = st.window_steps;
@@ -623,19 +774,7 @@ static int run(int argc, char **argv) {
     if (g.rank == 0)
       printf("memory after training: %.0f MB resident in all ranks, %.0f MB proportional\n", mem[0],
              mem[1]);
-    const char *names[2] = {"val", "test"};
-    int splits[2] = {FPT_SPLIT_VAL, FPT_SPLIT_TEST};
-    for (int k = 0; k < 2 && rc == 0; k++) {
-      double l, a;
-      rc = fpt_pipeline_evaluate(&pl, splits[k], &l, &a);
-      if (g.rank == 0 && rc == 0) {
-        printf("final %-4s loss %.4f  accuracy %.4f  (%lld samples)\n", names[k], l, a,
-               (long long)fpt_source_size(&src, splits[k]));
-        const char *fin[1] = {"final"};
-        double one[1] = {1};
-        rc = fpt_metrics_write(&mt, final_step, names[k], l, a, 0, 1, fin, one);
-      }
-    }
+    rc = eval_splits(&pl, &src, &g, &mt, final_step, "final ", 4);
     if (rc == 0 && s.export && g.rank == 0) {
       rc = fpt_model_file_write(s.export, &m);
       if (rc == 0)
@@ -655,5 +794,18 @@ int cmd_train(int argc, char **argv) {
 
 int cmd_pretrain(int argc, char **argv) {
   lm_mode = 1;
+  cmd_name = "pretrain";
+  return run(argc, argv);
+}
+
+int cmd_eval(int argc, char **argv) {
+  sub = SUB_EVAL;
+  cmd_name = "eval";
+  return run(argc, argv);
+}
+
+int cmd_probe(int argc, char **argv) {
+  sub = SUB_PROBE;
+  cmd_name = "probe";
   return run(argc, argv);
 }

@@ -9,5 +9,7 @@ int cmd_forward(int argc, char **argv);
 int cmd_attention(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_data(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_probe(int argc, char **argv);
 
 #endif

@@ -13,6 +13,8 @@ static const struct {
 } commands[] = {
     {"train", cmd_train, "train an FPT model (the main job)"},
     {"pretrain", cmd_pretrain, "pretrain a byte-level GPT-2 language model (every weight)"},
+    {"eval", cmd_eval, "score a checkpoint on the validation and test splits"},
+    {"probe", cmd_probe, "the exact least-squares output layer over frozen features (ScaLAPACK)"},
     {"data", cmd_data, "build a dataset file for one of the paper's tasks"},
     {"init", cmd_init, "write a random or statistics-matched GPT-2 model file"},
     {"import", cmd_import, "convert a Hugging Face GPT-2 safetensors file"},

@@ -1,0 +1,500 @@
+// fpt probe: the paper's "output layer only" question (Table 10) answered
+// exactly. The frozen model (input layer at its seeded init) runs once over
+// the three splits on fpt train's grid; the readout features go to an HDF5
+// cache; the ridge least-squares output layer is solved with ScaLAPACK over
+// all ranks for each lambda; the best on the validation split is scored and
+// written as a checkpoint (docs/PROBE.md).
+#define _POSIX_C_SOURCE 200809L
+#include <float.h>
+#include <math.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fpt/check.h"
+#include "fpt/checkpoint.h"
+#include "fpt/features.h"
+#include "fpt/io.h"
+#include "fpt/readout.h"
+#include "fpt/ridge.h"
+#include "fpt/tasks.h"
+#include "train.h"
+
+#define MAX_LAMBDAS 64
+static const char *const default_lambdas = "0.01,0.1,1,10,100,1000,10000";
+
+static double now(void) { return MPI_Wtime(); }
+
+static const char *lambda_opt(const train_settings *s) {
+  return s->lambda ? "--lambda" : s->lambdas ? "--lambdas" : "--lambdas (default)";
+}
+
+static int parse_lambdas(const train_settings *s, double *l, int *n) {
+  FPT_ENSURE(!(s->lambda && s->lambdas), "options --lambda and --lambdas: give one, not both");
+  const char *opt = lambda_opt(s);
+  const char *text = s->lambda ? s->lambda : s->lambdas ? s->lambdas : default_lambdas;
+  char buf[2048];
+  snprintf(buf, sizeof buf, "%s", text);
+  *n = 0;
+  char *save = NULL;
+  for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    FPT_ENSURE(*n < MAX_LAMBDAS, "option %s: at most %d values", opt, MAX_LAMBDAS);
+    char *end = NULL;
+    double v = strtod(tok, &end);
+    FPT_ENSURE(end != tok && *end == '\0', "option %s: '%s' is not a number", opt, tok);
+    FPT_ENSURE(isfinite(v) && v > 0,
+               "option %s: lambda = %s must be > 0 (lambda = 0 is plain least squares, which is "
+               "singular here: ln_f features with a bias column are rank-deficient; "
+               "docs/PROBE.md)",
+               opt, tok);
+    l[(*n)++] = v;
+  }
+  FPT_ENSURE(*n > 0, "option %s: no value in '%s'", opt, text);
+  FPT_ENSURE(!s->lambda || *n == 1, "option --lambda: one value (use --lambdas for a sweep)");
+  return 0;
+}
+
+// --- the feature pass -----------------------------------------------------
+
+typedef struct {
+  float *rows;
+  int32_t *y;
+  int64_t n, cap; // samples
+  int rc;         // row width (r * C), K
+  int K;
+} collector;
+
+static void collect(void *ctx, int64_t first, int n, const float *lnf, const int32_t *y) {
+  (void)first; // a replica's samples arrive in order: its stripes of the split
+  collector *c = ctx;
+  if (c->n + n > c->cap)
+    return; // cannot happen; the count check below reports it
+  memcpy(c->rows + (size_t)c->n * c->rc, lnf, sizeof(float) * (size_t)n * c->rc);
+  memcpy(c->y + (size_t)c->n * c->K, y, sizeof(int32_t) * (size_t)n * c->K);
+  c->n += n;
+}
+
+static int feature_pass(const fpt_runtime *rt, fpt_grid *g, fpt_model *m, fpt_pipeline *pl,
+                        const char *path, const fpt_features_meta *meta, double *seconds) {
+  double t0 = now();
+  fpt_features_file f;
+  int rc = fpt_features_create(&f, path, meta, MPI_COMM_WORLD);
+  if (fpt_runtime_agree(rt, rc) != 0)
+    return 1;
+  int r = m->task.r, C = m->cfg.n_embd, per = pl->B / g->R, last = g->stage == g->S - 1;
+  for (int split = 0; split < 3 && rc == 0; split++) {
+    int64_t N = meta->n[split];
+    fpt_stripes smp = {(int64_t)g->replica * per, pl->B, last ? per : 0, N};
+    fpt_stripes rows = {smp.first * r, smp.stride * r, smp.block * r, N * r};
+    collector c = {0};
+    c.cap = fpt_stripes_count(&smp);
+    c.rc = r * C;
+    c.K = m->K;
+    c.rows = fpt_malloc(sizeof(float) * (size_t)(c.cap > 0 ? c.cap : 1) * c.rc);
+    c.y = fpt_malloc(sizeof(int32_t) * (size_t)(c.cap > 0 ? c.cap : 1) * c.K);
+    double loss, acc;
+    rc = fpt_pipeline_forward_split(pl, split, collect, &c, &loss, &acc);
+    if (rc == 0 && c.n != c.cap) {
+      fpt_error_set("feature pass: /%s gave %lld samples on this rank, expected %lld",
+                    fpt_split_names[split], (long long)c.n, (long long)c.cap);
+      rc = 1;
+    }
+    if (fpt_runtime_agree(rt, rc) == 0)
+      rc = fpt_features_write(&f, split, &rows, c.rows, &smp, c.y);
+    else
+      rc = 1;
+    free(c.rows);
+    free(c.y);
+    if (fpt_runtime_agree(rt, rc) != 0)
+      rc = 1;
+    if (rc == 0 && g->rank == 0) {
+      printf("features: /%s, %lld samples, %.1f s so far\n", fpt_split_names[split], (long long)N,
+             now() - t0);
+      fflush(stdout);
+    }
+  }
+  if (rc != 0) {
+    fpt_features_abort(&f);
+    return 1;
+  }
+  rc = fpt_features_commit(&f);
+  *seconds = now() - t0;
+  return fpt_runtime_agree(rt, rc);
+}
+
+// --- scoring --------------------------------------------------------------
+
+// This rank's contiguous share of a split's features and labels.
+typedef struct {
+  int64_t N, first, n;
+  float *feat;
+  int32_t *y;
+} slice;
+
+static int read_slice(fpt_features_file *f, int split, int64_t N, int r, int C, int K, slice *s) {
+  int rank, P;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &P);
+  s->N = N;
+  s->first = N * rank / P;
+  s->n = N * (rank + 1) / P - s->first;
+  s->feat = fpt_malloc(sizeof(float) * (size_t)(s->n > 0 ? s->n : 1) * r * C);
+  s->y = fpt_malloc(sizeof(int32_t) * (size_t)(s->n > 0 ? s->n : 1) * K);
+  fpt_stripes rows = fpt_stripes_range(s->first * r, s->n * r, N * r);
+  fpt_stripes cols = fpt_stripes_range(0, C, C), smp = fpt_stripes_range(s->first, s->n, N);
+  FPT_TRY(fpt_features_read(f, split, &rows, &cols, s->feat));
+  return fpt_features_read_labels(f, split, &smp, K, s->y);
+}
+
+typedef struct {
+  double loss, acc, mse;
+} scores;
+
+// The float32 head (as the checkpoint holds it) on a split; same on every rank.
+static scores score(const fpt_task_shape *t, int C, int K, const slice *s, const float *W,
+                    const float *b) {
+  fpt_readout_sums sum = {0, 0, 0};
+  int chunk = 1024;
+  float *logits = fpt_malloc(sizeof(float) * (size_t)chunk * t->r * t->n_out);
+  for (int64_t i = 0; i < s->n; i += chunk) {
+    int B = (int)(s->n - i < chunk ? s->n - i : chunk);
+    fpt_readout_score(t, C, s->feat + (size_t)i * t->r * C, s->y + (size_t)i * K, B, W, b, logits,
+                      &sum);
+  }
+  free(logits);
+  double v[3] = {sum.loss, (double)sum.hits, sum.sqerr};
+  MPI_Allreduce(MPI_IN_PLACE, v, 3, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  scores sc = {0, 0, 0};
+  if (s->N > 0) {
+    sc.loss = v[0] / ((double)s->N * K);
+    sc.acc = v[1] / ((double)s->N * K);
+    sc.mse = v[2] / ((double)s->N * t->r * t->n_out);
+  }
+  return sc;
+}
+
+static void to_head(const double *W, int C, int nout, float *Wf, float *bf) {
+  for (int i = 0; i < C * nout; i++)
+    Wf[i] = (float)W[i];
+  for (int o = 0; o < nout; o++)
+    bf[o] = (float)W[(size_t)C * nout + o];
+}
+
+typedef struct {
+  const fpt_task_shape *t;
+  const int32_t *y; // all training labels
+  int K;
+} targets;
+
+static double target(void *ctx, int64_t row, int out) {
+  const targets *tg = ctx;
+  int64_t i = row / tg->t->r;
+  return fpt_readout_onehot(tg->t, tg->y + (size_t)i * tg->K, (int)(row % tg->t->r), out);
+}
+
+// --- the command ----------------------------------------------------------
+
+typedef struct {
+  double lambda;
+  int method;
+  scores val;
+  fpt_ridge_stats st;
+} sweep_row;
+
+static int write_solution(const char *dir, const double *W, const double *W2, int F, int nout,
+                          const sweep_row *rows, int n, double lambda, const char *solver) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/probe.h5", dir);
+  fpt_h5_out o;
+  FPT_TRY(fpt_h5_out_create(&o, path));
+  int64_t d[2] = {F, nout}, nl = n;
+  double *l = fpt_malloc(sizeof(double) * (size_t)n), *a = fpt_malloc(sizeof(double) * (size_t)n);
+  for (int i = 0; i < n; i++) {
+    l[i] = rows[i].lambda;
+    a[i] = rows[i].val.acc;
+  }
+  int rc = fpt_h5_write_doubles(o.file, "/W", 2, d, W);
+  if (rc == 0 && W2)
+    rc = fpt_h5_write_doubles(o.file, "/W_gels", 2, d, W2);
+  if (rc == 0)
+    rc = fpt_h5_write_doubles(o.file, "/lambdas", 1, &nl, l);
+  if (rc == 0)
+    rc = fpt_h5_write_doubles(o.file, "/val_accuracy", 1, &nl, a);
+  if (rc == 0)
+    rc = fpt_h5_write_attr_f64(o.file, "lambda", lambda);
+  if (rc == 0)
+    rc = fpt_h5_write_attr_str(o.file, "solver", solver);
+  free(l);
+  free(a);
+  if (rc != 0) {
+    fpt_h5_out_abort(&o);
+    FPT_FAIL("%s: %s", path, fpt_error_get());
+  }
+  return fpt_h5_out_commit(&o);
+}
+
+static int solve_error(const train_settings *s, double lambda, int method, const fpt_ridge *R,
+                       const fpt_ridge_stats *st) {
+  char how[128];
+  if (st->info > 0)
+    snprintf(how, sizeof how, "PDPOSV: Cholesky pivot %d is not positive", st->info);
+  else
+    snprintf(how, sizeof how, "%s: reciprocal condition number %.1e < F * eps = %.1e",
+             method == FPT_RIDGE_POSV ? "PDPOCON" : "PDTRCON", st->rcond, R->F * DBL_EPSILON);
+  FPT_FAIL("option %s: lambda = %g leaves the regularised system singular in double precision "
+           "(%s): the features of %s are rank-deficient and lambda is too small to fix that; use "
+           "a larger lambda",
+           lambda_opt(s), lambda, how, s->data);
+}
+
+int fpt_probe_run(const train_settings *s, const fpt_runtime *rt, fpt_grid *g, fpt_model *m,
+                  fpt_source *src, fpt_pipeline *pl, fpt_ckpt_state *st) {
+  const fpt_task_shape *t = &m->task;
+  int C = m->cfg.n_embd, K = m->K, nout = t->n_out, r = t->r;
+  double lams[MAX_LAMBDAS];
+  int nl = 0;
+  int rc = parse_lambdas(s, lams, &nl);
+  int both = !strcmp(s->solver, "both");
+  int method = !strcmp(s->solver, "gels") ? FPT_RIDGE_GELS : FPT_RIDGE_POSV;
+  if (rc == 0 && !both && strcmp(s->solver, "posv") && strcmp(s->solver, "gels")) {
+    fpt_error_set("option --solver: '%s' is not posv, gels or both", s->solver);
+    rc = 1;
+  }
+  if (rc == 0 && s->block_size < 1) {
+    fpt_error_set("option --block-size: must be >= 1");
+    rc = 1;
+  }
+  int64_t N = src->rd.n[FPT_TRAIN], M = N * r;
+  if (rc == 0 && M < C + 1) {
+    fpt_error_set("%s: /train has %lld samples (%lld readout rows) but the output layer has %d "
+                  "unknowns per output (n_embd %d + bias): more unknowns than equations, the fit "
+                  "would only reflect lambda; use at least %d training samples",
+                  s->data, (long long)N, (long long)M, C + 1, C, (C + r) / r);
+    rc = 1;
+  }
+  if (fpt_runtime_agree(rt, rc) != 0)
+    return 1;
+
+  // The cache: reused when it was made from the same backbone, data and input layer.
+  fpt_features_meta meta;
+  memset(&meta, 0, sizeof meta);
+  memcpy(meta.model_checksum, st->model_checksum, sizeof meta.model_checksum);
+  snprintf(meta.data_path, sizeof meta.data_path, "%s", s->data);
+  snprintf(meta.task, sizeof meta.task, "%s", src->task);
+  snprintf(meta.tokens, sizeof meta.tokens, "%s", s->tokens ? s->tokens : "x");
+  snprintf(meta.init, sizeof meta.init, "%s", s->init);
+  meta.seed = s->seed;
+  meta.orth_gain = s->orth_gain;
+  meta.n_embd = C;
+  meta.r = r;
+  meta.K = K;
+  meta.n_out = nout;
+  meta.n_cls = t->n_cls;
+  for (int i = 0; i < 3; i++)
+    meta.n[i] = src->rd.n[i];
+  char cache[4200], why[4400] = "";
+  if (s->cache)
+    snprintf(cache, sizeof cache, "%s", s->cache);
+  else
+    snprintf(cache, sizeof cache, "%s/features.h5", s->run_dir);
+  int usable = 0;
+  double t0 = now();
+  if (g->rank == 0) {
+    rc = fpt_file_checksum(s->data, meta.data_checksum);
+    if (rc == 0)
+      fpt_features_check(cache, &meta, &usable, why, sizeof why);
+    if (s->recompute && usable) {
+      usable = 0;
+      snprintf(why, sizeof why, "--recompute true");
+    }
+  }
+  if (fpt_runtime_agree(rt, rc) != 0)
+    return 1;
+  MPI_Bcast(meta.data_checksum, sizeof meta.data_checksum, MPI_CHAR, 0, MPI_COMM_WORLD);
+  MPI_Bcast(&usable, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  double checksum_s = now() - t0, feature_s = 0;
+  if (g->rank == 0)
+    printf("features: %s %s (%s; data checksum %.2f s)\n", usable ? "reusing" : "computing", cache,
+           why, checksum_s);
+  if (!usable && feature_pass(rt, g, m, pl, cache, &meta, &feature_s) != 0)
+    return 1;
+  int64_t tokens = 0;
+  for (int i = 0; i < 3; i++)
+    tokens += meta.n[i] * t->seq;
+  if (!usable && g->rank == 0)
+    printf("features: %lld samples in %.2f s (%.0f samples/s, %.0f tokens/s)\n",
+           (long long)(meta.n[0] + meta.n[1] + meta.n[2]), feature_s,
+           (meta.n[0] + meta.n[1] + meta.n[2]) / feature_s, tokens / feature_s);
+
+  // The distributed system, read from the cache block-cyclically.
+  t0 = now();
+  fpt_features_file fc;
+  fpt_features_meta have;
+  fpt_ridge R;
+  memset(&R, 0, sizeof R);
+  rc = fpt_features_open(&fc, cache, &have, MPI_COMM_WORLD);
+  if (fpt_runtime_agree(rt, rc) != 0) {
+    fpt_features_close(&fc);
+    return 1;
+  }
+  rc = fpt_ridge_create(&R, MPI_COMM_WORLD, M, C, nout, (int)s->block_size);
+  fpt_stripes rows, cols;
+  fpt_ridge_local(&R, &rows, &cols);
+  int64_t nr = fpt_stripes_count(&rows), ncl = fpt_stripes_count(&cols);
+  float *feat = fpt_malloc(sizeof(float) * (size_t)(nr > 0 ? nr : 1) * (ncl > 0 ? ncl : 1));
+  int32_t *yall = fpt_malloc(sizeof(int32_t) * (size_t)N * K);
+  fpt_stripes all = fpt_stripes_range(0, N, N);
+  if (rc == 0)
+    rc = fpt_features_read(&fc, FPT_TRAIN, &rows, &cols, feat);
+  if (rc == 0)
+    rc = fpt_features_read_labels(&fc, FPT_TRAIN, &all, K, yall);
+  slice sl[3];
+  memset(sl, 0, sizeof sl);
+  for (int i = 0; i < 3 && rc == 0; i++)
+    rc = read_slice(&fc, i, meta.n[i], r, C, K, &sl[i]);
+  fpt_features_close(&fc);
+  long long bad = 0;
+  if (rc == 0) {
+    targets tg = {t, yall, K};
+    bad = fpt_ridge_fill(&R, feat, target, &tg);
+  }
+  free(feat);
+  free(yall);
+  MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
+  if (rc == 0 && bad > 0) {
+    fpt_error_set("%s: %lld training features are NaN or Inf: the backbone %s diverges on %s",
+                  cache, bad, s->model, s->data);
+    rc = 1;
+  }
+  double read_s = now() - t0;
+  double *W = fpt_malloc(sizeof(double) * (R.F > 0 ? R.F : 1) * nout);
+  double *W2 = fpt_malloc(sizeof(double) * (R.F > 0 ? R.F : 1) * nout);
+  double *Wbest = fpt_calloc((size_t)(R.F > 0 ? R.F : 1) * nout, sizeof(double));
+  double *Wbest2 = both ? fpt_calloc((size_t)(R.F > 0 ? R.F : 1) * nout, sizeof(double)) : NULL;
+  float *Wf = fpt_malloc(sizeof(float) * (size_t)C * nout), *bf = fpt_malloc(sizeof(float) * nout);
+  sweep_row *sw = fpt_calloc((size_t)nl * 2, sizeof(sweep_row));
+  int nsw = 0, best = -1;
+  if (fpt_runtime_agree(rt, rc) == 0) {
+    if (g->rank == 0) {
+      printf("system: %lld rows x %d unknowns x %d outputs, %d x %d BLACS grid, %d x %d blocks; "
+             "read in %.2f s\n",
+             (long long)M, R.F, nout, R.nprow, R.npcol, R.nb, R.nb, read_s);
+      printf("%-10s %-6s %10s %10s %10s %9s\n", "lambda", "solver", "val acc", "val mse", "rcond",
+             "solve s");
+    }
+    for (int i = 0; i < nl && rc == 0; i++) {
+      for (int k = 0; k < 1 + both && rc == 0; k++) {
+        int meth = both ? (k == 0 ? FPT_RIDGE_POSV : FPT_RIDGE_GELS) : method;
+        sweep_row *row = &sw[nsw];
+        row->lambda = lams[i];
+        row->method = meth;
+        double *Wk = k == 0 ? W : W2;
+        rc = fpt_ridge_solve(&R, meth, lams[i], Wk, &row->st);
+        if (rc == FPT_RIDGE_SINGULAR)
+          rc = solve_error(s, lams[i], meth, &R, &row->st);
+        if (rc != 0)
+          break;
+        to_head(Wk, C, nout, Wf, bf);
+        row->val = score(t, C, K, &sl[FPT_VAL], Wf, bf);
+        if (g->rank == 0)
+          printf("%-10g %-6s %10.6f %10.6f %10.2e %9.3f\n", lams[i],
+                 meth == FPT_RIDGE_POSV ? "posv" : "gels", row->val.acc, row->val.mse,
+                 row->st.rcond, row->st.seconds);
+        nsw++;
+      }
+      if (rc != 0)
+        break;
+      sweep_row *p = &sw[nsw - 1 - both]; // the primary solver's row
+      // Best validation accuracy; ties go to the larger lambda (the smoother fit).
+      if (best < 0 || p->val.acc > sw[best].val.acc ||
+          (p->val.acc == sw[best].val.acc && p->lambda > sw[best].lambda)) {
+        best = nsw - 1 - both;
+        memcpy(Wbest, W, sizeof(double) * R.F * nout);
+        if (both)
+          memcpy(Wbest2, W2, sizeof(double) * R.F * nout);
+      }
+      if (both && g->rank == 0) {
+        double dmax = 0, wmax = 0;
+        for (int j = 0; j < R.F * nout; j++) {
+          dmax = fmax(dmax, fabs(W[j] - W2[j]));
+          wmax = fmax(wmax, fabs(W2[j]));
+        }
+        printf("%-10s posv vs gels: max |dW| / max |W| = %.2e\n", "", dmax / (wmax > 0 ? wmax : 1));
+      }
+    }
+  }
+  if (fpt_runtime_agree(rt, rc) != 0)
+    rc = 1;
+
+  // The chosen head: scores, metrics, the solution file, the checkpoint.
+  if (rc == 0) {
+    sweep_row *b = &sw[best];
+    to_head(Wbest, C, nout, Wf, bf);
+    scores sc[3];
+    for (int i = 0; i < 3; i++)
+      sc[i] = i == FPT_VAL ? b->val : score(t, C, K, &sl[i], Wf, bf);
+    double solve_s = 0;
+    for (int i = 0; i < nsw; i++)
+      solve_s += sw[i].st.seconds;
+    fpt_metrics mt = {0};
+    if (g->rank == 0) {
+      printf("chosen lambda %g (%s; best validation accuracy of %d)\n", b->lambda,
+             b->method == FPT_RIDGE_POSV ? "posv" : "gels", nl);
+      printf("time: features %.2f s%s, cache read %.2f s, X^T X %.2f s, solves %.3f s\n", feature_s,
+             usable ? " (cached)" : "", read_s, R.gram_s, solve_s);
+      rc = fpt_metrics_open(&mt, s->run_dir);
+      for (int i = 0; i < nsw && rc == 0; i++) {
+        const char *nm[5] = {"lambda", "mse", "rcond", "solve_s", "sweep"};
+        double v[5] = {sw[i].lambda, sw[i].val.mse, sw[i].st.rcond, sw[i].st.seconds,
+                       sw[i].method == FPT_RIDGE_POSV ? 1 : 2};
+        rc = fpt_metrics_write(&mt, 0, "val", sw[i].val.loss, sw[i].val.acc, 0, 5, nm, v);
+      }
+      for (int i = 0; i < 3 && rc == 0; i++) {
+        printf("probe %-5s loss %.6f  accuracy %.6f  mse %.6f  (%lld samples)\n",
+               fpt_split_names[i], sc[i].loss, sc[i].acc, sc[i].mse, (long long)meta.n[i]);
+        const char *nm[6] = {"lambda", "mse", "feature_s", "gram_s", "solve_s", "final"};
+        double v[6] = {b->lambda, sc[i].mse, feature_s, R.gram_s, solve_s, 1};
+        double tps = i == 0 && !usable && feature_s > 0 ? tokens / feature_s : 0;
+        rc = fpt_metrics_write(&mt, 0, fpt_split_names[i], sc[i].loss, sc[i].acc, tps, 6, nm, v);
+      }
+      fpt_metrics_close(&mt);
+      if (rc == 0)
+        rc = write_solution(s->run_dir, Wbest, Wbest2, R.F, nout, sw, nsw, b->lambda, s->solver);
+    }
+    if (fpt_runtime_agree(rt, rc) == 0) {
+      // The head into the model (last stage), then a step-0 checkpoint of the
+      // trainable tensors: the input layer and the output layer.
+      if (m->part.has_head) {
+        memcpy(m->out_w.w, Wf, sizeof(float) * (size_t)C * nout);
+        memcpy(m->out_b.w, bf, sizeof(float) * nout);
+      }
+      size_t L = strlen(st->config);
+      snprintf(st->config + L, sizeof st->config - L,
+               "# fpt probe: lambda %.17g (solver %s), val accuracy %.6f\n", b->lambda,
+               b->method == FPT_RIDGE_POSV ? "posv" : "gels", b->val.acc);
+      st->step = st->adam_t = st->sample_offset = 0;
+      rc = fpt_checkpoint_write(s->run_dir, MPI_COMM_WORLD, m, g->replica == 0, st, 1);
+      if (rc == 0 && g->rank == 0)
+        printf("checkpoint: %s/checkpoints/ckpt-000000000.h5 (fpt eval --checkpoint, fpt train "
+               "--init-head-from); solution in double: %s/probe.h5\n",
+               s->run_dir, s->run_dir);
+      rc = fpt_runtime_agree(rt, rc);
+    } else {
+      rc = 1;
+    }
+  }
+  for (int i = 0; i < 3; i++) {
+    free(sl[i].feat);
+    free(sl[i].y);
+  }
+  free(W);
+  free(W2);
+  free(Wbest);
+  free(Wbest2);
+  free(Wf);
+  free(bf);
+  free(sw);
+  fpt_ridge_free(&R);
+  return rc;
+}
