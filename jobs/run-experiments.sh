@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.." || exit 1
 PARAMS=${PARAMS:-jobs/experiments.tsv}
 EXP_DIR=${EXP_DIR:-runs/exp}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-n=$(($(wc -l <"$PARAMS") - 1))
+n=$(($(awk 'END { print NR }' "$PARAMS") - 1)) # also counts a last line without a newline
+failed=0
 child=""
 trap '[ -n "$child" ] && kill -USR1 "$child" 2>/dev/null; wait "$child"; exit 75' USR1 TERM INT
 for ((i = 0; i < n; i++)); do
@@ -26,4 +27,9 @@ for ((i = 0; i < n; i++)); do
   rc=$?
   child=""
   echo "$(date '+%F %T') run-experiments: line $i exit $rc"
+  [ "$rc" -eq 0 ] || failed=$((failed + 1))
 done
+if [ "$failed" -gt 0 ]; then
+  echo "$(date '+%F %T') run-experiments: $failed run(s) did not finish (see above); rerun to resume them" >&2
+  exit 1
+fi
