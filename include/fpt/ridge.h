@@ -36,8 +36,11 @@ typedef struct {
   int gr, gc, bc; // local rows/cols of G (F x F), local cols of X1^T Y (F x nout)
   double *G, *XtY;
   int descG[9], descB[9];
-  double gram_s; // seconds spent forming them
+  double gram_s, gram_cpu_s; // seconds spent forming them (wall; this process's CPU)
 } fpt_ridge;
+
+// CPU seconds of this process (all its threads).
+double fpt_cpu_seconds(void);
 
 // Collective. A grid of P = nprow x npcol ranks, as square as P allows with
 // nprow >= npcol (the matrix is tall); nb x nb blocks.
@@ -53,9 +56,9 @@ int64_t fpt_ridge_fill(fpt_ridge *R, const float *feat,
                        double (*target)(void *ctx, int64_t row, int out), void *ctx);
 
 typedef struct {
-  int info;     // ScaLAPACK's INFO (> 0: Cholesky found a non-positive pivot)
-  double rcond; // reciprocal condition number of X1^T X1 + lambda D (estimate)
-  double seconds;
+  int info;                    // ScaLAPACK's INFO (> 0: Cholesky found a non-positive pivot)
+  double rcond;                // reciprocal condition number of X1^T X1 + lambda D (estimate)
+  double seconds, cpu_seconds; // wall; this process's CPU (robust on a shared machine)
 } fpt_ridge_stats;
 
 // Collective: solve for one lambda > 0. W (F x nout, row-major) is the same

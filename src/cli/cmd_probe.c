@@ -26,6 +26,14 @@ static const char *const default_lambdas = "0.01,0.1,1,10,100,1000,10000";
 
 static double now(void) { return MPI_Wtime(); }
 
+// The largest CPU time of any rank since c0 (on a shared machine, wall time
+// measures the neighbours too).
+static double cpu_since(double c0) {
+  double c = fpt_cpu_seconds() - c0;
+  MPI_Allreduce(MPI_IN_PLACE, &c, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  return c;
+}
+
 static const char *lambda_opt(const train_settings *s) {
   return s->lambda ? "--lambda" : s->lambdas ? "--lambdas" : "--lambdas (default)";
 }
@@ -76,8 +84,9 @@ static void collect(void *ctx, int64_t first, int n, const float *lnf, const int
 }
 
 static int feature_pass(const fpt_runtime *rt, fpt_grid *g, fpt_model *m, fpt_pipeline *pl,
-                        const char *path, const fpt_features_meta *meta, double *seconds) {
-  double t0 = now();
+                        const char *path, const fpt_features_meta *meta, double *seconds,
+                        double *cpu) {
+  double t0 = now(), c0 = fpt_cpu_seconds();
   fpt_features_file f;
   int rc = fpt_features_create(&f, path, meta, MPI_COMM_WORLD);
   if (fpt_runtime_agree(rt, rc) != 0)
@@ -120,6 +129,7 @@ static int feature_pass(const fpt_runtime *rt, fpt_grid *g, fpt_model *m, fpt_pi
   }
   rc = fpt_features_commit(&f);
   *seconds = now() - t0;
+  *cpu = cpu_since(c0);
   return fpt_runtime_agree(rt, rc);
 }
 
@@ -313,18 +323,19 @@ int fpt_probe_run(const train_settings *s, const fpt_runtime *rt, fpt_grid *g, f
     return 1;
   MPI_Bcast(meta.data_checksum, sizeof meta.data_checksum, MPI_CHAR, 0, MPI_COMM_WORLD);
   MPI_Bcast(&usable, 1, MPI_INT, 0, MPI_COMM_WORLD);
-  double checksum_s = now() - t0, feature_s = 0;
+  double checksum_s = now() - t0, feature_s = 0, feature_cpu = 0;
   if (g->rank == 0)
     printf("features: %s %s (%s; data checksum %.2f s)\n", usable ? "reusing" : "computing", cache,
            why, checksum_s);
-  if (!usable && feature_pass(rt, g, m, pl, cache, &meta, &feature_s) != 0)
+  if (!usable && feature_pass(rt, g, m, pl, cache, &meta, &feature_s, &feature_cpu) != 0)
     return 1;
   int64_t tokens = 0;
   for (int i = 0; i < 3; i++)
     tokens += meta.n[i] * t->seq;
   if (!usable && g->rank == 0)
-    printf("features: %lld samples in %.2f s (%.0f samples/s, %.0f tokens/s)\n",
-           (long long)(meta.n[0] + meta.n[1] + meta.n[2]), feature_s,
+    printf("features: %lld samples in %.2f s, %.2f CPU s per rank (%.0f samples/s, %.0f "
+           "tokens/s)\n",
+           (long long)(meta.n[0] + meta.n[1] + meta.n[2]), feature_s, feature_cpu,
            (meta.n[0] + meta.n[1] + meta.n[2]) / feature_s, tokens / feature_s);
 
   // The distributed system, read from the cache block-cyclically.
@@ -380,8 +391,8 @@ int fpt_probe_run(const train_settings *s, const fpt_runtime *rt, fpt_grid *g, f
       printf("system: %lld rows x %d unknowns x %d outputs, %d x %d BLACS grid, %d x %d blocks; "
              "read in %.2f s\n",
              (long long)M, R.F, nout, R.nprow, R.npcol, R.nb, R.nb, read_s);
-      printf("%-10s %-6s %10s %10s %10s %9s\n", "lambda", "solver", "val acc", "val mse", "rcond",
-             "solve s");
+      printf("%-10s %-6s %10s %10s %10s %9s %9s\n", "lambda", "solver", "val acc", "val mse",
+             "rcond", "solve s", "CPU s");
     }
     for (int i = 0; i < nl && rc == 0; i++) {
       for (int k = 0; k < 1 + both && rc == 0; k++) {
@@ -391,6 +402,7 @@ int fpt_probe_run(const train_settings *s, const fpt_runtime *rt, fpt_grid *g, f
         row->method = meth;
         double *Wk = k == 0 ? W : W2;
         rc = fpt_ridge_solve(&R, meth, lams[i], Wk, &row->st);
+        MPI_Allreduce(MPI_IN_PLACE, &row->st.cpu_seconds, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
         if (rc == FPT_RIDGE_SINGULAR)
           rc = solve_error(s, lams[i], meth, &R, &row->st);
         if (rc != 0)
@@ -398,9 +410,9 @@ int fpt_probe_run(const train_settings *s, const fpt_runtime *rt, fpt_grid *g, f
         to_head(Wk, C, nout, Wf, bf);
         row->val = score(t, C, K, &sl[FPT_VAL], Wf, bf);
         if (g->rank == 0)
-          printf("%-10g %-6s %10.6f %10.6f %10.2e %9.3f\n", lams[i],
+          printf("%-10g %-6s %10.6f %10.6f %10.2e %9.4f %9.4f\n", lams[i],
                  meth == FPT_RIDGE_POSV ? "posv" : "gels", row->val.acc, row->val.mse,
-                 row->st.rcond, row->st.seconds);
+                 row->st.rcond, row->st.seconds, row->st.cpu_seconds);
         nsw++;
       }
       if (rc != 0)
@@ -434,15 +446,20 @@ int fpt_probe_run(const train_settings *s, const fpt_runtime *rt, fpt_grid *g, f
     scores sc[3];
     for (int i = 0; i < 3; i++)
       sc[i] = i == FPT_VAL ? b->val : score(t, C, K, &sl[i], Wf, bf);
-    double solve_s = 0;
-    for (int i = 0; i < nsw; i++)
+    double solve_s = 0, solve_cpu = 0, gram_cpu = R.gram_cpu_s;
+    for (int i = 0; i < nsw; i++) {
       solve_s += sw[i].st.seconds;
+      solve_cpu += sw[i].st.cpu_seconds;
+    }
+    MPI_Allreduce(MPI_IN_PLACE, &gram_cpu, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
     fpt_metrics mt = {0};
     if (g->rank == 0) {
       printf("chosen lambda %g (%s; best validation accuracy of %d)\n", b->lambda,
              b->method == FPT_RIDGE_POSV ? "posv" : "gels", nl);
-      printf("time: features %.2f s%s, cache read %.2f s, X^T X %.2f s, solves %.3f s\n", feature_s,
-             usable ? " (cached)" : "", read_s, R.gram_s, solve_s);
+      printf("time: features %.2f s%s, cache read %.2f s, X^T X %.3f s, solves %.3f s; CPU per "
+             "rank: features %.2f s, X^T X %.3f s, solves %.3f s\n",
+             feature_s, usable ? " (cached)" : "", read_s, R.gram_s, solve_s, feature_cpu, gram_cpu,
+             solve_cpu);
       rc = fpt_metrics_open(&mt, s->run_dir);
       for (int i = 0; i < nsw && rc == 0; i++) {
         const char *nm[5] = {"lambda", "mse", "rcond", "solve_s", "sweep"};
@@ -453,10 +470,12 @@ int fpt_probe_run(const train_settings *s, const fpt_runtime *rt, fpt_grid *g, f
       for (int i = 0; i < 3 && rc == 0; i++) {
         printf("probe %-5s loss %.6f  accuracy %.6f  mse %.6f  (%lld samples)\n",
                fpt_split_names[i], sc[i].loss, sc[i].acc, sc[i].mse, (long long)meta.n[i]);
-        const char *nm[6] = {"lambda", "mse", "feature_s", "gram_s", "solve_s", "final"};
-        double v[6] = {b->lambda, sc[i].mse, feature_s, R.gram_s, solve_s, 1};
+        const char *nm[9] = {"lambda", "mse",           "feature_s",  "gram_s",     "solve_s",
+                             "final",  "feature_cpu_s", "gram_cpu_s", "solve_cpu_s"};
+        double v[9] = {b->lambda, sc[i].mse,   feature_s, R.gram_s, solve_s,
+                       1,         feature_cpu, gram_cpu,  solve_cpu};
         double tps = i == 0 && !usable && feature_s > 0 ? tokens / feature_s : 0;
-        rc = fpt_metrics_write(&mt, 0, fpt_split_names[i], sc[i].loss, sc[i].acc, tps, 6, nm, v);
+        rc = fpt_metrics_write(&mt, 0, fpt_split_names[i], sc[i].loss, sc[i].acc, tps, 9, nm, v);
       }
       fpt_metrics_close(&mt);
       if (rc == 0)

@@ -102,6 +102,7 @@ static const char *const train_only =
     "freeze_ln freeze_pos freeze_attn freeze_ff full_train init_head_from ";
 static const char *const eval_only = " checkpoint ";
 static const char *const probe_only = " lambda lambdas solver cache block_size recompute ";
+static const char *const generated = " task data_seed eval_samples bit_length patterns patch ";
 static fpt_opt opts[sizeof train_opts / sizeof *train_opts];
 static int n_opts;
 
@@ -118,6 +119,7 @@ static void select_opts(void) {
     int ok = listed(train_only, k)   ? sub == SUB_TRAIN
              : listed(eval_only, k)  ? sub == SUB_EVAL
              : listed(probe_only, k) ? sub == SUB_PROBE
+             : listed(generated, k)  ? sub != SUB_PROBE // a probe needs a dataset file
              : !strcmp(k, "run_dir") ? sub != SUB_EVAL
                                      : 1;
     if (ok)

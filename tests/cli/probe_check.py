@@ -10,7 +10,7 @@ statement in docs/PROBE.md, not from the C code).
                              reported scores (metrics.jsonl)
   compare RUN_A RUN_B TOL    the same answer: solutions within TOL (relative),
                              same accuracies, losses within TOL
-  eval RUN LOG               `fpt eval`'s printed val/test = the probe's
+  eval RUN LOG               `fpt eval`'s printed val/test = RUN's final ones
   step0 RUN TRAIN_RUN        `fpt train --init-head-from`'s step-0 val line
                              = the probe's val score
 """
@@ -138,13 +138,16 @@ def parse_eval(log):
 
 
 def eval_check(run, log):
-    _, _, final, _ = load_run(run)
+    final = {}
+    for l in map(json.loads, open(f"{run}/metrics.jsonl")):
+        if l.get("final"):
+            final[l["split"]] = l
     ev = parse_eval(log)
     for split in ("val", "test"):
         loss, acc = ev.get(split, (None, None))
         c = final[split]
         expect(acc is not None and abs(acc - c["accuracy"]) < 1e-6 and abs(loss - c["loss"]) < 1e-5,
-               f"fpt eval {split}: accuracy {acc} loss {loss} = the probe's {c['accuracy']:.6f} {c['loss']:.6f}")
+               f"fpt eval {split}: accuracy {acc} loss {loss} = {run}'s {c['accuracy']:.6f} {c['loss']:.6f}")
 
 
 def step0(run, train_run):

@@ -85,6 +85,16 @@ done
 "$MPIRUN" -np 2 "$FPT" train --model "$W/m.h5" --data "$W/syn.h5" --init-head-from "$CK" --steps 4 \
   --batch-size 16 --log-every 2 --run-dir "$W/t1" > "$W/t1.log" 2>&1
 pycheck "fpt train --init-head-from: step-0 val = the probe's val" step0 "$W/a1" "$W/t1"
+#    fpt eval also scores training checkpoints: full training (frozen tensors
+#    loaded into the node's shared copy) and 2 pipeline stages.
+"$FPT" train --model "$W/m.h5" --data "$W/xor.h5" --steps 6 --batch-size 8 --full-train true \
+  --run-dir "$W/ft" > "$W/ft.log" 2>&1
+"$MPIRUN" -np 2 "$FPT" eval --model "$W/m.h5" --data "$W/xor.h5" --checkpoint "$W/ft/checkpoints/ckpt-000000006.h5" > "$W/evalft.log" 2>&1
+pycheck "fpt eval of a full-training checkpoint (2 ranks) = the run's final val and test" eval "$W/ft" "$W/evalft.log"
+"$MPIRUN" -np 2 "$FPT" train --model "$W/m.h5" --data "$W/xor.h5" --steps 6 --batch-size 8 --stages 2 \
+  --run-dir "$W/st" > "$W/st.log" 2>&1
+"$MPIRUN" -np 2 "$FPT" eval --model "$W/m.h5" --data "$W/xor.h5" --checkpoint "$W/st/checkpoints/ckpt-000000006.h5" --stages 2 > "$W/evalst.log" 2>&1
+pycheck "fpt eval of a 2-stage checkpoint = the run's final val and test" eval "$W/st" "$W/evalst.log"
 CKX=$W/x1/checkpoints/ckpt-000000000.h5
 "$FPT" train --model "$W/m.h5" --data "$W/xor.h5" --init-head-from "$CKX" --steps 2 --batch-size 8 \
   --stages 1 --run-dir "$W/tx" > "$W/tx.log" 2>&1
