@@ -7,6 +7,12 @@ Parameters live in a flat dict keyed by model-file names without the leading sla
 ("wpe/weight", "h/0/attn/c_attn/weight", ..., "in/weight", "out/bias").  All weights use the
 x @ W + b layout ([in, out]), as HF's Conv1D and our files do.
 
+Tied language model (case["tied"] = 1, what `fpt pretrain` trains): GPT-2's own head.  The token
+table "wte/weight" [vocab, C] is both the input embedding and the output projection,
+logits[b, t] = ln_f(h)[b, t] @ wte.T, with a next-token target at every position (r = seq,
+n_out = n_cls = vocab) and no in/* or out/* tensors.  wte is in the "in" group (trained unless
+freeze_in), and autograd sums its two gradient paths by itself since it is one leaf tensor.
+
 Training step semantics the C code must match (torch 1.13):
   g      = d loss / d p  for every trainable p                    (loss = mean CE over B*K rows)
   norm   = sqrt(sum over all trainable tensors of sum(g^2))
@@ -42,6 +48,8 @@ def group_of(name):
     parts = name.split("/")
     if parts[0] in ("in", "out"):
         return parts[0]
+    if parts[0] == "wte":  # the tied token table is the model's input layer
+        return "in"
     if parts[0] == "wpe":
         return "pos"
     if parts[0] == "ln_f" or (parts[0] == "h" and parts[2] in ("ln_1", "ln_2")):
@@ -78,6 +86,7 @@ def load_case(path):
     with h5py.File(path, "r") as f:
         case = {k: int(f.attrs[k]) for k in
                 ("steps", "batch", "seq", "d_in", "vocab", "r", "n_out", "n_cls") + FLAGS}
+        case["tied"] = int(f.attrs.get("tied", 0))  # cases written before the LM mode have none
         case["lr"] = float(f.attrs["lr"])
         x = np.asarray(f["x"])
         case["x"] = (torch.from_numpy(x.astype(np.int64)) if case["vocab"]
@@ -132,6 +141,11 @@ def backbone(p, cfg, e):
 
 def forward(p, cfg, case, x):
     """x: one batch, [B,T,d_in] float or [B,T] int. Returns (last_hidden_state, logits [B, r*n_out])."""
+    if case.get("tied"):
+        wte = p["wte/weight"]
+        hidden = backbone(p, cfg, wte[x])
+        # GPT-2's LM head: every position, projected back onto the token table.
+        return hidden, (hidden @ wte.t()).reshape(x.shape[0], -1)
     if case["vocab"]:
         e = p["in/weight"][x]
     else:
@@ -159,6 +173,9 @@ def run(cfg, params, case):
         raise ValueError("need steps >= 1 and 1 <= r <= seq <= n_positions")
     if (case["r"] * case["n_out"]) % case["n_cls"]:
         raise ValueError("r*n_out must be a multiple of n_cls")
+    if case.get("tied") and not (case["vocab"] and case["r"] == case["seq"]
+                                 and case["n_out"] == case["n_cls"] == case["vocab"]):
+        raise ValueError("a tied LM case needs r = seq and n_out = n_cls = vocab")
     names = sorted(n for n in params if is_trainable(n, case))
     for n in params:
         params[n].requires_grad_(n in names)

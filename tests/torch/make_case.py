@@ -7,7 +7,10 @@
                 --freeze-ff 1 --full 0] [--lr 1e-3] [--seed 0]
 
 Freeze defaults are the FPT defaults (attention and MLP frozen, everything else trained).
-Continuous inputs unless --vocab is given.  Weights are deliberately larger than GPT-2's
+Continuous inputs unless --vocab is given.  --tied 1 (needs --vocab) makes a language-model case
+as `fpt pretrain` trains it: a token table init/wte/weight instead of in/* and out/*, logits
+ln_f(h) @ wte.T at every position (r = seq and n_out = n_cls = vocab are set for you), and
+next-token targets of a random token stream.  Weights are deliberately larger than GPT-2's
 (N(0,0.2) instead of N(0,0.02)) so that errors in the C code show up clearly.
 """
 import argparse
@@ -46,6 +49,11 @@ def random_model(rng, n_layer, C, n_positions):
 
 def random_case(rng, a, C):
     K = a.r * a.n_out // a.n_cls
+    if getattr(a, "tied", 0):
+        stream = rng.integers(0, a.vocab, (a.steps, a.batch, a.seq + 1)).astype(np.int32)
+        init = {"wte/weight": rng.normal(0, 0.5, (a.vocab, C))}
+        x, y = stream[..., :-1], stream[..., 1:]
+        return np.ascontiguousarray(x), np.ascontiguousarray(y), {n: t.astype(np.float32) for n, t in init.items()}
     if a.vocab:
         x = rng.integers(0, a.vocab, (a.steps, a.batch, a.seq)).astype(np.int32)
         init = {"in/weight": rng.normal(0, 0.5, (a.vocab, C))}
@@ -72,6 +80,8 @@ def write_case(path, a, x, y, init):
     with h5py.File(path, "w") as f:
         attrs = {"steps": a.steps, "batch": a.batch, "seq": a.seq, "d_in": a.d_in, "vocab": a.vocab,
                  "r": a.r, "n_out": a.n_out, "n_cls": a.n_cls}
+        if a.tied:  # absent means 0: old case files stay valid
+            attrs["tied"] = 1
         attrs.update({k: getattr(a, k) for k in FLAGS})
         for k, v in attrs.items():
             f.attrs[k] = np.int64(v)
@@ -103,9 +113,14 @@ def parse_args(argv=None):
         ap.add_argument("--" + flag.replace("_", "-"), type=int, choices=(0, 1), default=default)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tied", type=int, choices=(0, 1), default=0)
     a = ap.parse_args(argv)
     if a.d_in is None:
         a.d_in = 0 if a.vocab else 5
+    if a.tied:
+        if not a.vocab:
+            ap.error("--tied 1 needs --vocab")
+        a.r, a.n_out, a.n_cls = a.seq, a.vocab, a.vocab
     if a.d_model % a.heads:
         ap.error("--d-model must be a multiple of --heads")
     if not 1 <= a.r <= a.seq <= a.positions:

@@ -16,7 +16,7 @@ REF.h5 (all float64 except /hidden, which is float32 as the C side writes it):
   /losses [steps]          loss of step s on batch s, before that step's update
   /params/<name>           every trainable tensor after all steps
 <name> is the model-file name without the leading slash (h/0/ln_1/weight, wpe/weight, ...) or
-in/weight, in/bias, out/weight, out/bias.
+in/weight, in/bias, out/weight, out/bias; wte/weight for a tied language-model case.
 """
 import argparse
 import sys
@@ -65,7 +65,7 @@ def small_problem(extra):
     params.update({n: torch.from_numpy(t.astype(np.float64)) for n, t in init.items()})
     cfg = {"n_layer": a.layers, "n_head": a.heads, "n_embd": a.d_model, "n_positions": a.positions,
            "eps": 1e-5}
-    case = {k: getattr(a, k) for k in ("steps", "batch", "seq", "r", "n_out", "n_cls", "lr") + ft.FLAGS}
+    case = {k: getattr(a, k) for k in ("steps", "batch", "seq", "r", "n_out", "n_cls", "lr", "tied") + ft.FLAGS}
     case.update(d_in=a.d_in, vocab=a.vocab,
                 x=torch.from_numpy(x.astype(np.int64 if a.vocab else np.float64)),
                 y=torch.from_numpy(y.astype(np.int64)))
@@ -144,6 +144,44 @@ def selftest():
               max((res["params"][n] - hand[n]).abs().max().item() for n in hand), 1e-9)
         moved = max((res["params"][n] - params[n]).abs().max().item() for n in hand)
         check(f"training moved parameters {kind[0]} (0 = yes)", float(moved < 1e-3), 0.0)
+
+    # Tied language model: the reference's head is GPT-2's, and wte's gradient has both paths.
+    cfg, params, case = small_problem(["--vocab", "6", "--tied", "1", "--full", "1"])
+    x0, y0 = case["x"][0], case["y"][0]
+    hidden, logits = ft.forward(params, cfg, case, x0)
+    by_hand = torch.einsum("btc,vc->btv", hidden, params["wte/weight"]).reshape(logits.shape)
+    check("tied logits = ln_f(h) . wte^T at every position", (logits - by_hand).abs().max().item(), 1e-12)
+    check("tied: no in/* or out/* tensors", float(any(n.startswith(("in/", "out/")) for n in params)), 0.0)
+    probe = ["wte/weight", "wpe/weight", "h/0/ln_1/weight", "h/1/attn/c_attn/weight", "h/0/mlp/c_proj/bias",
+             "ln_f/weight"]
+
+    def tied_loss(*ts):
+        _, lg = ft.forward({**params, **dict(zip(probe, ts))}, cfg, case, x0)
+        return ft.loss_and_accuracy(lg, y0, case["n_cls"])[0]
+
+    leaves = [params[n].clone().requires_grad_(True) for n in probe]
+    ok = torch.autograd.gradcheck(tied_loss, leaves, eps=1e-6, atol=1e-8, rtol=1e-6, raise_exception=False)
+    check(f"gradcheck tied ({', '.join(probe)})", 0.0 if ok else 1.0, 0.0)
+    # Untie by hand: one copy for the lookup, one for the head. The tied gradient is their sum,
+    # and each path alone is far from it (so a reference missing either would be caught).
+    w_in = params["wte/weight"].clone().requires_grad_(True)
+    w_out = params["wte/weight"].clone().requires_grad_(True)
+    h = ft.backbone(params, cfg, w_in[x0])
+    loss = ft.loss_and_accuracy((h @ w_out.t()).reshape(x0.shape[0], -1), y0, case["n_cls"])[0]
+    g_in, g_out = torch.autograd.grad(loss, [w_in, w_out])
+    w = params["wte/weight"].clone().requires_grad_(True)
+    g = torch.autograd.grad(tied_loss(w, *[params[n] for n in probe[1:]]), [w])[0]
+    check("tied wte gradient = lookup path + head path", (g - g_in - g_out).abs().max().item(), 1e-12)
+    check("each path alone is off by > 10% (0 = yes)",
+          float(min((g - g_in).abs().max().item(), (g - g_out).abs().max().item()) < 0.1 * g.abs().max().item()), 0.0)
+    res = ft.run(cfg, {n: t.clone() for n, t in params.items()}, {**case, "full": 0})
+    expect = sorted(n for n in params if ft.group_of(n) not in ("attn", "ff"))
+    check("tied default trainable set includes wte/weight",
+          0.0 if sorted(res["grads"]) == expect and "wte/weight" in expect else 1.0, 0.0)
+    res = ft.run(cfg, {n: t.clone() for n, t in params.items()}, case)
+    hand = manual_training(cfg, params, case)
+    check("tied torch clip+Adam vs hand-written",
+          max((res["params"][n] - hand[n]).abs().max().item() for n in hand), 1e-9)
 
     print("selftest", "FAILED: " + ", ".join(failures) if failures else "passed")
     return 1 if failures else 0

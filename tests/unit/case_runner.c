@@ -17,6 +17,16 @@ static int64_t attr(hid_t f, const char *path, const char *name) {
   return v;
 }
 
+// An optional int attribute: 0 when absent (case files written before it existed).
+static int64_t attr_or0(hid_t f, const char *path, const char *name) {
+  htri_t has = H5Aexists(f, name);
+  if (has < 0) {
+    fprintf(stderr, "case_runner: %s: cannot look up attribute %s\n", path, name);
+    exit(1);
+  }
+  return has ? attr(f, path, name) : 0;
+}
+
 #define CHECK(call)                                                                                \
   do {                                                                                             \
     if ((call) != 0) {                                                                             \
@@ -48,9 +58,10 @@ int main(int argc, char **argv) {
   hid_t f;
   CHECK(fpt_h5_open_read(cpath, &f));
   int S = (int)attr(f, cpath, "steps"), B = (int)attr(f, cpath, "batch");
-  fpt_task_shape shape = {(int)attr(f, cpath, "d_in"),  (int)attr(f, cpath, "vocab"),
-                          (int)attr(f, cpath, "seq"),   (int)attr(f, cpath, "r"),
-                          (int)attr(f, cpath, "n_out"), (int)attr(f, cpath, "n_cls"), 0};
+  fpt_task_shape shape = {(int)attr(f, cpath, "d_in"),    (int)attr(f, cpath, "vocab"),
+                          (int)attr(f, cpath, "seq"),     (int)attr(f, cpath, "r"),
+                          (int)attr(f, cpath, "n_out"),   (int)attr(f, cpath, "n_cls"),
+                          (int)attr_or0(f, cpath, "tied")};
   fpt_freeze fr = {{(int)attr(f, cpath, "freeze_in"), (int)attr(f, cpath, "freeze_out"),
                     (int)attr(f, cpath, "freeze_ln"), (int)attr(f, cpath, "freeze_pos"),
                     (int)attr(f, cpath, "freeze_attn"), (int)attr(f, cpath, "freeze_ff")},
@@ -64,11 +75,20 @@ int main(int argc, char **argv) {
   m.dropout = 0.0f;
   CHECK(fpt_model_file_load(mpath, &m));
   int T = shape.seq, C = cfg.n_embd, K = m.K;
-  const char *init_names[4] = {"in/weight", "in/bias", "out/weight", "out/bias"};
-  for (int i = 0; i < 4; i++) {
+  // A tied language model has the token table wte/weight and no in/* or out/*.
+  const char *plain[4] = {"in/weight", "in/bias", "out/weight", "out/bias"};
+  const char *tied[1] = {"wte/weight"};
+  const char **init_names = shape.tied ? tied : plain;
+  int n_init = shape.tied ? 1 : 4;
+  for (int i = 0; i < n_init; i++) {
     fpt_tensor *t = fpt_model_find(&m, init_names[i]);
-    if (!t)
+    if (!t) {
+      if (shape.tied) {
+        fprintf(stderr, "case_runner: the tied model has no %s\n", init_names[i]);
+        return 1;
+      }
       continue;
+    }
     char name[64];
     snprintf(name, sizeof name, "/init/%s", init_names[i]);
     int64_t d[2] = {t->shape[0], t->shape[1]};

@@ -154,39 +154,51 @@ static double net_loss(net *n) {
   return fpt_forward_backward(&n->m, &n->a, &n->b, &n->p, 0.0f, NULL) * n->dscale;
 }
 
-// Every trainable element, perturbed: FD vs the backward's gradient.
-static void model_fd(int discrete, const fpt_freeze *fr, float dropout) {
-  net n;
-  net_make(&n, discrete, fr, dropout);
-  fpt_zero_grad(&n.m);
-  fpt_forward_backward(&n.m, &n.a, &n.b, &n.p, n.dscale, NULL);
-  for (int t = 0; t < n.m.n_tensors; t++) {
-    fpt_tensor *tt = &n.m.tensors[t];
+// Central differences of the loss for elements of one tensor (every element
+// when cap is 0, else up to cap spread over it) against its backward gradient;
+// n's gradients must be fresh. Returns the relative error of the vector.
+static double tensor_fd(net *n, fpt_tensor *tt, size_t cap) {
+  size_t cnt = cap == 0 || tt->numel < cap ? tt->numel : cap;
+  double *fd = calloc(cnt, sizeof(double)), *an = calloc(cnt, sizeof(double));
+  for (size_t k = 0; k < cnt; k++) {
+    size_t i = cnt == tt->numel ? k : (k * 7919) % tt->numel;
+    float keep = tt->data[i];
+    const float h = 1e-2f;
+    tt->data[i] = keep + h;
+    double lp = net_loss(n);
+    tt->data[i] = keep - h;
+    double lm = net_loss(n);
+    tt->data[i] = keep;
+    fd[k] = (lp - lm) / (2 * h);
+    an[k] = tt->grad[i];
+  }
+  double e = rel_err(an, fd, cnt, 1e-4);
+  free(fd);
+  free(an);
+  return e;
+}
+
+// Every trainable tensor (up to 24 elements each): FD vs the backward's gradient.
+static void net_fd(net *n) {
+  fpt_zero_grad(&n->m);
+  fpt_forward_backward(&n->m, &n->a, &n->b, &n->p, n->dscale, NULL);
+  for (int t = 0; t < n->m.n_tensors; t++) {
+    fpt_tensor *tt = &n->m.tensors[t];
     if (!tt->trainable) {
       assert_null(tt->grad);
       continue;
     }
-    size_t cnt = tt->numel < 24 ? tt->numel : 24;
-    double *fd = calloc(cnt, sizeof(double)), *an = calloc(cnt, sizeof(double));
-    for (size_t k = 0; k < cnt; k++) {
-      size_t i = (k * 7919) % tt->numel;
-      float keep = tt->data[i];
-      const float h = 1e-2f;
-      tt->data[i] = keep + h;
-      double lp = net_loss(&n);
-      tt->data[i] = keep - h;
-      double lm = net_loss(&n);
-      tt->data[i] = keep;
-      fd[k] = (lp - lm) / (2 * h);
-      an[k] = tt->grad[i];
-    }
-    double e = rel_err(an, fd, cnt, 1e-4);
+    double e = tensor_fd(n, tt, 24);
     if (e > 2e-2)
       print_error("tensor %s: FD relative error %g\n", tt->name, e);
     assert_true(e <= 2e-2);
-    free(fd);
-    free(an);
   }
+}
+
+static void model_fd(int discrete, const fpt_freeze *fr, float dropout) {
+  net n;
+  net_make(&n, discrete, fr, dropout);
+  net_fd(&n);
   net_free(&n);
 }
 
@@ -378,14 +390,235 @@ static void test_bit_tasks(void **state) {
   assert_int_not_equal(fpt_bit_task_make(&t, "nope", 0, 0, 0), 0);
 }
 
+// --- tied language-model head (fpt pretrain) ---
+// GPT-2's LM: the token table wte (V, C) is the input lookup and the output
+// projection, logits = ln_f(h) . wte^T at every position. The inputs use
+// tokens 0..5 only, so row 6 of wte gets its gradient from the head alone.
+enum { LM_V = 7, LM_T = 6, LM_B = 3, LM_C = 16 };
+static const int32_t lm_ids[LM_B * LM_T] = {1, 4, 0, 3, 5, 2, 2, 2, 5, 0, 1, 4, 3, 0, 0, 5, 4, 1};
+static const int32_t lm_y[LM_B * LM_T] = {4, 0, 3, 5, 2, 6, 2, 5, 0, 1, 4, 6, 0, 0, 5, 4, 1, 3};
+
+static void lm_make(net *n, int tied, const fpt_freeze *fr, float dropout) {
+  fpt_gpt2_config cfg = {2, 2, LM_C, 12, 1e-5f};
+  // Untied: the same model with its own lookup (in/weight) and head (out/*).
+  fpt_task_shape sh = {0, LM_V, LM_T, LM_T, LM_V, LM_V, tied};
+  assert_int_equal(fpt_model_create(&n->m, &cfg, &sh, fr), 0);
+  assert_int_equal(n->m.K, LM_T);
+  n->m.dropout = dropout;
+  // The same values for the same names in the tied and untied models.
+  for (int i = 0; i < n->m.n_tensors; i++) {
+    fpt_tensor *t = &n->m.tensors[i];
+    uint64_t seed = 100;
+    for (const char *c = t->name; *c; c++)
+      seed = seed * 31 + (unsigned char)*c;
+    fill_normal(t->data, t->numel, seed, 0.3f);
+  }
+  for (int l = 0; l < 2; l++)
+    for (int c = 0; c < LM_C; c++) {
+      n->m.blocks[l].ln1_w.w[c] += 1.0f;
+      n->m.blocks[l].ln2_w.w[c] += 1.0f;
+    }
+  static int64_t sample[LM_B] = {4, 0, 7};
+  n->b = (fpt_batch){LM_B, NULL, lm_ids, lm_y, sample};
+  n->p = (fpt_pass){1, 77, 2};
+  n->dscale = 1.0f / (LM_B * LM_T);
+  fpt_acts_create(&n->a, &n->m, LM_B, 0, 2, 1, 1);
+}
+
+static void test_lm_tensors(void **state) {
+  (void)state;
+  net n;
+  fpt_freeze fr = {{0}, 1};
+  lm_make(&n, 1, &fr, 0.0f);
+  fpt_tensor *wte = fpt_model_find(&n.m, "wte/weight");
+  assert_non_null(wte);
+  assert_int_equal(wte->shape[0], LM_V);
+  assert_int_equal(wte->shape[1], LM_C);
+  assert_int_equal(wte->group, FPT_G_IN);
+  assert_true(wte->trainable);
+  assert_ptr_equal(n.m.in_w.w, wte->data);
+  assert_null(fpt_model_find(&n.m, "in/weight"));
+  assert_null(fpt_model_find(&n.m, "out/weight"));
+  assert_null(fpt_model_find(&n.m, "out/bias"));
+  assert_null(n.m.out_w.w);
+  assert_int_equal(n.m.n_tensors, 2 + 12 * 2 + 2);
+  // Only the last stage holds the head, but it needs wte too; a middle stage does not.
+  fpt_tensor *tab;
+  int cnt;
+  fpt_part head = {1, 2, 0, 1}, mid = {1, 2, 0, 0};
+  assert_int_equal(fpt_model_table(&n.m.cfg, &n.m.task, &fr, &head, &tab, &cnt), 0);
+  int found = 0;
+  for (int i = 0; i < cnt; i++)
+    found += !strcmp(tab[i].name, "wte/weight");
+  assert_int_equal(found, 1);
+  free(tab);
+  assert_int_equal(fpt_model_table(&n.m.cfg, &n.m.task, &fr, &mid, &tab, &cnt), 0);
+  for (int i = 0; i < cnt; i++)
+    assert_string_not_equal(tab[i].name, "wte/weight");
+  free(tab);
+  net_free(&n);
+  // A tied head needs n_out == vocab and discrete tokens.
+  fpt_model bad;
+  fpt_gpt2_config cfg = {2, 2, LM_C, 12, 1e-5f};
+  fpt_task_shape wrong_out = {0, LM_V, LM_T, LM_T, LM_V + 1, LM_V + 1, 1};
+  assert_int_not_equal(fpt_model_create(&bad, &cfg, &wrong_out, &fr), 0);
+  fpt_task_shape continuous = {5, 0, LM_T, LM_T, LM_V, LM_V, 1};
+  assert_int_not_equal(fpt_model_create(&bad, &cfg, &continuous, &fr), 0);
+}
+
+// d loss / d wte, every element, against central differences: rows 0..5 get
+// both the lookup and the head path, row 6 the head path only. Then every
+// other trainable tensor (24 elements each). Dropout on and off.
+static void lm_fd(const fpt_freeze *fr, float dropout) {
+  net n;
+  lm_make(&n, 1, fr, dropout);
+  net_fd(&n);
+  fpt_tensor *wte = fpt_model_find(&n.m, "wte/weight");
+  if (wte->trainable) {
+    fpt_zero_grad(&n.m);
+    fpt_forward_backward(&n.m, &n.a, &n.b, &n.p, n.dscale, NULL);
+    double e = tensor_fd(&n, wte, 0);
+    print_message("wte/weight, all %zu elements: FD relative error %.2e\n", wte->numel, e);
+    if (e > 5e-3)
+      print_error("wte/weight (all %zu elements): FD relative error %g\n", wte->numel, e);
+    assert_true(e <= 5e-3);
+    // Row 6 (never an input) still has a gradient: the head's.
+    double row6 = 0;
+    for (int c = 0; c < LM_C; c++)
+      row6 += fabs(wte->grad[6 * LM_C + c]);
+    assert_true(row6 > 1e-3);
+  } else {
+    assert_null(wte->grad);
+  }
+  net_free(&n);
+}
+
+static void test_lm_fd(void **state) {
+  (void)state;
+  fpt_freeze full = {{0}, 1};
+  lm_fd(&full, 0.0f);
+  lm_fd(&full, 0.2f);
+  fpt_freeze def = fpt_freeze_default();
+  lm_fd(&def, 0.1f);
+  fpt_freeze frozen_wte = {{1, 0, 0, 0, 0, 0}, 1}; // a frozen table still feeds the head
+  lm_fd(&frozen_wte, 0.0f);
+}
+
+// The tied model equals an untied one whose lookup is wte and whose head is
+// wte^T (bias 0): same loss, and d/d wte = d/d lookup + (d/d head)^T. Each
+// path alone is far from the tied gradient.
+static void test_lm_untied_equivalent(void **state) {
+  (void)state;
+  fpt_freeze fr = {{0}, 1};
+  net t, u;
+  lm_make(&t, 1, &fr, 0.1f);
+  lm_make(&u, 0, &fr, 0.1f);
+  for (int i = 0; i < t.m.n_tensors; i++)
+    if (fpt_is_backbone(&t.m.tensors[i]))
+      assert_memory_equal(t.m.tensors[i].data, fpt_model_find(&u.m, t.m.tensors[i].name)->data,
+                          sizeof(float) * t.m.tensors[i].numel);
+  memcpy(u.m.in_w.w, t.m.in_w.w, sizeof(float) * LM_V * LM_C);
+  for (int v = 0; v < LM_V; v++) {
+    u.m.out_b.w[v] = 0.0f;
+    for (int c = 0; c < LM_C; c++)
+      u.m.out_w.w[c * LM_V + v] = t.m.in_w.w[v * LM_C + c];
+  }
+  fpt_zero_grad(&t.m);
+  fpt_zero_grad(&u.m);
+  double lt = fpt_forward_backward(&t.m, &t.a, &t.b, &t.p, t.dscale, NULL);
+  double lu = fpt_forward_backward(&u.m, &u.a, &u.b, &u.p, u.dscale, NULL);
+  assert_float_equal(lt, lu, 1e-5 * fabs(lu));
+  size_t nw = LM_V * LM_C;
+  double *g = calloc(nw, sizeof(double)), *sum = calloc(nw, sizeof(double)),
+         *in = calloc(nw, sizeof(double)), *out = calloc(nw, sizeof(double));
+  for (int v = 0; v < LM_V; v++)
+    for (int c = 0; c < LM_C; c++) {
+      size_t i = (size_t)v * LM_C + c;
+      g[i] = t.m.in_w.g[i];
+      in[i] = u.m.in_w.g[i];
+      out[i] = u.m.out_w.g[c * LM_V + v];
+      sum[i] = in[i] + out[i];
+    }
+  double e = rel_err(sum, g, nw, 1e-6);
+  print_message("tied wte gradient vs lookup + head (untied model): %.2e; lookup alone %.2f, head "
+                "alone %.2f\n",
+                e, rel_err(in, g, nw, 1e-6), rel_err(out, g, nw, 1e-6));
+  if (e > 1e-5)
+    print_error("tied wte gradient vs lookup + head of the untied model: %g\n", e);
+  assert_true(e <= 1e-5);
+  assert_true(rel_err(in, g, nw, 1e-6) > 0.1);
+  assert_true(rel_err(out, g, nw, 1e-6) > 0.1);
+  // The backbone's gradients agree too.
+  for (int i = 0; i < t.m.n_tensors; i++) {
+    fpt_tensor *a = &t.m.tensors[i];
+    if (!fpt_is_backbone(a))
+      continue;
+    fpt_tensor *b = fpt_model_find(&u.m, a->name);
+    double *ga = calloc(a->numel, sizeof(double)), *gb = calloc(a->numel, sizeof(double));
+    for (size_t j = 0; j < a->numel; j++) {
+      ga[j] = a->grad[j];
+      gb[j] = b->grad[j];
+    }
+    assert_true(rel_err(ga, gb, a->numel, 1e-6) <= 1e-5);
+    free(ga);
+    free(gb);
+  }
+  free(g);
+  free(sum);
+  free(in);
+  free(out);
+  net_free(&t);
+  net_free(&u);
+}
+
+// The table starts as GPT-2's: N(0, 0.02), from the table's own stream (the
+// backbone init leaves it alone).
+static void test_lm_init(void **state) {
+  (void)state;
+  fpt_gpt2_config cfg = {2, 2, 32, 16, 1e-5f};
+  fpt_task_shape sh = {0, 256, 8, 8, 256, 256, 1};
+  fpt_freeze fr = {{0}, 1};
+  fpt_model m, m2;
+  assert_int_equal(fpt_model_create(&m, &cfg, &sh, &fr), 0);
+  assert_int_equal(fpt_model_create(&m2, &cfg, &sh, &fr), 0);
+  fpt_init_backbone_random(&m, 5);
+  for (size_t j = 0; j < 256 * 32; j++)
+    assert_true(m.in_w.w[j] == 0.0f);
+  assert_int_equal(fpt_init_wrapper(&m, 5, 1.41f), 0);
+  assert_int_equal(fpt_init_wrapper(&m2, 5, 1.41f), 0);
+  assert_memory_equal(m.in_w.w, m2.in_w.w, sizeof(float) * 256 * 32);
+  double sum = 0, sq = 0;
+  size_t n = 256 * 32;
+  for (size_t j = 0; j < n; j++) {
+    sum += m.in_w.w[j];
+    sq += (double)m.in_w.w[j] * m.in_w.w[j];
+  }
+  double mean = sum / n, sd = sqrt(sq / n - mean * mean);
+  // 5 sampling sigmas: mean 0.02/sqrt(n), sd 0.02/sqrt(2n).
+  assert_true(fabs(mean) < 5 * 0.02 / sqrt((double)n));
+  assert_true(fabs(sd - 0.02) < 5 * 0.02 / sqrt(2.0 * n));
+  fpt_model_free(&m2);
+  fpt_model_free(&m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_philox_kat),    cmocka_unit_test(test_normal_moments),
-      cmocka_unit_test(test_dropout_mask),  cmocka_unit_test(test_orthogonal),
-      cmocka_unit_test(test_model_fd_full), cmocka_unit_test(test_model_fd_default_freeze),
-      cmocka_unit_test(test_frozen_sets),   cmocka_unit_test(test_step_moves_only_trainable),
-      cmocka_unit_test(test_stage_split),   cmocka_unit_test(test_model_part),
-      cmocka_unit_test(test_clip),          cmocka_unit_test(test_bit_tasks),
+      cmocka_unit_test(test_philox_kat),
+      cmocka_unit_test(test_normal_moments),
+      cmocka_unit_test(test_dropout_mask),
+      cmocka_unit_test(test_orthogonal),
+      cmocka_unit_test(test_model_fd_full),
+      cmocka_unit_test(test_model_fd_default_freeze),
+      cmocka_unit_test(test_frozen_sets),
+      cmocka_unit_test(test_step_moves_only_trainable),
+      cmocka_unit_test(test_stage_split),
+      cmocka_unit_test(test_model_part),
+      cmocka_unit_test(test_clip),
+      cmocka_unit_test(test_bit_tasks),
+      cmocka_unit_test(test_lm_tensors),
+      cmocka_unit_test(test_lm_fd),
+      cmocka_unit_test(test_lm_untied_equivalent),
+      cmocka_unit_test(test_lm_init),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
