@@ -27,6 +27,10 @@ typedef struct {
   int64_t perm_epoch; // epoch whose permutation is cached (-1: none)
   int64_t *perm;
   int augment; // CIFAR-10 training augmentation: 0 off, 1 cifar10, 2 cifar10-lra
+  // A read found an id or class out of range, or a NaN: the message is set
+  // (fpt_error_set), the values were zeroed so the step runs safely, and the
+  // executor stops every rank at its next agreement point.
+  int bad_values;
 } fpt_source;
 
 int fpt_source_open_task(fpt_source *s, const fpt_bit_task *t, const char *name, uint64_t seed,

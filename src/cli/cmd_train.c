@@ -726,9 +726,10 @@ static int run(int argc, char **argv) {
       }
       stopped_early = s.early_stop > 0 && st.evals_since_best >= s.early_stop;
     }
-    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    if (rc != 0)
+    if (fpt_runtime_agree(&rt, rc) != 0) {
+      rc = 1;
       break;
+    }
     // Stop requests: a signal on any rank, or the time budget (rank 0's clock).
     int64_t done = step + 1;
     int stop = stop_signal != 0;

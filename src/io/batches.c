@@ -1,3 +1,5 @@
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,10 +105,64 @@ static void make_perm(fpt_source *s, int64_t epoch) {
   s->perm_epoch = epoch;
 }
 
+// Values the model indexes memory with, or that would poison a step, are
+// checked as they arrive. A bad one is zeroed and recorded (the first, with
+// the file, array and sample), so that this rank finishes the step like the
+// others; the executor then stops every rank with that message.
+static void bad_value(fpt_source *s, int32_t *slot, float *fslot, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void bad_value(fpt_source *s, int32_t *slot, float *fslot, const char *fmt, ...) {
+  if (!s->bad_values) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fpt_error_set("%s", msg);
+    s->bad_values = 1;
+  }
+  if (slot)
+    *slot = 0;
+  if (fslot)
+    *fslot = 0.0f;
+}
+
+static void check_values(fpt_source *s, int split, const int64_t *idx, int n, int need_x,
+                         int need_y, fpt_source_buf *b) {
+  const char *path = s->rd.path, *sp = fpt_split_names[split];
+  const char *xname = s->which == 2 ? "x2" : "x";
+  size_t T = (size_t)s->shape.seq;
+  for (int i = 0; i < n; i++) {
+    if (need_x && s->shape.vocab > 0)
+      for (size_t t = 0; t < T; t++) {
+        int32_t *v = &b->ids[i * T + t];
+        if (*v < 0 || *v >= s->shape.vocab)
+          bad_value(s, v, NULL, "%s: /%s/%s sample %lld, token %zu: id %d is outside [0, %d)", path,
+                    sp, xname, (long long)idx[i], t, *v, s->shape.vocab);
+      }
+    if (need_x && s->shape.d_in > 0) {
+      size_t w = T * s->shape.d_in;
+      for (size_t j = 0; j < w; j++)
+        if (!isfinite(b->x[i * w + j]))
+          bad_value(s, NULL, &b->x[i * w + j], "%s: /%s/%s sample %lld holds a NaN or Inf", path,
+                    sp, xname, (long long)idx[i]);
+    }
+    if (need_y)
+      for (int k = 0; k < s->K; k++) {
+        int32_t *v = &b->y[(size_t)i * s->K + k];
+        if (*v < 0 || *v >= s->shape.n_cls)
+          bad_value(s, v, NULL, "%s: /%s/y sample %lld, target %d: class %d is outside [0, %d)",
+                    path, sp, (long long)idx[i], k, *v, s->shape.n_cls);
+      }
+  }
+}
+
 static int read_file(fpt_source *s, int split, const int64_t *idx, int n, int need_x, int need_y,
                      fpt_source_buf *b) {
   void *x = !need_x ? NULL : s->shape.d_in > 0 ? (void *)b->x : (void *)b->ids;
-  return fpt_data_read(&s->rd, split, idx, n, s->which, x, need_y ? b->y : NULL);
+  FPT_TRY(fpt_data_read(&s->rd, split, idx, n, s->which, x, need_y ? b->y : NULL));
+  check_values(s, split, idx, n, need_x, need_y, b);
+  return 0;
 }
 
 int fpt_source_train(fpt_source *s, int64_t first, int n, int need_x, int need_y,

@@ -86,6 +86,20 @@ static void stage_backward(fpt_pipeline *p, int k, const fpt_pass *ps) {
   fpt_part_backward(p->m, a, &b, ps, p->h_in[k]);
 }
 
+// A bad value found by one rank's reader (fpt_source.bad_values) stops every
+// rank at the same point, each with that rank's message.
+static int agree_data(fpt_pipeline *p) {
+  int me = p->src->bad_values ? p->g->rank : p->g->world, first = p->g->world;
+  MPI_Allreduce(&me, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  if (first == p->g->world)
+    return 0;
+  char msg[1024];
+  snprintf(msg, sizeof msg, "%s", fpt_error_get());
+  MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, first, MPI_COMM_WORLD);
+  fpt_error_set("%s", msg);
+  return 1;
+}
+
 int fpt_pipeline_train_step(fpt_pipeline *p, int64_t step, uint64_t seed, double clip, float lr,
                             double *loss, double *acc, double *grad_norm) {
   fpt_grid *g = p->g;
@@ -100,6 +114,7 @@ int fpt_pipeline_train_step(fpt_pipeline *p, int64_t step, uint64_t seed, double
     rc = fpt_source_train(p->src, first, n, m->part.has_input, m->part.has_head, &p->buf[k]);
   }
   FPT_TRY(rc);
+  FPT_TRY(agree_data(p));
   double t1 = now();
   p->t.io = t1 - t0;
   fpt_zero_grad(m);
@@ -215,6 +230,7 @@ int fpt_pipeline_forward_split(fpt_pipeline *p, int split, fpt_readout_sink sink
         MPI_Send(p->acts[k % p->n_slots].blk[m->part.l1 - 1 - m->part.l0].h2, (int)(c * TC),
                  MPI_FLOAT, s + 1, 0, g->pipe);
     }
+  FPT_TRY(agree_data(p));
   MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
   *loss = N > 0 ? sums[0] / ((double)N * m->K) : 0.0;
   *acc = N > 0 ? sums[1] / ((double)N * m->K) : 0.0;

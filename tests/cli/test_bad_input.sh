@@ -56,5 +56,25 @@ expect_error "data: x and y disagree" "short.h5: dataset /test/x has 4 samples, 
 expect_error "data: shape vs attributes" "seq.h5: dataset /train/x has the wrong shape" "$W/e19" -- dtrain --data "$W/seq.h5"
 expect_error "data: no second tokenisation" "option --tokens x2: the file has no second tokenisation" "$W/e20" -- dtrain --data "$W/xor.h5" --tokens x2
 expect_error "data: not a dataset" "good.h5: attribute seq is missing" "$W/e21" -- dtrain --data "$W/good.h5"
+# Values out of range or not finite, in one sample that only one of the two
+# ranks reads: every rank stops with that rank's message, nothing hangs.
+"$FPT" data pfam --max-len 16 -o "$W/pf.h5" >/dev/null
+/usr/bin/python3 - "$W" <<'PY'
+import shutil, sys, h5py, numpy as np
+w = sys.argv[1]
+for name in ("badid", "badcls"):
+    shutil.copy(f"{w}/pf.h5", f"{w}/{name}.h5")
+shutil.copy(f"{w}/xor.h5", f"{w}/nan.h5")
+with h5py.File(f"{w}/badid.h5", "a") as f:
+    f["train/x"][3, 5] = 30            # vocab is 30
+with h5py.File(f"{w}/badcls.h5", "a") as f:
+    f["val/y"][2, 0] = -1
+with h5py.File(f"{w}/nan.h5", "a") as f:
+    x = f["test/x"][...]; x[4, 0, 0] = np.nan; f["test/x"][...] = x
+PY
+ptrain() { "$MPIRUN" -np 2 --oversubscribe "$FPT" train --model "$W/good.h5" --batch-size 4 "$@"; }
+expect_error "data: token id out of range" "badid.h5: /train/x sample 3, token 5: id 30 is outside \[0, 30)" "$W/e22" -- ptrain --data "$W/badid.h5" --steps 60 --run-dir "$W/run5"
+expect_error "data: class out of range" "badcls.h5: /val/y sample 2, target 0: class -1 is outside \[0, 9)" "$W/e23" -- ptrain --data "$W/badcls.h5" --steps 2 --run-dir "$W/run6"
+expect_error "data: NaN input" "nan.h5: /test/x sample 4 holds a NaN or Inf" "$W/e24" -- ptrain --data "$W/nan.h5" --steps 2 --run-dir "$W/run7"
 check "no temporary files left" test -z "$(find "$W" -name '*.tmp.*')"
 finish
