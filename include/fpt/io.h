@@ -52,6 +52,9 @@ void fpt_h5_out_abort(fpt_h5_out *o);
 int fpt_model_file_config(const char *path, fpt_gpt2_config *cfg);
 // Load every backbone tensor of m from the file (shapes checked).
 int fpt_model_file_load(const char *path, fpt_model *m);
+// A language model's token table: load /wte/weight into m's "wte/weight" when
+// both exist (*loaded = 1); nothing otherwise.
+int fpt_model_file_load_wte(const char *path, fpt_model *m, int *loaded);
 // Write m's backbone in the model-file layout.
 int fpt_model_file_write(const char *path, const fpt_model *m);
 // Write all tensors of m whose names pass `filter` (NULL = all) to an open file.

@@ -302,6 +302,13 @@ static int setup(train_settings *s, int argc, char **argv, fpt_grid *g, fpt_mode
     MPI_Barrier(g->node_stage); // the leader's writes are visible from here on
   FPT_TRY(rc);
   FPT_TRY(fpt_init_wrapper(m, (uint64_t)s->seed, (float)s->orth_gain));
+  if (lm_mode && init_mode == 0) {
+    // Continuing from an exported language model keeps its token table.
+    int loaded;
+    FPT_TRY(fpt_model_file_load_wte(s->model, m, &loaded));
+    if (loaded && g->rank == 0)
+      printf("wte: /wte/weight loaded from %s\n", s->model);
+  }
   FPT_TRY(fpt_pipeline_create(pl, g, m, src, (int)s->batch_size, (int)s->micro_batches, kind));
   if (g->rank == 0 && sub != SUB_EVAL)
     FPT_TRY(make_dir(s->run_dir));

@@ -54,6 +54,23 @@ int fpt_model_file_load(const char *path, fpt_model *m) {
   return rc;
 }
 
+int fpt_model_file_load_wte(const char *path, fpt_model *m, int *loaded) {
+  *loaded = 0;
+  fpt_tensor *t = fpt_model_find(m, "wte/weight");
+  if (!t)
+    return 0;
+  hid_t f;
+  FPT_TRY(fpt_h5_open_read(path, &f));
+  int rc = 0;
+  if (fpt_h5_exists(f, "/wte/weight") == 1) {
+    int64_t dims[2] = {t->shape[0], t->shape[1]};
+    rc = fpt_h5_read_floats(f, path, "/wte/weight", 2, dims, t->data);
+    *loaded = rc == 0;
+  }
+  H5Fclose(f);
+  return rc;
+}
+
 int fpt_h5_write_tensors(hid_t file, const fpt_model *m, int backbone_only) {
   for (int i = 0; i < m->n_tensors; i++) {
     const fpt_tensor *t = &m->tensors[i];

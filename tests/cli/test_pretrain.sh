@@ -183,6 +183,20 @@ check "fpt train --model EXPORT --task bit-xor: exit $rc" test "$rc" -eq 0
 check "fpt train --eval-test true: test scored at step 1 and at the end" \
   test "$(grep -c '"split":"test"' "$W/ft/metrics.jsonl" 2>/dev/null)" -eq 2
 
+# Continuing from the export (--init pretrained) keeps its token table: the
+# first loss is the exported model's last one, not a fresh table's (~ln 256).
+OMP_NUM_THREADS=1 "$MPIRUN" -np 1 "$FPT" pretrain --model "$W/lm.h5" --init pretrained --data "$W/t.h5" \
+  --steps 2 --batch-size 8 --log-every 1 --lr 1e-9 --warmup 0 --run-dir "$W/cont" > "$W/cont.log" 2>&1
+/usr/bin/python3 - "$W/ref/metrics.jsonl" "$W/cont/metrics.jsonl" <<'PY'
+import json, sys
+tr = lambda p: [o["loss"] for o in map(json.loads, open(p)) if o["split"] == "train"]
+last, first = tr(sys.argv[1])[-1], tr(sys.argv[2])[0]
+good = abs(first - last) < 0.3
+print(("ok" if good else "FAIL") + f": continuing from the export starts at loss {first:.3f} (export ended at {last:.3f})")
+sys.exit(0 if good else 1)
+PY
+[ $? -eq 0 ] && ok "pretrain --init pretrained loads the exported wte" || bad "pretrain --init pretrained loads the exported wte" "$W/cont.log"
+
 # Errors: a non-text dataset, no dataset, a pipeline.
 "$FPT" data bit-xor --n-train 50 --n-val 10 --n-test 10 -o "$W/xor.h5" > /dev/null
 expect_error "pretrain on a bit-xor dataset" "xor.h5: fpt pretrain needs a text dataset" "$W/e6" -- \
