@@ -22,7 +22,7 @@
 #include "train.h"
 
 #define MAX_LAMBDAS 64
-static const char *const default_lambdas = "0.01,0.1,1,10,100,1000,10000";
+static const char *const default_lambdas = "1e-4,1e-3,0.01,0.1,1,10,100,1000,10000";
 
 static double now(void) { return MPI_Wtime(); }
 
@@ -210,6 +210,7 @@ typedef struct {
   int method;
   scores val;
   fpt_ridge_stats st;
+  int singular; // skipped: singular to double precision at this lambda
 } sweep_row;
 
 static int write_solution(const char *dir, const double *W, const double *W2, int F, int nout,
@@ -218,12 +219,13 @@ static int write_solution(const char *dir, const double *W, const double *W2, in
   snprintf(path, sizeof path, "%s/probe.h5", dir);
   fpt_h5_out o;
   FPT_TRY(fpt_h5_out_create(&o, path));
-  int64_t d[2] = {F, nout}, nl = n;
+  int64_t d[2] = {F, nout}, nl = 0;
   double *l = fpt_malloc(sizeof(double) * (size_t)n), *a = fpt_malloc(sizeof(double) * (size_t)n);
-  for (int i = 0; i < n; i++) {
-    l[i] = rows[i].lambda;
-    a[i] = rows[i].val.acc;
-  }
+  for (int i = 0; i < n; i++)
+    if (rows[i].method == rows[0].method) { // the primary solver's rows
+      l[nl] = rows[i].lambda;
+      a[nl++] = rows[i].singular ? NAN : rows[i].val.acc;
+    }
   int rc = fpt_h5_write_doubles(o.file, "/W", 2, d, W);
   if (rc == 0 && W2)
     rc = fpt_h5_write_doubles(o.file, "/W_gels", 2, d, W2);
@@ -245,17 +247,18 @@ static int write_solution(const char *dir, const double *W, const double *W2, in
 }
 
 static int solve_error(const train_settings *s, double lambda, int method, const fpt_ridge *R,
-                       const fpt_ridge_stats *st) {
+                       const fpt_ridge_stats *st, int n_lambdas) {
   char how[128];
   if (st->info > 0)
     snprintf(how, sizeof how, "PDPOSV: Cholesky pivot %d is not positive", st->info);
   else
     snprintf(how, sizeof how, "%s: reciprocal condition number %.1e < F * eps = %.1e",
              method == FPT_RIDGE_POSV ? "PDPOCON" : "PDTRCON", st->rcond, R->F * DBL_EPSILON);
-  FPT_FAIL("option %s: lambda = %g leaves the regularised system singular in double precision "
+  FPT_FAIL("option %s: %slambda = %g leaves the regularised system singular in double precision "
            "(%s): the features of %s are rank-deficient and lambda is too small to fix that; use "
            "a larger lambda",
-           lambda_opt(s), lambda, how, s->data);
+           lambda_opt(s), n_lambdas > 1 ? "every value is too small; the last, " : "", lambda, how,
+           s->data);
 }
 
 int fpt_probe_run(const train_settings *s, const fpt_runtime *rt, fpt_grid *g, fpt_model *m,
@@ -403,8 +406,21 @@ int fpt_probe_run(const train_settings *s, const fpt_runtime *rt, fpt_grid *g, f
         double *Wk = k == 0 ? W : W2;
         rc = fpt_ridge_solve(&R, meth, lams[i], Wk, &row->st);
         MPI_Allreduce(MPI_IN_PLACE, &row->st.cpu_seconds, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-        if (rc == FPT_RIDGE_SINGULAR)
-          rc = solve_error(s, lams[i], meth, &R, &row->st);
+        // One lambda: an error. In a sweep: reported, skipped; an error if all are.
+        if (rc == FPT_RIDGE_SINGULAR && nl == 1)
+          rc = solve_error(s, lams[i], meth, &R, &row->st, 1);
+        if (rc == FPT_RIDGE_SINGULAR) {
+          rc = 0;
+          row->singular = 1;
+          if (g->rank == 0 && row->st.info > 0)
+            printf("%-10g %-6s singular in double precision (Cholesky pivot %d): skipped\n",
+                   lams[i], "posv", row->st.info);
+          else if (g->rank == 0)
+            printf("%-10g %-6s singular in double precision (rcond %.1e): skipped\n", lams[i],
+                   meth == FPT_RIDGE_POSV ? "posv" : "gels", row->st.rcond);
+          nsw++;
+          continue;
+        }
         if (rc != 0)
           break;
         to_head(Wk, C, nout, Wf, bf);
@@ -418,6 +434,8 @@ int fpt_probe_run(const train_settings *s, const fpt_runtime *rt, fpt_grid *g, f
       if (rc != 0)
         break;
       sweep_row *p = &sw[nsw - 1 - both]; // the primary solver's row
+      if (p->singular)
+        continue;
       // Best validation accuracy; ties go to the larger lambda (the smoother fit).
       if (best < 0 || p->val.acc > sw[best].val.acc ||
           (p->val.acc == sw[best].val.acc && p->lambda > sw[best].lambda)) {
@@ -426,7 +444,7 @@ int fpt_probe_run(const train_settings *s, const fpt_runtime *rt, fpt_grid *g, f
         if (both)
           memcpy(Wbest2, W2, sizeof(double) * R.F * nout);
       }
-      if (both && g->rank == 0) {
+      if (both && !sw[nsw - 1].singular && g->rank == 0) {
         double dmax = 0, wmax = 0;
         for (int j = 0; j < R.F * nout; j++) {
           dmax = fmax(dmax, fabs(W[j] - W2[j]));
@@ -436,6 +454,8 @@ int fpt_probe_run(const train_settings *s, const fpt_runtime *rt, fpt_grid *g, f
       }
     }
   }
+  if (rc == 0 && best < 0) // every lambda of the sweep was singular
+    rc = solve_error(s, sw[nsw - 1].lambda, sw[nsw - 1].method, &R, &sw[nsw - 1].st, nl);
   if (fpt_runtime_agree(rt, rc) != 0)
     rc = 1;
 
@@ -462,6 +482,8 @@ int fpt_probe_run(const train_settings *s, const fpt_runtime *rt, fpt_grid *g, f
              solve_cpu);
       rc = fpt_metrics_open(&mt, s->run_dir);
       for (int i = 0; i < nsw && rc == 0; i++) {
+        if (sw[i].singular)
+          continue;
         const char *nm[5] = {"lambda", "mse", "rcond", "solve_s", "sweep"};
         double v[5] = {sw[i].lambda, sw[i].val.mse, sw[i].st.rcond, sw[i].st.seconds,
                        sw[i].method == FPT_RIDGE_POSV ? 1 : 2};

@@ -112,6 +112,10 @@ expect_error "more unknowns than samples" "tiny.h5: /train has 6 samples (30 rea
 expect_error "rank-deficient features, tiny lambda" "option --lambda: lambda = 1e-30 leaves the regularised system singular" "$W/e6" -- "${P2[@]}" --data "$W/same.h5" --run-dir "$W/e6d" --lambda 1e-30
 expect_error "  ... also with the QR solver" "option --lambda: lambda = 1e-30 leaves the regularised system singular" "$W/e7" -- "${P2[@]}" --data "$W/same.h5" --run-dir "$W/e7d" --lambda 1e-30 --solver gels --cache "$W/e6d/features.h5"
 check "no checkpoint after a failed solve" test ! -e "$W/e6d/checkpoints"
+runs "a sweep skips a singular lambda" probe sk 2 --data "$W/same.h5" --lambdas 1e-30,1 --cache "$W/e6d/features.h5"
+check "  ... reports it and keeps lambda 1" grep -q "chosen lambda 1 " "$W/sk.log"
+check "  ... with a line in the table" grep -q "^1e-30 .*singular in double precision (Cholesky pivot" "$W/sk.log"
+expect_error "a sweep where every lambda is singular" "option --lambdas: every value is too small" "$W/e7b" -- "${P2[@]}" --data "$W/same.h5" --run-dir "$W/e7bd" --lambdas 1e-30,1e-40 --cache "$W/e6d/features.h5"
 runs "rank-deficient features, lambda 1: solved (the ridge term makes it well-posed)" probe r1 2 --data "$W/same.h5" --lambda 1 --solver both
 pycheck "rank-deficient features = numpy lstsq" check "$W/r1"
 expect_error "no --data" "option --data: fpt probe needs a dataset file" "$W/e8" -- "${P2[@]}" --run-dir "$W/e8d"
