@@ -53,31 +53,9 @@ typedef struct {
 } run_config;
 
 // 0 and the value, or 1 if the key is absent or null.
-static int config_get(const run_config *rc, const char *key, char *out, size_t n) {
-  size_t k = strlen(key);
-  for (const char *p = rc->config; p && *p;) {
-    const char *eol = strchr(p, '\n');
-    size_t len = eol ? (size_t)(eol - p) : strlen(p);
-    if (len > k + 1 && !strncmp(p, key, k) && p[k] == ':' && p[k + 1] == ' ') {
-      const char *v = p + k + 2;
-      size_t vl = len - k - 2;
-      if (vl == 4 && !strncmp(v, "null", 4))
-        return 1;
-      if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"') {
-        v++;
-        vl -= 2;
-      }
-      snprintf(out, n, "%.*s", (int)vl, v);
-      return 0;
-    }
-    p = eol ? eol + 1 : NULL;
-  }
-  return 1;
-}
-
 static int config_need(const run_config *rc, const char *key, char *out, size_t n) {
-  FPT_ENSURE(config_get(rc, key, out, n) == 0, "%s: the stored run configuration has no %s",
-             rc->path, key);
+  FPT_ENSURE(fpt_opts_dump_value(rc->config, key, out, n) == 0,
+             "%s: the stored run configuration has no %s", rc->path, key);
   return 0;
 }
 
@@ -158,7 +136,7 @@ static int open_source(att_job *j, const run_config *rc) {
     FPT_ENSURE(s->seed == LLONG_MIN,
                "option --seed: only for generated tasks (a dataset file gives its split in order)");
     char tokens[16] = "x";
-    config_get(rc, "tokens", tokens, sizeof tokens);
+    fpt_opts_dump_value(rc->config, "tokens", tokens, sizeof tokens);
     FPT_TRY(fpt_source_open_file(&j->src, s->data, tokens, (uint64_t)seed, 0, MPI_COMM_WORLD));
     FPT_ENSURE(strcmp(j->src.task, "text") != 0,
                "%s: language-model (text) datasets are not supported by fpt attention", s->data);
@@ -173,7 +151,7 @@ static int open_source(att_job *j, const run_config *rc) {
   // The run's bit-task sizes, if the run generated this task; else the defaults.
   char task[32] = "";
   double bits = 0, patterns = 0, patch = 0;
-  if (config_get(rc, "task", task, sizeof task) == 0 && !strcmp(task, s->task)) {
+  if (fpt_opts_dump_value(rc->config, "task", task, sizeof task) == 0 && !strcmp(task, s->task)) {
     FPT_TRY(config_num(rc, "bit_length", &bits));
     FPT_TRY(config_num(rc, "patterns", &patterns));
     FPT_TRY(config_num(rc, "patch", &patch));

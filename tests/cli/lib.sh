@@ -28,6 +28,29 @@ expect_error() {
     bad "$what: exit $rc, $n error lines, stderr: $(head -c 600 "$log")"
   fi
 }
+# torch_cases RUNNER WORKDIR TORCH_DIR "name|make_case args"...: each case
+# through tests/torch (make_case, torch_ref), the C case_runner, and compare.py.
+torch_cases() {
+  local runner=$1 w=$2 t=$3 c name args d wte
+  shift 3
+  for c in "$@"; do
+    name=${c%%|*}
+    args=${c#*|}
+    d="$w/$name"
+    mkdir -p "$d"
+    # shellcheck disable=SC2086
+    if "$t/make_case.py" --out "$d/case.h5" --model "$d/model.h5" $args >"$d/log" 2>&1 &&
+      "$t/torch_ref.py" "$d/case.h5" "$d/model.h5" -o "$d/ref.h5" >>"$d/log" 2>&1 &&
+      "$runner" "$d/case.h5" "$d/model.h5" "$d/c.h5" >>"$d/log" 2>&1 &&
+      "$t/compare.py" "$d/ref.h5" "$d/c.h5" >"$d/compare" 2>&1; then
+      wte=$(awk '$2 == "grads/wte/weight" {print "; wte grad " $4}' "$d/compare")
+      ok "$name: $(tail -1 "$d/compare"); worst $(awk '/^ok/{print $4, $2}' "$d/compare" | sort -g -r | head -1)$wte"
+    else
+      bad "$name"
+      cat "$d/log" "$d/compare" 2>/dev/null | grep -v '^ok' | tail -20
+    fi
+  done
+}
 finish() {
   echo "$PASS passed, $FAIL failed"
   [ "$FAIL" -eq 0 ]

@@ -21,21 +21,7 @@ cases=(
   "attn-and-ff|--vocab 9 --freeze-attn 0 --freeze-ff 0 --layers 3 --d-model 48 --heads 6 --seq 12 --seed 7"
   "readout-is-all|--d-in 2 --seq 4 --r 4 --n-out 2 --n-cls 2 --seed 8"
 )
-for c in "${cases[@]}"; do
-  name=${c%%|*}
-  args=${c#*|}
-  d="$W/$name"
-  mkdir -p "$d"
-  # shellcheck disable=SC2086
-  if "$T/make_case.py" --out "$d/case.h5" --model "$d/model.h5" $args > "$d/log" 2>&1 &&
-     "$T/torch_ref.py" "$d/case.h5" "$d/model.h5" -o "$d/ref.h5" >> "$d/log" 2>&1 &&
-     "$RUNNER" "$d/case.h5" "$d/model.h5" "$d/c.h5" >> "$d/log" 2>&1 &&
-     "$T/compare.py" "$d/ref.h5" "$d/c.h5" > "$d/compare" 2>&1; then
-    ok "$name: $(tail -1 "$d/compare"); worst $(awk '/^ok/{print $4, $2}' "$d/compare" | sort -g -r | head -1)"
-  else
-    bad "$name"; cat "$d/log" "$d/compare" 2>/dev/null | grep -v '^ok' | tail -20
-  fi
-done
+torch_cases "$RUNNER" "$W" "$T" "${cases[@]}"
 
 # fpt forward: /inputs_embeds -> /last_hidden_state, against the reference backbone.
 d="$W/forward"

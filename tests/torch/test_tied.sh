@@ -18,21 +18,7 @@ cases=(
   "tied-frozen-wte|--vocab 5 --tied 1 --freeze-in 1 --full 1 --layers 3 --seq 10 --seed 11"
   "tied-wide-vocab|--vocab 40 --tied 1 --full 1 --seq 6 --batch 2 --d-model 24 --heads 3 --seed 12"
 )
-for c in "${cases[@]}"; do
-  name=${c%%|*}
-  args=${c#*|}
-  d="$W/$name"
-  mkdir -p "$d"
-  # shellcheck disable=SC2086
-  if "$T/make_case.py" --out "$d/case.h5" --model "$d/model.h5" $args > "$d/log" 2>&1 &&
-     "$T/torch_ref.py" "$d/case.h5" "$d/model.h5" -o "$d/ref.h5" >> "$d/log" 2>&1 &&
-     "$RUNNER" "$d/case.h5" "$d/model.h5" "$d/c.h5" >> "$d/log" 2>&1 &&
-     "$T/compare.py" "$d/ref.h5" "$d/c.h5" > "$d/compare" 2>&1; then
-    ok "$name: $(tail -1 "$d/compare"); worst $(awk '/^ok/{print $4, $2}' "$d/compare" | sort -g -r | head -1); wte grad $(awk '$2 == "grads/wte/weight" {g = $4} END {print g ? g : "(frozen)"}' "$d/compare")"
-  else
-    bad "$name"; cat "$d/log" "$d/compare" 2>/dev/null | grep -v '^ok' | tail -20
-  fi
-done
+torch_cases "$RUNNER" "$W" "$T" "${cases[@]}"
 
 # The case files name the table wte/weight, and the reference's trainable set
 # has it exactly when the input group trains.
