@@ -72,7 +72,9 @@ void fpt_source_close(fpt_source *s) {
 
 int64_t fpt_source_size(const fpt_source *s, int split) {
   if (s->from_file)
-    return s->rd.n[split];
+    return split != FPT_TRAIN && s->eval_limit > 0 && s->eval_limit < s->rd.n[split]
+               ? s->eval_limit
+               : s->rd.n[split];
   return split == FPT_TRAIN ? -1 : s->eval_samples;
 }
 

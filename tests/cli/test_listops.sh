@@ -37,4 +37,26 @@ for tok in x x2; do
     --steps 2 --batch-size 2 --run-dir "$W/run-$tok" > "$W/run-$tok.log" 2>&1
   check "trains on --tokens $tok ($(grep '^task: ' "$W/run-$tok.log"))" grep -q '"split":"test"' "$W/run-$tok/metrics.jsonl"
 done
+# --eval-limit N scores the first N val/test samples: the same numbers as a
+# file whose val and test hold only those samples.
+/usr/bin/python3 -c "
+import h5py
+with h5py.File('$W/lo.h5') as a, h5py.File('$W/lo37.h5', 'w') as b:
+    for k, v in a.attrs.items(): b.attrs[k] = v
+    for split in ('train', 'val', 'test'):
+        for name, d in a[split].items():
+            b.create_dataset(split + '/' + name, data=d[()] if split == 'train' else d[:37])
+"
+for f in lo lo37; do
+  lim=$([ $f = lo ] && echo 37 || echo 0)
+  OMP_NUM_THREADS=1 "$MPIRUN" -np 2 --oversubscribe "$FPT" train --model "$W/m.h5" --data "$W/$f.h5" --tokens x2 \
+    --steps 2 --batch-size 2 --eval-test true --eval-limit $lim --run-dir "$W/lim-$f" > "$W/lim-$f.log" 2>&1
+done
+check "--eval-limit 37: val and test of 37 samples" grep -q 'final test .*(37 samples)' "$W/lim-lo.log"
+check "--eval-limit 37 scores as a file holding those 37" /usr/bin/python3 -c "
+import json, sys
+a, b = ([json.loads(l) for l in open('$W/lim-' + f + '/metrics.jsonl') if '\"val\"' in l or '\"test\"' in l] for f in ('lo', 'lo37'))
+sys.exit(0 if len(a) == 2 and [(r['split'], r['loss'], r['accuracy']) for r in a] == [(r['split'], r['loss'], r['accuracy']) for r in b] else 1)"
+expect_error "--eval-limit below 0" "option --eval-limit: must be >= 0" "$W/e4" -- "$FPT" train --model "$W/m.h5" --data "$W/lo.h5" --eval-limit -1 --run-dir "$W/e4run"
+expect_error "--eval-limit on a generated task" "option --eval-limit: applies to dataset files" "$W/e5" -- "$FPT" train --model "$W/m.h5" --task bit-xor --eval-limit 5 --run-dir "$W/e5run"
 finish
