@@ -23,7 +23,9 @@ typedef struct {
   // dataset files
   fpt_data_reader rd;
   int which; // 1 = x, 2 = x2
-  int64_t eval_limit; // score only the first eval_limit val/test samples (0: all)
+  // Files: evaluations and the probe use the first limit[split] samples (0:
+  // all); training draws from the whole train split whatever limit[FPT_TRAIN].
+  int64_t limit[3];
   uint64_t shuffle_seed;
   int64_t perm_epoch; // epoch whose permutation is cached (-1: none)
   int64_t *perm;

@@ -278,12 +278,13 @@ int fpt_probe_run(const train_settings *s, const fpt_runtime *rt, fpt_grid *g, f
     fpt_error_set("option --block-size: must be >= 1");
     rc = 1;
   }
-  int64_t N = src->rd.n[FPT_TRAIN], M = N * r;
+  int64_t N = fpt_source_size(src, FPT_TRAIN), M = N * r;
   if (rc == 0 && M < C + 1) {
-    fpt_error_set("%s: /train has %lld samples (%lld readout rows) but the output layer has %d "
-                  "unknowns per output (n_embd %d + bias): more unknowns than equations, the fit "
-                  "would only reflect lambda; use at least %d training samples",
-                  s->data, (long long)N, (long long)M, C + 1, C, (C + r) / r);
+    fpt_error_set("%s: /train has %lld samples%s (%lld readout rows) but the output layer has "
+                  "%d unknowns per output (n_embd %d + bias): more unknowns than equations, the "
+                  "fit would only reflect lambda; use at least %d training samples",
+                  s->data, (long long)N, s->train_limit ? " used (--train-limit)" : "",
+                  (long long)M, C + 1, C, (C + r) / r);
     rc = 1;
   }
   if (fpt_runtime_agree(rt, rc) != 0)
@@ -305,7 +306,7 @@ int fpt_probe_run(const train_settings *s, const fpt_runtime *rt, fpt_grid *g, f
   meta.n_out = nout;
   meta.n_cls = t->n_cls;
   for (int i = 0; i < 3; i++)
-    meta.n[i] = src->rd.n[i];
+    meta.n[i] = fpt_source_size(src, i);
   char cache[4200], why[4400] = "";
   if (s->cache)
     snprintf(cache, sizeof cache, "%s", s->cache);

@@ -54,6 +54,7 @@ static const fpt_opt train_opts[] = {
     O(eval_test, BOOL, "score the test split at every evaluation too (select on val afterwards)"),
     O(eval_samples, INT, "samples in each generated val/test set (files: whole splits)"),
     O(eval_limit, INT, "files: score only the first N val and test samples (0: whole splits)"),
+    O(train_limit, INT, "fit on the first N training samples only (0: the whole split)"),
     O(run_dir, STR, "directory for metrics.jsonl, config.yaml and checkpoints/"),
     O(checkpoint_every, INT, "steps between checkpoints (0: only at the end and on signals)"),
     O(keep_checkpoints, INT, "checkpoints kept (newest)"),
@@ -102,9 +103,9 @@ static const char *const train_only =
     "export eval_every log_every eval_test dropout clip augment schedule freeze_in freeze_out "
     "freeze_ln freeze_pos freeze_attn freeze_ff full_train init_head_from ";
 static const char *const eval_only = " checkpoint ";
-static const char *const probe_only = " lambda lambdas solver cache block_size recompute ";
+static const char *const probe_only =
+    " lambda lambdas solver cache block_size recompute train_limit ";
 static const char *const generated = " task data_seed eval_samples bit_length patterns patch ";
-static const char *const whole_splits = " eval_limit "; // a probe fits and scores whole splits
 static fpt_opt opts[sizeof train_opts / sizeof *train_opts];
 static int n_opts;
 
@@ -118,13 +119,12 @@ static void select_opts(void) {
   n_opts = 0;
   for (size_t i = 0; i < sizeof train_opts / sizeof *train_opts; i++) {
     const char *k = train_opts[i].key;
-    int ok = listed(train_only, k)     ? sub == SUB_TRAIN
-             : listed(eval_only, k)    ? sub == SUB_EVAL
-             : listed(probe_only, k)   ? sub == SUB_PROBE
-             : listed(generated, k)    ? sub != SUB_PROBE // a probe needs a dataset file
-             : listed(whole_splits, k) ? sub != SUB_PROBE
-             : !strcmp(k, "run_dir")   ? sub != SUB_EVAL
-                                       : 1;
+    int ok = listed(train_only, k)   ? sub == SUB_TRAIN
+             : listed(eval_only, k)  ? sub == SUB_EVAL
+             : listed(probe_only, k) ? sub == SUB_PROBE
+             : listed(generated, k)  ? sub != SUB_PROBE // a probe needs a dataset file
+             : !strcmp(k, "run_dir") ? sub != SUB_EVAL
+                                     : 1;
     if (ok)
       opts[n_opts++] = train_opts[i];
   }
@@ -233,6 +233,7 @@ static int setup(train_settings *s, int argc, char **argv, fpt_grid *g, fpt_mode
   FPT_ENSURE(s->log_every >= 1, "option --log-every: must be >= 1");
   FPT_ENSURE(s->eval_samples >= 1, "option --eval-samples: must be >= 1");
   FPT_ENSURE(s->eval_limit >= 0, "option --eval-limit: must be >= 0");
+  FPT_ENSURE(s->train_limit >= 0, "option --train-limit: must be >= 0");
   FPT_ENSURE(!(s->eval_limit && !s->data),
              "option --eval-limit: applies to dataset files (generated tasks: --eval-samples)");
   FPT_ENSURE(s->lr > 0, "option --lr: must be > 0");
@@ -251,7 +252,8 @@ static int setup(train_settings *s, int argc, char **argv, fpt_grid *g, fpt_mode
   if (s->data) {
     FPT_TRY(fpt_source_open_file(src, s->data, s->tokens, (uint64_t)s->seed, s->augment,
                                  MPI_COMM_WORLD));
-    src->eval_limit = s->eval_limit;
+    src->limit[FPT_TRAIN] = s->train_limit;
+    src->limit[FPT_VAL] = src->limit[FPT_TEST] = s->eval_limit;
   } else {
     fpt_bit_task task;
     FPT_TRY(fpt_bit_task_make(&task, s->task, (int)s->bit_length, (int)s->patterns, (int)s->patch));
@@ -384,9 +386,9 @@ static void print_startup(const train_settings *s, const fpt_grid *g, const fpt_
          m->task.r, m->K, m->task.n_cls);
   if (src->from_file)
     printf("data: %s: %lld train, %lld val, %lld test samples%s\n", s->data,
-           (long long)src->rd.n[0], (long long)fpt_source_size(src, FPT_VAL),
+           (long long)fpt_source_size(src, FPT_TRAIN), (long long)fpt_source_size(src, FPT_VAL),
            (long long)fpt_source_size(src, FPT_TEST),
-           s->eval_limit ? " (scored: --eval-limit)" : "");
+           s->eval_limit || s->train_limit ? " (used: --eval-limit/--train-limit)" : "");
   fflush(stdout);
 }
 

@@ -16,7 +16,7 @@ typedef struct {
   long long checkpoint_every, keep_checkpoints, early_stop;
   double time_limit;
   long long stages, micro_batches, steps, batch_size, seed, data_seed, log_every, eval_every,
-      eval_samples, eval_limit, bit_length, patterns, patch, warmup;
+      eval_samples, eval_limit, train_limit, bit_length, patterns, patch, warmup;
   double lr, dropout, orth_gain, clip;
   int freeze_in, freeze_out, freeze_ln, freeze_pos, freeze_attn, freeze_ff, full_train, augment,
       shared_weights, eval_test;

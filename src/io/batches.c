@@ -72,9 +72,8 @@ void fpt_source_close(fpt_source *s) {
 
 int64_t fpt_source_size(const fpt_source *s, int split) {
   if (s->from_file)
-    return split != FPT_TRAIN && s->eval_limit > 0 && s->eval_limit < s->rd.n[split]
-               ? s->eval_limit
-               : s->rd.n[split];
+    return s->limit[split] > 0 && s->limit[split] < s->rd.n[split] ? s->limit[split]
+                                                                   : s->rd.n[split];
   return split == FPT_TRAIN ? -1 : s->eval_samples;
 }
 

@@ -75,6 +75,23 @@ runs "another backbone" probe p1 1 --data "$W/syn.h5" --lambda 3 --model "$W/oth
 check "  ... recomputes (model checksum differs)" grep -q "computing .*model_checksum differs" "$W/p1.log"
 check "no temporary files left" test -z "$(find "$W" -name '*.tmp*')"
 
+#    --train-limit / --eval-limit: the first samples of each split, the same
+#    answer as a file that holds only those.
+$PY - "$W/syn.h5" "$W/cut.h5" <<'PYEOF' || exit 1
+import sys, h5py
+with h5py.File(sys.argv[1]) as a, h5py.File(sys.argv[2], "w") as b:
+    for k, v in a.attrs.items():
+        b.attrs[k] = v
+    for split, n in (("train", 300), ("val", 50), ("test", 50)):
+        for name, d in a[split].items():
+            b[f"{split}/{name}"] = d[:n]
+PYEOF
+runs "probe --train-limit 300 --eval-limit 50" probe lim 2 --data "$W/syn.h5" --lambda 1 --train-limit 300 --eval-limit 50
+runs "probe on the file cut to 300/50/50" probe cut 2 --data "$W/cut.h5" --lambda 1
+check "  ... the cache holds 300 train rows" $PY -c "import h5py, sys; sys.exit(h5py.File('$W/lim/features.h5')['train/features'].shape[0] != 300)"
+pycheck "limits = the cut file within 1e-6" compare "$W/lim" "$W/cut" 1e-6
+pycheck "limits: solution = numpy lstsq on the limited rows" check "$W/lim"
+
 # 4. fpt eval reproduces the probe's val and test scores; fpt train starts from it.
 CK=$W/a1/checkpoints/ckpt-000000000.h5
 check "checkpoint written" test -s "$CK"
@@ -118,6 +135,7 @@ check "  ... with a line in the table" grep -q "^1e-30 .*singular in double prec
 expect_error "a sweep where every lambda is singular" "option --lambdas: every value is too small" "$W/e7b" -- "${P2[@]}" --data "$W/same.h5" --run-dir "$W/e7bd" --lambdas 1e-30,1e-40 --cache "$W/e6d/features.h5"
 runs "rank-deficient features, lambda 1: solved (the ridge term makes it well-posed)" probe r1 2 --data "$W/same.h5" --lambda 1 --solver both
 pycheck "rank-deficient features = numpy lstsq" check "$W/r1"
+expect_error "--train-limit below the unknowns" "has 20 samples used (--train-limit)" "$W/e9" -- "${P2[@]}" --data "$W/syn.h5" --train-limit 20 --run-dir "$W/e9d"
 expect_error "no --data" "option --data: fpt probe needs a dataset file" "$W/e8" -- "${P2[@]}" --run-dir "$W/e8d"
 expect_error "bad --solver" "option --solver: 'lu' is not posv, gels or both" "$W/e9" -- "${P2[@]}" --data "$W/syn.h5" --run-dir "$W/e9d" --solver lu
 expect_error "training-only option" "unknown option '--steps'" "$W/e10" -- "${P2[@]}" --data "$W/syn.h5" --run-dir "$W/e10d" --steps 3
