@@ -39,8 +39,13 @@ ARM_LABEL = {
     "random": "Random init (frozen)",
     "stats": "Statistics-matched init (frozen)",
     "full": "Full transformer (3 layers, all trained)",
+    "head": "Output layer only, SGD (input, LayerNorms, positions frozen too)",
+    "probe": "Output layer only, exact (fpt probe: ridge least squares)",
 }
-ARM_SHORT = {"fpt": "FPT", "random": "Random", "stats": "Stats", "full": "Full"}
+ARM_SHORT = {"fpt": "FPT", "random": "Random", "stats": "Stats", "full": "Full",
+             "head": "Output only, SGD", "probe": "Output only, exact"}
+# The paper's Table 10 arms (output layer only): reported apart from Tables 1, 2/9.
+OUTPUT_ARMS = ["head", "probe"]
 
 # The paper's test accuracies in % (docs: /work/shared/reference/fpt-paper.md §4),
 # written as the paper prints them. fashion-mnist <- MNIST column, pfam <- Homology
@@ -51,6 +56,7 @@ PAPER_ACC = {
     "full": {"bit-memory": "100", "bit-xor": "100", "listops": "38", "fashion-mnist": "99.1", "pfam": "9"},
     "random": {"bit-memory": "75.8", "bit-xor": "100", "listops": "34.3", "fashion-mnist": "91.7", "pfam": "9.3"},
     "stats": {"bit-memory": "100", "bit-xor": "100", "listops": "37.4", "fashion-mnist": "97.2", "pfam": "11.0"},
+    "head": {"listops": "32.8"},  # Table 10: output layer only (SGD)
 }
 # Table 6: gradient steps to converge (same LR and batch).
 PAPER_STEPS = {

@@ -88,6 +88,15 @@ mkrun listops fpt 1 1000
 ev 500 0.3 0.3; ev 1000 0.4 0.4 f
 mkrun listops random 1 1000
 ev 500 0.35 0.35; ev 1000 0.35 0.3 f
+# listops, output layer only (Table 10): SGD ("head") 0.25 at the best val (step 500); the exact
+# probe's lines (fpt probe: a val line per lambda and solver, then the final train/val/test of
+# the chosen lambda, all at step 0) -> its final test 0.31.
+mkrun listops head 1 1000
+ev 500 0.22 0.25; ev 1000 0.2 0.21 f
+mkrun listops probe 1 1000
+printf '{"step":0,"split":"val","loss":2,"accuracy":0.30,"tokens_per_s":0,"lambda":1,"sweep":1}\n' >>"$CUR"
+printf '{"step":0,"split":"val","loss":2,"accuracy":0.33,"tokens_per_s":0,"lambda":10,"sweep":1}\n' >>"$CUR"
+printf '{"step":0,"split":"%s","loss":2,"accuracy":%s,"tokens_per_s":0,"lambda":10,"final":1}\n' train 0.4 val 0.33 test 0.31 >>"$CUR"
 # pfam: fpt unfinished (step 250 of 500, the last line cut by a crash), random has no metrics yet.
 mkrun pfam fpt 1 500
 tl 250 3.0; ev 250 0.3 0.3; printf '{"step":260,"spl' >>"$CUR"
@@ -147,6 +156,11 @@ expect_cell "$T" 2 "Random (paper)" bit-memory "75.8"
 expect_cell "$T" 2 "Stats (paper)" listops "37.4"
 expect_cell "$T" 2 "Random (paper)" fashion-mnist "91.7"
 expect_cell "$T" 2 "Stats (paper)" pfam "11.0"
+expect_cell "$T" 3 "FPT (ours)" listops "40.0 (n=1)"
+expect_cell "$T" 3 "Output only, SGD (ours)" listops "25.0 (n=1)"
+expect_cell "$T" 3 "Output only, SGD (paper)" listops "32.8"
+expect_cell "$T" 3 "Output only, exact (ours)" listops "31.0 (n=1)"
+expect_cell "$T" 2 "Output only, exact (ours)" listops "<none>"
 expect_grep "$T" "- bit-xor/random/seed3: unfinished (step 25 of 40, no final evaluation yet)"
 expect_grep "$T" "- pfam/fpt/seed1: unfinished (step 250 of 500, no final evaluation yet)"
 expect_grep "$T" "- pfam/random/seed1: unfinished (no metrics.jsonl yet)"
@@ -171,7 +185,8 @@ expect_line "$C" "bit-xor,stats,2,10,0.8,0.7,0.9,40,yes"
 expect_line "$C" "bit-memory,fpt,2,75,0.9,0.85,0.95,100,yes"
 expect_line "$C" "pfam,fpt,1,250,0.3,0.3,,250,no"
 expect_line "$C" "pfam,random,1,,,,,0,no"
-check "runs.csv: one line per run directory (21) plus the header" test "$(wc -l <"$C")" -eq 22
+expect_line "$C" "listops,probe,1,0,0.33,0.31,0.31,0,yes"
+check "runs.csv: one line per run directory (23) plus the header" test "$(wc -l <"$C")" -eq 24
 
 St=$W/steps.md
 if $PY "$A/steps_to_converge.py" "$S" -o "$St" --csv "$W/steps.csv" 2>"$W/steps.err"; then
