@@ -136,6 +136,7 @@ int fpt_h5_read_attr_str(hid_t file, const char *path, const char *name, char *b
     char *v = NULL;
     hid_t mt = H5Tcopy(H5T_C_S1);
     H5Tset_size(mt, H5T_VARIABLE);
+    H5Tset_cset(mt, H5Tget_cset(ft)); // HDF5 does not convert ASCII <-> UTF-8 (h5py writes UTF-8)
     rc = H5Aread(a, mt, &v);
     if (rc >= 0 && v) {
       snprintf(buf, size, "%s", v);
@@ -147,6 +148,7 @@ int fpt_h5_read_attr_str(hid_t file, const char *path, const char *name, char *b
     char *v = fpt_calloc(n + 1, 1);
     hid_t mt = H5Tcopy(H5T_C_S1);
     H5Tset_size(mt, n + 1);
+    H5Tset_cset(mt, H5Tget_cset(ft));
     rc = H5Aread(a, mt, v);
     snprintf(buf, size, "%s", v);
     free(v);

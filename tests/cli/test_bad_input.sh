@@ -38,8 +38,12 @@ check "2-rank failures took under 30 s" test $(( $(date +%s) - start )) -lt 30
 /usr/bin/python3 - "$W" <<'PY'
 import h5py, shutil, sys, numpy as np
 w = sys.argv[1]
-for name in ("noy", "dtype", "short", "seq"):
+for name in ("noy", "dtype", "short", "seq", "utf8", "inttask"):
     shutil.copy(f"{w}/xor.h5", f"{w}/{name}.h5")
+with h5py.File(f"{w}/utf8.h5", "a") as f:
+    f.attrs["task"] = "bit-xor"  # a Python str: h5py writes variable-length UTF-8
+with h5py.File(f"{w}/inttask.h5", "a") as f:
+    f.attrs["task"] = np.int64(3)
 with h5py.File(f"{w}/noy.h5", "a") as f:
     del f["val/y"]
 with h5py.File(f"{w}/dtype.h5", "a") as f:
@@ -55,6 +59,9 @@ expect_error "data: wrong dtype" "dtype.h5: dataset /train/x has the wrong type 
 expect_error "data: x and y disagree" "short.h5: dataset /test/x has 4 samples, but /test/y has 5" "$W/e18" -- dtrain --data "$W/short.h5"
 expect_error "data: shape vs attributes" "seq.h5: dataset /train/x has the wrong shape" "$W/e19" -- dtrain --data "$W/seq.h5"
 expect_error "data: no second tokenisation" "option --tokens x2: the file has no second tokenisation" "$W/e20" -- dtrain --data "$W/xor.h5" --tokens x2
+"$MPIRUN" -np 2 --oversubscribe "$FPT" train --model "$W/good.h5" --steps 2 --batch-size 4 --run-dir "$W/run-utf8" --data "$W/utf8.h5" > "$W/utf8.log" 2>&1
+check "data: a UTF-8 string attribute (h5py's str) is read" grep -q "^task: bit-xor," "$W/utf8.log"
+expect_error "data: a string attribute that is not a string" "inttask.h5: attribute task must be a string" "$W/e22" -- dtrain --data "$W/inttask.h5"
 expect_error "data: not a dataset" "good.h5: attribute seq is missing" "$W/e21" -- dtrain --data "$W/good.h5"
 # Values out of range or not finite, in one sample that only one of the two
 # ranks reads: every rank stops with that rank's message, nothing hangs.
