@@ -52,17 +52,29 @@ typedef struct {
 // tensor: x *= mask / (1-p). Applying it to a gradient is its backward.
 void dropout_apply(float *x, const fpt_dropout *d, uint32_t site, int B, int rows, int row0,
                    int cols);
+// One sample's (rows, cols) block of a causal map, as dropout_apply with B = 1,
+// but row r only in its first n0 + r columns (the rest is zero, and stays so).
+void dropout_apply_causal(float *x, const fpt_dropout *d, uint32_t site, int rows, int row0,
+                          int cols, int n0);
 // The keep decision for element idx of (sample, site); exposed for tests.
 int dropout_keep(const fpt_dropout *d, uint32_t site, int64_t sample, uint64_t idx);
 
 // Causal multi-head attention over qkv (B,T,3C) (Q|K|V along the last axis).
 // Only queries [q0, T) are computed: out (B,Tq,C), att (B,NH,Tq,T) holds the
-// softmax probabilities before dropout (zeros above the diagonal).
+// softmax probabilities before dropout. Row i is defined on keys [0, q0+i]
+// and zero for fpt_attention_block keys after; later keys are not written.
+// work: fpt_attention_work(T) floats, scratch (no allocation per call).
 void attention_forward(float *out, float *att, const float *qkv, int B, int T, int q0, int C,
-                       int NH, const fpt_dropout *d, uint32_t site);
+                       int NH, const fpt_dropout *d, uint32_t site, float *work);
+size_t fpt_attention_work(int T);
 // dqkv (B,T,3C) overwritten from dout (B,Tq,C).
+// The score and probability GEMMs run in blocks of fpt_attention_block query
+// (or key) rows and skip the keys above the diagonal: half the work at long T.
+// T <= the block size is one block. Tests set it small.
+extern int fpt_attention_block;
 void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B,
-                        int T, int q0, int C, int NH, const fpt_dropout *d, uint32_t site);
+                        int T, int q0, int C, int NH, const fpt_dropout *d, uint32_t site,
+                        float *work);
 
 // Cross-entropy over rows of logits (N, n_cls) with targets (N). Returns the
 // summed loss; *correct gets the number of argmax hits. If dlogits is not

@@ -145,6 +145,7 @@ typedef struct {
   float *dqkv;               // (B,T,3C)
   float *dfch, *dfch2;       // (B,T,4C)
   float *xin;                // (B,T,C) input layer output before dropout (scratch)
+  float *att_work;           // attention scratch (fpt_attention_work(T))
 } fpt_acts;
 
 int fpt_acts_create(fpt_acts *a, const fpt_model *m, int B, int l0, int l1, int has_input,

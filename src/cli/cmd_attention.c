@@ -304,9 +304,16 @@ static int run_samples(att_job *j, att_result *res) {
         pr[k] = argmax(lg + (size_t)k * nc, nc);
         res->hits += pr[k] == buf.y[(size_t)bb * j->K + k];
       }
-      for (int li = 0; li < j->n_layers; li++)
-        memcpy(res->att + ((size_t)(i + bb) * j->n_layers + li) * map,
-               a.blk[j->layers[li]].att + (size_t)bb * map, sizeof(float) * map);
+      for (int li = 0; li < j->n_layers; li++) {
+        // The kernel leaves keys after a query's own undefined: write zeros there.
+        float *dst = res->att + ((size_t)(i + bb) * j->n_layers + li) * map;
+        const float *src = a.blk[j->layers[li]].att + (size_t)bb * map;
+        for (int qi = 0; qi < NH * T; qi++) {
+          int t = qi % T;
+          memcpy(dst + (size_t)qi * T, src + (size_t)qi * T, sizeof(float) * (t + 1));
+          memset(dst + (size_t)qi * T + t + 1, 0, sizeof(float) * (T - t - 1));
+        }
+      }
     }
   }
   free(no_targets);

@@ -1,4 +1,5 @@
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,14 +9,48 @@
 // Each (sample, head) pair is one task; OpenBLAS does not thread these small
 // GEMMs, so the pairs are spread over the OpenMP threads instead.
 
+int fpt_attention_block = 64;
+
+// Two (T, T) maps per OpenMP thread; the parallel regions below use at most
+// fpt_num_threads() threads.
+size_t fpt_attention_work(int T) { return (size_t)2 * fpt_num_threads() * T * T; }
+
+// Zeros after a row's n visible keys, as far as a block's GEMM reads (at most
+// QB - 1 keys further); keys beyond are never read.
+static void zero_tail(float *row, int n, int T, int QB) {
+  int end = n + QB < T ? n + QB : T;
+  if (end > n)
+    memset(row + n, 0, sizeof(float) * (end - n));
+}
+
+// dst = src for the (Tq, T) map's rows, each as far as zero_tail has zeroed it.
+static void copy_rows(float *dst, const float *src, int Tq, int T, int q0, int QB) {
+  for (int i = 0; i < Tq; i++) {
+    int end = q0 + i + 1 + QB < T ? q0 + i + 1 + QB : T;
+    memcpy(dst + (size_t)i * T, src + (size_t)i * T, sizeof(float) * end);
+  }
+}
+
+// out[j, :] = sum_i P[i, j] Y[i, :] for keys j of (T, hs) out (row stride
+// ldo), P (Tq, T) zero after each row's visible keys (zero_tail), Y (Tq, hs) (row stride ldy): per
+// block of QB keys only the query rows that can see them (i >= j0 - q0).
+static void key_blocks_tn(float *out, const float *P, const float *Y, int ldy, int T, int q0,
+                          int Tq, int hs, int ldo, int QB) {
+  for (int j0 = 0; j0 < T; j0 += QB) {
+    int nj = T - j0 < QB ? T - j0 : QB, i0 = j0 > q0 ? j0 - q0 : 0;
+    fpt_gemm1(1, 0, nj, hs, Tq - i0, 1.0f, P + (size_t)i0 * T + j0, T, Y + (size_t)i0 * ldy, ldy,
+              0.0f, out + (size_t)j0 * ldo, ldo);
+  }
+}
+
 void attention_forward(float *out, float *att, const float *qkv, int B, int T, int q0, int C,
-                       int NH, const fpt_dropout *d, uint32_t site) {
-  int hs = C / NH, Tq = T - q0, C3 = 3 * C;
+                       int NH, const fpt_dropout *d, uint32_t site, float *work) {
+  int hs = C / NH, Tq = T - q0, C3 = 3 * C, QB = fpt_attention_block;
   float scale = 1.0f / sqrtf((float)hs);
   int drop = d && d->p > 0.0f;
-#pragma omp parallel
+#pragma omp parallel num_threads(fpt_num_threads())
   {
-    float *pd = drop ? fpt_alloc_floats((size_t)Tq * T) : NULL;
+    float *pd = work + (size_t)2 * omp_get_thread_num() * T * T;
 #pragma omp for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
       int b = bh / NH, h = bh % NH;
@@ -23,7 +58,11 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
       const float *k = qkv + (size_t)b * T * C3 + C + h * hs;
       const float *v = k + C;
       float *p = att + (size_t)bh * Tq * T;
-      fpt_gemm1(0, 1, Tq, T, hs, scale, q, C3, k, C3, 0.0f, p, T);
+      for (int i0 = 0; i0 < Tq; i0 += QB) {
+        int m = Tq - i0 < QB ? Tq - i0 : QB, nk = q0 + i0 + m;
+        fpt_gemm1(0, 1, m, nk, hs, scale, q + (size_t)i0 * C3, C3, k, C3, 0.0f, p + (size_t)i0 * T,
+                  T);
+      }
       for (int i = 0; i < Tq; i++) {
         float *row = p + (size_t)i * T;
         int n = q0 + i + 1; // keys 0..q0+i are visible
@@ -38,33 +77,37 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
         float inv = 1.0f / sum;
         for (int j = 0; j < n; j++)
           row[j] *= inv;
-        memset(row + n, 0, sizeof(float) * (T - n));
+        zero_tail(row, n, T, QB);
       }
       const float *pv = p;
       if (drop) {
-        memcpy(pd, p, sizeof(float) * Tq * T);
+        copy_rows(pd, p, Tq, T, q0, QB);
         int64_t one = d->sample[b];
         fpt_dropout db = *d;
         db.sample = &one;
         // Element index of the mask: (head, query, key) of the full T x T map.
-        dropout_apply(pd, &db, site, 1, Tq, h * T + q0, T);
+        dropout_apply_causal(pd, &db, site, Tq, h * T + q0, T, q0 + 1);
         pv = pd;
       }
-      fpt_gemm1(0, 0, Tq, hs, T, 1.0f, pv, T, v, C3, 0.0f, out + (size_t)b * Tq * C + h * hs, C);
+      float *o = out + (size_t)b * Tq * C + h * hs;
+      for (int i0 = 0; i0 < Tq; i0 += QB) {
+        int m = Tq - i0 < QB ? Tq - i0 : QB, nk = q0 + i0 + m;
+        fpt_gemm1(0, 0, m, hs, nk, 1.0f, pv + (size_t)i0 * T, T, v, C3, 0.0f, o + (size_t)i0 * C,
+                  C);
+      }
     }
-    free(pd);
   }
 }
 
 void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B,
-                        int T, int q0, int C, int NH, const fpt_dropout *d, uint32_t site) {
-  int hs = C / NH, Tq = T - q0, C3 = 3 * C;
+                        int T, int q0, int C, int NH, const fpt_dropout *d, uint32_t site,
+                        float *work) {
+  int hs = C / NH, Tq = T - q0, C3 = 3 * C, QB = fpt_attention_block;
   float scale = 1.0f / sqrtf((float)hs);
   int drop = d && d->p > 0.0f;
-#pragma omp parallel
+#pragma omp parallel num_threads(fpt_num_threads())
   {
-    float *dp = fpt_alloc_floats((size_t)Tq * T);
-    float *pd = drop ? fpt_alloc_floats((size_t)Tq * T) : NULL;
+    float *dp = work + (size_t)2 * omp_get_thread_num() * T * T, *pd = dp + (size_t)T * T;
 #pragma omp for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
       int b = bh / NH, h = bh % NH;
@@ -82,16 +125,20 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
         db.sample = &one;
       }
       // dPd = dY V^T
-      fpt_gemm1(0, 1, Tq, T, hs, 1.0f, dy, C, v, C3, 0.0f, dp, T);
+      for (int i0 = 0; i0 < Tq; i0 += QB) {
+        int m = Tq - i0 < QB ? Tq - i0 : QB, nk = q0 + i0 + m;
+        fpt_gemm1(0, 1, m, nk, hs, 1.0f, dy + (size_t)i0 * C, C, v, C3, 0.0f, dp + (size_t)i0 * T,
+                  T);
+      }
       const float *pv = p;
       if (drop) {
-        memcpy(pd, p, sizeof(float) * Tq * T);
-        dropout_apply(pd, &db, site, 1, Tq, h * T + q0, T);
-        dropout_apply(dp, &db, site, 1, Tq, h * T + q0, T);
+        copy_rows(pd, p, Tq, T, q0, QB);
+        dropout_apply_causal(pd, &db, site, Tq, h * T + q0, T, q0 + 1);
+        dropout_apply_causal(dp, &db, site, Tq, h * T + q0, T, q0 + 1);
         pv = pd;
       }
-      // dV = Pd^T dY
-      fpt_gemm1(1, 0, T, hs, Tq, 1.0f, pv, T, dy, C, 0.0f, dv, C3);
+      // dV = Pd^T dY, by key blocks: query rows below a key block's first key see none of it.
+      key_blocks_tn(dv, pv, dy, C, T, q0, Tq, hs, C3, QB);
       // Softmax backward, in place: dp becomes dS (scaled scores).
       for (int i = 0; i < Tq; i++) {
         const float *pr = p + (size_t)i * T;
@@ -102,14 +149,16 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
           s += pr[j] * dr[j];
         for (int j = 0; j < n; j++)
           dr[j] = pr[j] * (dr[j] - s) * scale;
-        memset(dr + n, 0, sizeof(float) * (T - n));
+        zero_tail(dr, n, T, QB);
       }
       for (int t = 0; t < q0; t++)
         memset(dq + (size_t)t * C3, 0, sizeof(float) * hs);
-      fpt_gemm1(0, 0, Tq, hs, T, 1.0f, dp, T, k, C3, 0.0f, dq + (size_t)q0 * C3, C3);
-      fpt_gemm1(1, 0, T, hs, Tq, 1.0f, dp, T, q, C3, 0.0f, dk, C3);
+      for (int i0 = 0; i0 < Tq; i0 += QB) {
+        int m = Tq - i0 < QB ? Tq - i0 : QB, nk = q0 + i0 + m;
+        fpt_gemm1(0, 0, m, hs, nk, 1.0f, dp + (size_t)i0 * T, T, k, C3, 0.0f,
+                  dq + (size_t)(q0 + i0) * C3, C3);
+      }
+      key_blocks_tn(dk, dp, q, C3, T, q0, Tq, hs, C3, QB);
     }
-    free(dp);
-    free(pd);
   }
 }

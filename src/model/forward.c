@@ -57,6 +57,7 @@ int fpt_acts_create(fpt_acts *a, const fpt_model *m, int B, int l0, int l1, int 
   a->dqkv = fpt_alloc_floats(BT * 3 * C);
   a->dfch = fpt_alloc_floats(BT * 4 * C);
   a->dfch2 = fpt_alloc_floats(BT * 4 * C);
+  a->att_work = fpt_alloc_floats(fpt_attention_work(T));
   return 0;
 }
 
@@ -68,9 +69,9 @@ void fpt_acts_free(fpt_acts *a) {
       free(f[i]);
   }
   free(a->blk);
-  float *all[] = {a->h0,     a->xin,     a->lnf,  a->lnf_mean, a->lnf_rstd,
-                  a->logits, a->dlogits, a->dres, a->dres2,    a->dln,
-                  a->datty,  a->dtmp,    a->dqkv, a->dfch,     a->dfch2};
+  float *all[] = {a->h0,      a->xin,  a->lnf,   a->lnf_mean, a->lnf_rstd, a->logits,
+                  a->dlogits, a->dres, a->dres2, a->dln,      a->datty,    a->dtmp,
+                  a->dqkv,    a->dfch, a->dfch2, a->att_work};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++)
     free(all[i]);
   memset(a, 0, sizeof *a);
@@ -146,7 +147,7 @@ void fpt_block_forward(const fpt_model *m, fpt_acts *a, int l, const float *h_in
                k->qkv + ((size_t)bb * T + q0) * C3, C3);
   }
   attention_forward(k->atty, k->att, k->qkv, B, T, q0, C, NH, &d,
-                    fpt_dropout_site(l, FPT_DROP_ATTN));
+                    fpt_dropout_site(l, FPT_DROP_ATTN), a->att_work);
   linear_forward(k->h1, k->atty, w->ap_w.w, w->ap_b.w, BQ, C, C);
   dropout_apply(k->h1, &d, fpt_dropout_site(l, FPT_DROP_ATTN_OUT), B, Tq, q0, C);
   residual_add(k->h1, h, T, q0, k->h1, B, C);
@@ -211,7 +212,7 @@ void fpt_block_backward(const fpt_model *m, fpt_acts *a, int l, const float *h_i
   dropout_apply(a->dtmp, &d, fpt_dropout_site(l, FPT_DROP_ATTN_OUT), B, Tq, q0, C);
   linear_backward(a->datty, w->ap_w.g, w->ap_b.g, a->dtmp, k->atty, w->ap_w.w, BQ, C, C);
   attention_backward(a->dqkv, a->datty, k->qkv, k->att, B, T, q0, C, NH, &d,
-                     fpt_dropout_site(l, FPT_DROP_ATTN));
+                     fpt_dropout_site(l, FPT_DROP_ATTN), a->att_work);
   int need_ln1 = need_dinput || w->ln1_w.g || w->ln1_b.g;
   linear_backward(need_ln1 ? a->dln : NULL, w->qkv_w.g, w->qkv_b.g, a->dqkv, k->ln1, w->qkv_w.w,
                   B * T, C, 3 * C);

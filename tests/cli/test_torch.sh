@@ -20,6 +20,7 @@ cases=(
   "output-only|--d-in 4 --freeze-in 1 --freeze-ln 1 --freeze-pos 1 --seed 6"
   "attn-and-ff|--vocab 9 --freeze-attn 0 --freeze-ff 0 --layers 3 --d-model 48 --heads 6 --seq 12 --seed 7"
   "readout-is-all|--d-in 2 --seq 4 --r 4 --n-out 2 --n-cls 2 --seed 8"
+  "long-causal-blocks|--vocab 9 --seq 150 --positions 160 --r 20 --n-out 4 --n-cls 2 --freeze-attn 0 --layers 2 --d-model 16 --heads 2 --seed 9"
 )
 torch_cases "$RUNNER" "$W" "$T" "${cases[@]}"
 

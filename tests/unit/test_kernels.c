@@ -178,12 +178,12 @@ static void test_gelu_fd(void **state) {
 // --- attention ---
 typedef struct {
   int B, T, q0, C, NH;
-  float *qkv, *y, *att, *dy;
+  float *qkv, *y, *att, *dy, *work;
   fpt_dropout d;
 } att_ctx;
 static double att_loss(void *c) {
   att_ctx *k = c;
-  attention_forward(k->y, k->att, k->qkv, k->B, k->T, k->q0, k->C, k->NH, &k->d, 42);
+  attention_forward(k->y, k->att, k->qkv, k->B, k->T, k->q0, k->C, k->NH, &k->d, 42, k->work);
   return dot(k->y, k->dy, (size_t)k->B * (k->T - k->q0) * k->C);
 }
 static void attention_case(int q0, float p) {
@@ -195,11 +195,12 @@ static void attention_case(int q0, float p) {
   k.y = fpt_alloc_floats(ny);
   k.dy = fpt_alloc_floats(ny);
   k.att = fpt_alloc_floats((size_t)k.B * k.NH * (k.T - q0) * k.T);
+  k.work = fpt_alloc_floats(fpt_attention_work(k.T));
   fill_normal(k.qkv, nq, 11, 1);
   fill_normal(k.dy, ny, 12, 1);
   att_loss(&k);
   float *dqkv = fpt_alloc_floats(nq);
-  attention_backward(dqkv, k.dy, k.qkv, k.att, k.B, k.T, q0, k.C, k.NH, &k.d, 42);
+  attention_backward(dqkv, k.dy, k.qkv, k.att, k.B, k.T, q0, k.C, k.NH, &k.d, 42, k.work);
   assert_true(fd_check(k.qkv, nq, dqkv, att_loss, &k) < TOL);
   // Causality: the output of query i must not depend on keys/values j > i.
   float *y0 = fpt_alloc_floats(ny);
@@ -213,15 +214,70 @@ static void attention_case(int q0, float p) {
   free(k.y);
   free(k.dy);
   free(k.att);
+  free(k.work);
   free(dqkv);
   free(y0);
 }
 static void test_attention_fd(void **state) {
   (void)state;
-  attention_case(0, 0.0f);
-  attention_case(4, 0.0f);
-  attention_case(0, 0.3f);
-  attention_case(3, 0.3f);
+  // One block (T <= block), then blocks of 2 and 4 rows over T = 6.
+  for (int blk = 64; blk >= 2; blk = blk == 64 ? 4 : blk / 2) {
+    fpt_attention_block = blk;
+    attention_case(0, 0.0f);
+    attention_case(4, 0.0f);
+    attention_case(0, 0.3f);
+    attention_case(3, 0.3f);
+  }
+  fpt_attention_block = 64;
+}
+
+// Blocked attention (keys above the diagonal skipped) = one block over all T.
+static void test_attention_blocks(void **state) {
+  (void)state;
+  int B = 2, T = 13, C = 12, NH = 3;
+  int64_t sample[2] = {5, 9};
+  size_t nq = (size_t)B * T * 3 * C;
+  float *qkv = fpt_alloc_floats(nq), *dy = fpt_alloc_floats((size_t)B * T * C);
+  fill_normal(qkv, nq, 21, 1);
+  fill_normal(dy, (size_t)B * T * C, 22, 1);
+  for (int q0 = 0; q0 <= 8; q0 += 8)
+    for (int drop = 0; drop < 2; drop++) {
+      fpt_dropout d = {drop ? 0.25f : 0.0f, 3, 1, sample};
+      int Tq = T - q0;
+      size_t ny = (size_t)B * Tq * C, na = (size_t)B * NH * Tq * T;
+      float *ref[3], *got[3];
+      for (int run = 0; run < 5; run++) {
+        static const int blocks[5] = {64, 1, 3, 4, 5};
+        fpt_attention_block = blocks[run];
+        float *y = fpt_alloc_floats(ny), *att = fpt_alloc_floats(na), *dq = fpt_alloc_floats(nq);
+        size_t nw = fpt_attention_work(T);
+        float *work = fpt_alloc_floats(nw);
+        // Stale values where the kernel must not read: the results may not change.
+        fill_normal(work, nw, 30 + run, 1e3f);
+        fill_normal(att, na, 40 + run, 1e3f);
+        attention_forward(y, att, qkv, B, T, q0, C, NH, &d, 7, work);
+        attention_backward(dq, dy, qkv, att, B, T, q0, C, NH, &d, 7, work);
+        free(work);
+        float **dst = run == 0 ? ref : got;
+        dst[0] = y, dst[1] = att, dst[2] = dq;
+        if (run == 0)
+          continue;
+        size_t n[3] = {ny, na, nq};
+        for (int t = 0; t < 3; t++)
+          for (size_t i = 0; i < n[t]; i++) {
+            if (t == 1 && (int)(i % T) > q0 + (int)(i / T % Tq)) // att: keys after the query's own
+              continue;
+            assert_float_equal(got[t][i], ref[t][i], 1e-5 * (fabsf(ref[t][i]) + 1));
+          }
+        for (int t = 0; t < 3; t++)
+          free(got[t]);
+      }
+      for (int t = 0; t < 3; t++)
+        free(ref[t]);
+    }
+  fpt_attention_block = 64;
+  free(qkv);
+  free(dy);
 }
 
 // --- cross-entropy ---
@@ -279,9 +335,13 @@ static void test_adam(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_linear_fd),    cmocka_unit_test(test_layernorm_fd),
-      cmocka_unit_test(test_gelu_fd),      cmocka_unit_test(test_attention_fd),
-      cmocka_unit_test(test_crossentropy), cmocka_unit_test(test_gemm),
+      cmocka_unit_test(test_linear_fd),
+      cmocka_unit_test(test_layernorm_fd),
+      cmocka_unit_test(test_gelu_fd),
+      cmocka_unit_test(test_attention_fd),
+      cmocka_unit_test(test_attention_blocks),
+      cmocka_unit_test(test_crossentropy),
+      cmocka_unit_test(test_gemm),
       cmocka_unit_test(test_adam),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
