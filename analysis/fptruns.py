@@ -242,10 +242,19 @@ def expected_seeds(runs, params=None):
     return exp
 
 
+def expected_count(runs, params, task, arm):
+    """How many seeds a (task, arm) cell should have: PARAMS' lines for it when it
+    has any (an arm may run fewer seeds), else the task's expected seeds."""
+    listed = {s for t, a, s in params or [] if t == task and a == arm}
+    return len(listed) if listed else len(expected_seeds(runs, params).get(task, ()))
+
+
 def missing_runs(runs, params=None):
-    """(task, arm, seed) with no run directory: a seed another arm of the task has,
-    or a line of PARAMS."""
+    """(task, arm, seed) with no run directory: a line of PARAMS, or without PARAMS
+    a seed another arm of the task has."""
     have = {(r.task, r.arm, r.seed) for r in runs}
+    if params:
+        return sorted(set(params) - have, key=lambda x: (task_key(x[0]), arm_key(x[1]), x[2]))
     exp = expected_seeds(runs, params)
     arms = {}
     for r in runs:
@@ -254,7 +263,6 @@ def missing_runs(runs, params=None):
     for task, seeds in exp.items():
         for arm in arms.get(task, set()):
             want.update((task, arm, s) for s in seeds)
-    want.update(params or [])
     return sorted(want - have, key=lambda x: (task_key(x[0]), arm_key(x[1]), x[2]))
 
 

@@ -82,7 +82,6 @@ NOTES = [
 
 
 def tables(runs, params=None):
-    exp = fr.expected_seeds(runs, params)
     tasks = sorted({r.task for r in runs} | set(fr.TASKS), key=fr.task_key)
     scores = {}
     for r in runs:
@@ -96,7 +95,7 @@ def tables(runs, params=None):
         out = []
         for arm in arms:
             label = fr.ARM_SHORT.get(arm, arm)
-            out.append([f"{label} (ours)"] + [cell(scores.get((t, arm), []), len(exp.get(t, ()))) for t in tasks])
+            out.append([f"{label} (ours)"] + [cell(scores.get((t, arm), []), fr.expected_count(runs, params, t, arm)) for t in tasks])
             if arm in fr.PAPER_ACC:
                 out.append([f"{label} (paper)"] + [fr.PAPER_ACC[arm].get(t, fr.NO_VALUE) for t in tasks])
         return out

@@ -174,6 +174,12 @@ expect_grep "$T" "Remote Homology column"
 expect_grep "$T" "100-bit patterns"
 check "no NaN or inf in the table" bash -c "! grep -qiw -e nan -e inf '$T'"
 check "no warnings (the cut last line is silently dropped)" test ! -s "$W/table.err"
+# With --params the lines are what is expected: an arm may run fewer seeds.
+printf 'task\tarm\tseed\tsteps\tbatch\tlr\teval_every\n' >"$W/p.tsv"
+printf 'listops\t%s\t%s\t1000\t16\t1e-3\t500\n' fpt 1 head 1 probe 1 probe 2 >>"$W/p.tsv"
+$PY "$A/results_table.py" "$S" --params "$W/p.tsv" -o "$W/tp.md" 2>"$W/tp.err"
+expect_grep "$W/tp.md" "- listops/probe/seed2: missing (no run directory)"
+check "--params: no missing seed that the file does not list" bash -c "! grep -q -e 'listops/head/seed2' -e 'bit-xor/stats/seed3' '$W/tp.md'"
 C=$W/runs.csv
 expect_line "$C" "task,arm,seed,selected_step,val_acc,test_acc,final_test_acc,steps_done,finished"
 expect_line "$C" "bit-xor,fpt,1,20,0.9,0.8,0.95,40,yes"
