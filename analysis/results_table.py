@@ -158,6 +158,9 @@ def main():
     ap.add_argument("--csv", metavar="FILE", help="also write one CSV line per run")
     ap.add_argument("--params", metavar="TSV",
                     help="experiments TSV (jobs/experiments.tsv): its runs count as expected, absent ones as missing")
+    ap.add_argument("--into", metavar="MD",
+                    help="also replace the block between '<!-- tables:begin -->' and '<!-- tables:end -->' of "
+                         "this Markdown file (docs/RESULTS.md) with the tables, headings one level down")
     a = ap.parse_args()
     runs = fr.load_runs(a.runs_dir)
     params = fr.read_params(a.params) if a.params else None
@@ -169,6 +172,27 @@ def main():
         sys.stdout.write(md)
     if a.csv:
         write_csv(runs, a.csv)
+    if a.into:
+        splice(a.into, md)
+
+
+def splice(path, md):
+    """Put md (its first heading dropped, the others one level down) between
+    the markers of path, atomically."""
+    begin, end = "<!-- tables:begin -->", "<!-- tables:end -->"
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    i, j = text.find(begin), text.find(end)
+    if i < 0 or j < i:
+        sys.exit(f"{path}: no '{begin}' ... '{end}' block")
+    lines = md.splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    body = "\n".join("#" + l if l.startswith("#") else l for l in lines).strip("\n")
+    out = text[:i + len(begin)] + "\n" + body + "\n" + text[j:]
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(out)
+    os.replace(path + ".tmp", path)
 
 
 if __name__ == "__main__":

@@ -180,6 +180,11 @@ printf 'listops\t%s\t%s\t1000\t16\t1e-3\t500\n' fpt 1 head 1 probe 1 probe 2 >>"
 $PY "$A/results_table.py" "$S" --params "$W/p.tsv" -o "$W/tp.md" 2>"$W/tp.err"
 expect_grep "$W/tp.md" "- listops/probe/seed2: missing (no run directory)"
 check "--params: no missing seed that the file does not list" bash -c "! grep -q -e 'listops/head/seed2' -e 'bit-xor/stats/seed3' '$W/tp.md'"
+# --into: the tables replace the block between the markers; the rest stays.
+printf 'before\n<!-- tables:begin -->\nold\n<!-- tables:end -->\nafter\n' >"$W/into.md"
+$PY "$A/results_table.py" "$S" --into "$W/into.md" >/dev/null 2>&1
+expect_line "$W/into.md" "### Table 10: output layer only (SGD, and exact) vs FPT"
+check "--into keeps the text around the block and drops the old one" bash -c "head -1 '$W/into.md' | grep -qx before && tail -1 '$W/into.md' | grep -qx after && ! grep -qx old '$W/into.md'"
 C=$W/runs.csv
 expect_line "$C" "task,arm,seed,selected_step,val_acc,test_acc,final_test_acc,steps_done,finished"
 expect_line "$C" "bit-xor,fpt,1,20,0.9,0.8,0.95,40,yes"
