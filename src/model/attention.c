@@ -43,6 +43,18 @@ static void key_blocks_tn(float *out, const float *P, const float *Y, int ldy, i
   }
 }
 
+// Over query blocks of QB rows, row block [i0, i0+m) against the nk = q0+i0+m
+// keys it can see: scores = alpha A B^T (trans_b: A (Tq,hs), B (T,hs), out
+// (Tq,T)), or out = A B (A (Tq,T) zero after the visible keys, B (T,hs)).
+static void query_blocks(int trans_b, int Tq, int q0, int hs, int QB, float alpha, const float *A,
+                         int lda, const float *Bm, int ldb, float *out, int ldo) {
+  for (int i0 = 0; i0 < Tq; i0 += QB) {
+    int m = Tq - i0 < QB ? Tq - i0 : QB, nk = q0 + i0 + m;
+    fpt_gemm1(0, trans_b, m, trans_b ? nk : hs, trans_b ? hs : nk, alpha, A + (size_t)i0 * lda, lda,
+              Bm, ldb, 0.0f, out + (size_t)i0 * ldo, ldo);
+  }
+}
+
 void attention_forward(float *out, float *att, const float *qkv, int B, int T, int q0, int C,
                        int NH, const fpt_dropout *d, uint32_t site, float *work) {
   int hs = C / NH, Tq = T - q0, C3 = 3 * C, QB = fpt_attention_block;
@@ -58,11 +70,7 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
       const float *k = qkv + (size_t)b * T * C3 + C + h * hs;
       const float *v = k + C;
       float *p = att + (size_t)bh * Tq * T;
-      for (int i0 = 0; i0 < Tq; i0 += QB) {
-        int m = Tq - i0 < QB ? Tq - i0 : QB, nk = q0 + i0 + m;
-        fpt_gemm1(0, 1, m, nk, hs, scale, q + (size_t)i0 * C3, C3, k, C3, 0.0f, p + (size_t)i0 * T,
-                  T);
-      }
+      query_blocks(1, Tq, q0, hs, QB, scale, q, C3, k, C3, p, T);
       for (int i = 0; i < Tq; i++) {
         float *row = p + (size_t)i * T;
         int n = q0 + i + 1; // keys 0..q0+i are visible
@@ -89,12 +97,7 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
         dropout_apply_causal(pd, &db, site, Tq, h * T + q0, T, q0 + 1);
         pv = pd;
       }
-      float *o = out + (size_t)b * Tq * C + h * hs;
-      for (int i0 = 0; i0 < Tq; i0 += QB) {
-        int m = Tq - i0 < QB ? Tq - i0 : QB, nk = q0 + i0 + m;
-        fpt_gemm1(0, 0, m, hs, nk, 1.0f, pv + (size_t)i0 * T, T, v, C3, 0.0f, o + (size_t)i0 * C,
-                  C);
-      }
+      query_blocks(0, Tq, q0, hs, QB, 1.0f, pv, T, v, C3, out + (size_t)b * Tq * C + h * hs, C);
     }
   }
 }
@@ -125,11 +128,7 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
         db.sample = &one;
       }
       // dPd = dY V^T
-      for (int i0 = 0; i0 < Tq; i0 += QB) {
-        int m = Tq - i0 < QB ? Tq - i0 : QB, nk = q0 + i0 + m;
-        fpt_gemm1(0, 1, m, nk, hs, 1.0f, dy + (size_t)i0 * C, C, v, C3, 0.0f, dp + (size_t)i0 * T,
-                  T);
-      }
+      query_blocks(1, Tq, q0, hs, QB, 1.0f, dy, C, v, C3, dp, T);
       const float *pv = p;
       if (drop) {
         copy_rows(pd, p, Tq, T, q0, QB);
@@ -153,11 +152,7 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
       }
       for (int t = 0; t < q0; t++)
         memset(dq + (size_t)t * C3, 0, sizeof(float) * hs);
-      for (int i0 = 0; i0 < Tq; i0 += QB) {
-        int m = Tq - i0 < QB ? Tq - i0 : QB, nk = q0 + i0 + m;
-        fpt_gemm1(0, 0, m, hs, nk, 1.0f, dp + (size_t)i0 * T, T, k, C3, 0.0f,
-                  dq + (size_t)(q0 + i0) * C3, C3);
-      }
+      query_blocks(0, Tq, q0, hs, QB, 1.0f, dp, T, k, C3, dq + (size_t)q0 * C3, C3);
       key_blocks_tn(dk, dp, q, C3, T, q0, Tq, hs, C3, QB);
     }
   }
