@@ -52,10 +52,29 @@ typedef struct {
 // tensor: x *= mask / (1-p). Applying it to a gradient is its backward.
 void dropout_apply(float *x, const fpt_dropout *d, uint32_t site, int B, int rows, int row0,
                    int cols);
+// Keep bits of a row of `cols` elements: fpt_mask_words(cols) words, bit
+// c % 32 of word c / 32. The forward stores them so that the backward need
+// not draw the mask again.
+static inline size_t fpt_mask_words(int cols) { return ((size_t)cols + 31) / 32; }
+// out (B, rows, cols) = res + x * mask / (1-p), with the mask of dropout_apply,
+// in one pass. res (B, res_rows, cols) contributes its last `rows` rows per
+// sample; NULL adds nothing (a masked copy). Without dropout, out = res + x.
+// bits (B * rows rows of keep bits), if not NULL, receives the mask.
+void dropout_forward(float *out, const float *x, const float *res, int res_rows,
+                     const fpt_dropout *d, uint32_t site, int B, int rows, int row0, int cols,
+                     uint32_t *bits);
+// Its backward: out (rows, cols) = x * mask / (1-p) from the stored bits
+// (a copy without dropout).
+void dropout_backward(float *out, const float *x, const uint32_t *bits, const fpt_dropout *d,
+                      int rows, int cols);
 // One sample's (rows, cols) block of a causal map, as dropout_apply with B = 1,
 // but row r only in its first n0 + r columns (the rest is zero, and stays so).
+// bits (rows rows of keep bits), if not NULL, receives the mask.
 void dropout_apply_causal(float *x, const fpt_dropout *d, uint32_t site, int rows, int row0,
-                          int cols, int n0);
+                          int cols, int n0, uint32_t *bits);
+// The same mask again, from bits stored by dropout_apply_causal.
+void dropout_causal_bits(float *x, const uint32_t *bits, const fpt_dropout *d, int rows, int cols,
+                         int n0);
 // The keep decision for element idx of (sample, site); exposed for tests.
 int dropout_keep(const fpt_dropout *d, uint32_t site, int64_t sample, uint64_t idx);
 
@@ -63,18 +82,21 @@ int dropout_keep(const fpt_dropout *d, uint32_t site, int64_t sample, uint64_t i
 // Only queries [q0, T) are computed: out (B,Tq,C), att (B,NH,Tq,T) holds the
 // softmax probabilities before dropout. Row i is defined on keys [0, q0+i]
 // and zero for fpt_attention_block keys after; later keys are not written.
+// With dropout, mask (B*NH*Tq rows of fpt_mask_words(T) keep bits) receives
+// the attention dropout mask for the backward.
 // work: fpt_attention_work(T) floats, scratch (no allocation per call).
-void attention_forward(float *out, float *att, const float *qkv, int B, int T, int q0, int C,
-                       int NH, const fpt_dropout *d, uint32_t site, float *work);
+void attention_forward(float *out, float *att, uint32_t *mask, const float *qkv, int B, int T,
+                       int q0, int C, int NH, const fpt_dropout *d, uint32_t site, float *work);
 size_t fpt_attention_work(int T);
-// dqkv (B,T,3C) overwritten from dout (B,Tq,C).
+// dqkv (B,T,3C) overwritten from dout (B,Tq,C), att and mask as the forward
+// left them.
 // The score and probability GEMMs run in blocks of fpt_attention_block query
 // (or key) rows and skip the keys above the diagonal: half the work at long T.
 // T <= the block size is one block. Tests set it small.
 extern int fpt_attention_block;
-void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B,
-                        int T, int q0, int C, int NH, const fpt_dropout *d, uint32_t site,
-                        float *work);
+void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
+                        const uint32_t *mask, int B, int T, int q0, int C, int NH,
+                        const fpt_dropout *d, float *work);
 
 // Cross-entropy over rows of logits (N, n_cls) with targets (N). Returns the
 // summed loss; *correct gets the number of argmax hits. If dlogits is not

@@ -130,6 +130,9 @@ typedef struct {
 typedef struct {
   float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *h1;
   float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu, *h2;
+  // Dropout keep bits of the forward, for the backward (fpt_mask_words):
+  // attention maps (B*NH*Tq rows of T), attention and MLP outputs (B*Tq rows of C).
+  uint32_t *mask_att, *mask_attn_out, *mask_mlp_out;
 } fpt_block_acts;
 
 typedef struct {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "fpt/check.h"
+#include "fpt/fastmath.h"
 #include "fpt/kernels.h"
 
 // Each (sample, head) pair is one task; OpenBLAS does not thread these small
@@ -55,8 +56,25 @@ static void query_blocks(int trans_b, int Tq, int q0, int hs, int QB, float alph
   }
 }
 
-void attention_forward(float *out, float *att, const float *qkv, int B, int T, int q0, int C,
-                       int NH, const fpt_dropout *d, uint32_t site, float *work) {
+// row[0, n) = softmax(row[0, n)); vector reductions and a vector exp.
+static void softmax_row(float *row, int n) {
+  float mx = row[0];
+#pragma omp simd reduction(max : mx)
+  for (int j = 1; j < n; j++)
+    mx = row[j] > mx ? row[j] : mx;
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int j = 0; j < n; j++) {
+    row[j] = fpt_exp_fast(row[j] - mx);
+    sum += row[j];
+  }
+  float inv = 1.0f / sum;
+  for (int j = 0; j < n; j++)
+    row[j] *= inv;
+}
+
+void attention_forward(float *out, float *att, uint32_t *mask, const float *qkv, int B, int T,
+                       int q0, int C, int NH, const fpt_dropout *d, uint32_t site, float *work) {
   int hs = C / NH, Tq = T - q0, C3 = 3 * C, QB = fpt_attention_block;
   float scale = 1.0f / sqrtf((float)hs);
   int drop = d && d->p > 0.0f;
@@ -74,17 +92,7 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
       for (int i = 0; i < Tq; i++) {
         float *row = p + (size_t)i * T;
         int n = q0 + i + 1; // keys 0..q0+i are visible
-        float mx = row[0];
-        for (int j = 1; j < n; j++)
-          mx = row[j] > mx ? row[j] : mx;
-        float sum = 0.0f;
-        for (int j = 0; j < n; j++) {
-          row[j] = expf(row[j] - mx);
-          sum += row[j];
-        }
-        float inv = 1.0f / sum;
-        for (int j = 0; j < n; j++)
-          row[j] *= inv;
+        softmax_row(row, n);
         zero_tail(row, n, T, QB);
       }
       const float *pv = p;
@@ -94,7 +102,8 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
         fpt_dropout db = *d;
         db.sample = &one;
         // Element index of the mask: (head, query, key) of the full T x T map.
-        dropout_apply_causal(pd, &db, site, Tq, h * T + q0, T, q0 + 1);
+        dropout_apply_causal(pd, &db, site, Tq, h * T + q0, T, q0 + 1,
+                             mask + (size_t)bh * Tq * fpt_mask_words(T));
         pv = pd;
       }
       query_blocks(0, Tq, q0, hs, QB, 1.0f, pv, T, v, C3, out + (size_t)b * Tq * C + h * hs, C);
@@ -102,9 +111,9 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
   }
 }
 
-void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B,
-                        int T, int q0, int C, int NH, const fpt_dropout *d, uint32_t site,
-                        float *work) {
+void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
+                        const uint32_t *mask, int B, int T, int q0, int C, int NH,
+                        const fpt_dropout *d, float *work) {
   int hs = C / NH, Tq = T - q0, C3 = 3 * C, QB = fpt_attention_block;
   float scale = 1.0f / sqrtf((float)hs);
   int drop = d && d->p > 0.0f;
@@ -121,19 +130,14 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
       float *dk = dq + C, *dv = dq + 2 * C;
       const float *p = att + (size_t)bh * Tq * T;
       const float *dy = dout + (size_t)b * Tq * C + h * hs;
-      int64_t one = d ? d->sample[b] : 0;
-      fpt_dropout db;
-      if (drop) {
-        db = *d;
-        db.sample = &one;
-      }
+      const uint32_t *bits = drop ? mask + (size_t)bh * Tq * fpt_mask_words(T) : NULL;
       // dPd = dY V^T
       query_blocks(1, Tq, q0, hs, QB, 1.0f, dy, C, v, C3, dp, T);
       const float *pv = p;
       if (drop) {
         copy_rows(pd, p, Tq, T, q0, QB);
-        dropout_apply_causal(pd, &db, site, Tq, h * T + q0, T, q0 + 1);
-        dropout_apply_causal(dp, &db, site, Tq, h * T + q0, T, q0 + 1);
+        dropout_causal_bits(pd, bits, d, Tq, T, q0 + 1);
+        dropout_causal_bits(dp, bits, d, Tq, T, q0 + 1);
         pv = pd;
       }
       // dV = Pd^T dY, by key blocks: query rows below a key block's first key see none of it.
@@ -144,6 +148,7 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
         float *dr = dp + (size_t)i * T;
         int n = q0 + i + 1;
         float s = 0.0f;
+#pragma omp simd reduction(+ : s)
         for (int j = 0; j < n; j++)
           s += pr[j] * dr[j];
         for (int j = 0; j < n; j++)

@@ -1,3 +1,5 @@
+#include <string.h>
+
 #include "fpt/kernels.h"
 #include "fpt/rng.h"
 
@@ -6,14 +8,20 @@ static fpt_stream stream_of(const fpt_dropout *d, uint32_t site, int64_t sample)
   return s;
 }
 
+static int dropout_on(const fpt_dropout *d) { return d && d->p > 0.0f; }
+static uint32_t threshold(const fpt_dropout *d) { return (uint32_t)((double)d->p * 4294967296.0); }
+static float keep_scale(const fpt_dropout *d) { return 1.0f / (1.0f - d->p); }
+
 int dropout_keep(const fpt_dropout *d, uint32_t site, int64_t sample, uint64_t idx) {
-  uint32_t thr = (uint32_t)((double)d->p * 4294967296.0);
-  return fpt_stream_u32(stream_of(d, site, sample), idx) >= thr;
+  return fpt_stream_u32(stream_of(d, site, sample), idx) >= threshold(d);
 }
 
-// Row xr (elements base.. of the mask stream), its first n columns.
-static void mask_row(float *xr, fpt_stream s, uint64_t base, int n, uint32_t thr, float scale) {
-  enum { SPAN = 1024 }; // elements per batch of mask bits
+// out = res + mask(x) / (1-p) (res may be NULL) for the first n elements of
+// a row, elements base.. of the mask stream; out may alias x. With bits, the
+// keep decisions are also stored (bit c % 32 of word c / 32).
+static void mask_row(float *out, const float *x, const float *res, fpt_stream s, uint64_t base,
+                     int n, uint32_t thr, float scale, uint32_t *bits) {
+  enum { SPAN = 1024 }; // elements per batch of mask bits (a multiple of 32)
   uint32_t u[SPAN + 8];
   for (int c0 = 0; c0 < n; c0 += SPAN) {
     int w = n - c0 < SPAN ? n - c0 : SPAN;
@@ -21,33 +29,98 @@ static void mask_row(float *xr, fpt_stream s, uint64_t base, int n, uint32_t thr
     uint64_t first = e0 >> 2, last = (e0 + (uint64_t)w - 1) >> 2;
     fpt_stream_blocks(s, (uint32_t)first, (int)(last - first + 1), u);
     const uint32_t *m = u + (e0 & 3);
-    float *xc = xr + c0;
-    for (int c = 0; c < w; c++)
-      xc[c] = m[c] >= thr ? xc[c] * scale : 0.0f;
+    const float *xc = x + c0;
+    float *oc = out + c0;
+    if (res) {
+      const float *rc = res + c0;
+      for (int c = 0; c < w; c++)
+        oc[c] = rc[c] + (m[c] >= thr ? xc[c] * scale : 0.0f);
+    } else {
+      for (int c = 0; c < w; c++)
+        oc[c] = m[c] >= thr ? xc[c] * scale : 0.0f;
+    }
+    if (bits)
+      for (int k = 0; k < (w + 31) / 32; k++) {
+        int e = w - 32 * k < 32 ? w - 32 * k : 32;
+        uint32_t word = 0;
+        for (int j = 0; j < e; j++)
+          word |= (uint32_t)(m[32 * k + j] >= thr) << j;
+        bits[c0 / 32 + k] = word;
+      }
   }
+}
+
+// out = x * (stored keep bit) * scale for the first n elements of a row.
+static void bits_row(float *out, const float *x, const uint32_t *bits, int n, float scale) {
+  for (int c = 0; c < n; c++)
+    out[c] = (bits[c >> 5] >> (c & 31)) & 1u ? x[c] * scale : 0.0f;
+}
+
+void dropout_forward(float *out, const float *x, const float *res, int res_rows,
+                     const fpt_dropout *d, uint32_t site, int B, int rows, int row0, int cols,
+                     uint32_t *bits) {
+  int on = dropout_on(d);
+  if (!on && !res) {
+    if (out != x)
+      memcpy(out, x, sizeof(float) * B * rows * cols);
+    return;
+  }
+  uint32_t thr = on ? threshold(d) : 0;
+  float scale = on ? keep_scale(d) : 1.0f;
+  size_t nw = fpt_mask_words(cols);
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < B; b++)
+    for (int r = 0; r < rows; r++) {
+      size_t row = (size_t)b * rows + r, i = row * cols;
+      const float *rr = res ? res + ((size_t)b * res_rows + res_rows - rows + r) * cols : NULL;
+      if (on) {
+        mask_row(out + i, x + i, rr, stream_of(d, site, d->sample[b]), (uint64_t)(row0 + r) * cols,
+                 cols, thr, scale, bits ? bits + row * nw : NULL);
+      } else {
+        for (int c = 0; c < cols; c++)
+          out[i + c] = rr[c] + x[i + c];
+      }
+    }
 }
 
 void dropout_apply(float *x, const fpt_dropout *d, uint32_t site, int B, int rows, int row0,
                    int cols) {
-  if (!d || d->p <= 0.0f)
+  if (dropout_on(d))
+    dropout_forward(x, x, NULL, 0, d, site, B, rows, row0, cols, NULL);
+}
+
+void dropout_backward(float *out, const float *x, const uint32_t *bits, const fpt_dropout *d,
+                      int rows, int cols) {
+  if (!dropout_on(d)) {
+    if (out != x)
+      memcpy(out, x, sizeof(float) * rows * cols);
     return;
-  uint32_t thr = (uint32_t)((double)d->p * 4294967296.0);
-  float scale = 1.0f / (1.0f - d->p);
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int b = 0; b < B; b++)
-    for (int r = 0; r < rows; r++)
-      mask_row(x + ((size_t)b * rows + r) * cols, stream_of(d, site, d->sample[b]),
-               (uint64_t)(row0 + r) * cols, cols, thr, scale);
+  }
+  float scale = keep_scale(d);
+  size_t nw = fpt_mask_words(cols);
+#pragma omp parallel for schedule(static)
+  for (int r = 0; r < rows; r++)
+    bits_row(out + (size_t)r * cols, x + (size_t)r * cols, bits + r * nw, cols, scale);
 }
 
 void dropout_apply_causal(float *x, const fpt_dropout *d, uint32_t site, int rows, int row0,
-                          int cols, int n0) {
-  if (!d || d->p <= 0.0f)
+                          int cols, int n0, uint32_t *bits) {
+  if (!dropout_on(d))
     return;
-  uint32_t thr = (uint32_t)((double)d->p * 4294967296.0);
-  float scale = 1.0f / (1.0f - d->p);
+  size_t nw = fpt_mask_words(cols);
   fpt_stream s = stream_of(d, site, d->sample[0]);
   for (int r = 0; r < rows; r++)
-    mask_row(x + (size_t)r * cols, s, (uint64_t)(row0 + r) * cols, n0 + r < cols ? n0 + r : cols,
-             thr, scale);
+    mask_row(x + (size_t)r * cols, x + (size_t)r * cols, NULL, s, (uint64_t)(row0 + r) * cols,
+             n0 + r < cols ? n0 + r : cols, threshold(d), keep_scale(d),
+             bits ? bits + r * nw : NULL);
+}
+
+void dropout_causal_bits(float *x, const uint32_t *bits, const fpt_dropout *d, int rows, int cols,
+                         int n0) {
+  if (!dropout_on(d))
+    return;
+  size_t nw = fpt_mask_words(cols);
+  for (int r = 0; r < rows; r++)
+    bits_row(x + (size_t)r * cols, x + (size_t)r * cols, bits + r * nw,
+             n0 + r < cols ? n0 + r : cols, keep_scale(d));
 }

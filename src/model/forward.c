@@ -1,3 +1,4 @@
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,9 @@ int fpt_acts_create(fpt_acts *a, const fpt_model *m, int B, int l0, int l1, int 
     k->fch = fpt_alloc_floats(BQ * 4 * C);
     k->fch_gelu = fpt_alloc_floats(BQ * 4 * C);
     k->h2 = fpt_alloc_floats(BQ * C);
+    k->mask_att = fpt_calloc(BQ * NH * fpt_mask_words(T), sizeof(uint32_t));
+    k->mask_attn_out = fpt_calloc(BQ * fpt_mask_words(C), sizeof(uint32_t));
+    k->mask_mlp_out = fpt_calloc(BQ * fpt_mask_words(C), sizeof(uint32_t));
   }
   if (has_head) {
     size_t BR = (size_t)B * m->task.r;
@@ -65,8 +69,11 @@ void fpt_acts_free(fpt_acts *a) {
   for (int l = a->l0; l < a->l1; l++) {
     fpt_block_acts *k = &a->blk[l - a->l0];
     float **f = &k->ln1;
-    for (size_t i = 0; i < sizeof *k / sizeof(float *); i++)
+    for (size_t i = 0; i < offsetof(fpt_block_acts, mask_att) / sizeof(float *); i++)
       free(f[i]);
+    free(k->mask_att);
+    free(k->mask_attn_out);
+    free(k->mask_mlp_out);
   }
   free(a->blk);
   float *all[] = {a->h0,      a->xin,  a->lnf,   a->lnf_mean, a->lnf_rstd, a->logits,
@@ -109,19 +116,6 @@ void fpt_input_forward(const fpt_model *m, fpt_acts *a, const fpt_batch *b, cons
   dropout_apply(a->h0, &d, fpt_dropout_site(-1, FPT_DROP_EMBD), B, T, 0, C);
 }
 
-// out (B,Tq,C) = h (B,T,C) rows [q0,T) + y (B,Tq,C)
-static void residual_add(float *out, const float *h, int T, int q0, const float *y, int B, int C) {
-  int Tq = T - q0;
-#pragma omp parallel for schedule(static)
-  for (int i = 0; i < B * Tq; i++) {
-    const float *hr = h + ((size_t)(i / Tq) * T + q0 + i % Tq) * C;
-    const float *yr = y + (size_t)i * C;
-    float *o = out + (size_t)i * C;
-    for (int c = 0; c < C; c++)
-      o[c] = hr[c] + yr[c];
-  }
-}
-
 void fpt_block_forward(const fpt_model *m, fpt_acts *a, int l, const float *h_in,
                        const fpt_batch *b, const fpt_pass *p) {
   const fpt_block *w = &m->blocks[l];
@@ -146,17 +140,17 @@ void fpt_block_forward(const fpt_model *m, fpt_acts *a, int l, const float *h_in
       fpt_gemm(0, 0, Tq, C, C, 1.0f, k->ln1 + ((size_t)bb * T + q0) * C, C, w->qkv_w.w, C3, 1.0f,
                k->qkv + ((size_t)bb * T + q0) * C3, C3);
   }
-  attention_forward(k->atty, k->att, k->qkv, B, T, q0, C, NH, &d,
+  attention_forward(k->atty, k->att, k->mask_att, k->qkv, B, T, q0, C, NH, &d,
                     fpt_dropout_site(l, FPT_DROP_ATTN), a->att_work);
   linear_forward(k->h1, k->atty, w->ap_w.w, w->ap_b.w, BQ, C, C);
-  dropout_apply(k->h1, &d, fpt_dropout_site(l, FPT_DROP_ATTN_OUT), B, Tq, q0, C);
-  residual_add(k->h1, h, T, q0, k->h1, B, C);
+  dropout_forward(k->h1, k->h1, h, T, &d, fpt_dropout_site(l, FPT_DROP_ATTN_OUT), B, Tq, q0, C,
+                  k->mask_attn_out);
   layernorm_forward(k->ln2, k->ln2_mean, k->ln2_rstd, k->h1, w->ln2_w.w, w->ln2_b.w, BQ, C, eps);
   linear_forward(k->fch, k->ln2, w->fc_w.w, w->fc_b.w, BQ, C, 4 * C);
   gelu_forward(k->fch_gelu, k->fch, (size_t)BQ * 4 * C);
   linear_forward(k->h2, k->fch_gelu, w->fp_w.w, w->fp_b.w, BQ, 4 * C, C);
-  dropout_apply(k->h2, &d, fpt_dropout_site(l, FPT_DROP_MLP_OUT), B, Tq, q0, C);
-  residual_add(k->h2, k->h1, Tq, 0, k->h2, B, C);
+  dropout_forward(k->h2, k->h2, k->h1, Tq, &d, fpt_dropout_site(l, FPT_DROP_MLP_OUT), B, Tq, q0, C,
+                  k->mask_mlp_out);
 }
 
 double fpt_head_forward_backward(const fpt_model *m, fpt_acts *a, const float *h_last,
@@ -199,8 +193,7 @@ void fpt_block_backward(const fpt_model *m, fpt_acts *a, int l, const float *h_i
   float *dres = a->dres; // d(h2), (B,Tq,C); becomes d(h1) in place
 
   // MLP branch: h2 = h1 + drop(gelu(ln2 . Wfc + bfc) . Wp + bp)
-  memcpy(a->dtmp, dres, sizeof(float) * BQ * C);
-  dropout_apply(a->dtmp, &d, fpt_dropout_site(l, FPT_DROP_MLP_OUT), B, Tq, q0, C);
+  dropout_backward(a->dtmp, dres, k->mask_mlp_out, &d, BQ, C);
   linear_backward(a->dfch2, w->fp_w.g, w->fp_b.g, a->dtmp, k->fch_gelu, w->fp_w.w, BQ, 4 * C, C);
   gelu_backward(a->dfch, k->fch, a->dfch2, (size_t)BQ * 4 * C);
   linear_backward(a->dln, w->fc_w.g, w->fc_b.g, a->dfch, k->ln2, w->fc_w.w, BQ, C, 4 * C);
@@ -208,11 +201,10 @@ void fpt_block_backward(const fpt_model *m, fpt_acts *a, int l, const float *h_i
                      k->ln2_rstd, BQ, C);
 
   // Attention branch: h1 = h[q0:] + drop(attn(ln1 . Wqkv + b) . Wa + ba)
-  memcpy(a->dtmp, dres, sizeof(float) * BQ * C);
-  dropout_apply(a->dtmp, &d, fpt_dropout_site(l, FPT_DROP_ATTN_OUT), B, Tq, q0, C);
+  dropout_backward(a->dtmp, dres, k->mask_attn_out, &d, BQ, C);
   linear_backward(a->datty, w->ap_w.g, w->ap_b.g, a->dtmp, k->atty, w->ap_w.w, BQ, C, C);
-  attention_backward(a->dqkv, a->datty, k->qkv, k->att, B, T, q0, C, NH, &d,
-                     fpt_dropout_site(l, FPT_DROP_ATTN), a->att_work);
+  attention_backward(a->dqkv, a->datty, k->qkv, k->att, k->mask_att, B, T, q0, C, NH, &d,
+                     a->att_work);
   int need_ln1 = need_dinput || w->ln1_w.g || w->ln1_b.g;
   linear_backward(need_ln1 ? a->dln : NULL, w->qkv_w.g, w->qkv_b.g, a->dqkv, k->ln1, w->qkv_w.w,
                   B * T, C, 3 * C);

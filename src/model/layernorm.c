@@ -12,10 +12,12 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
     const float *x = inp + (size_t)i * C;
     float *y = out + (size_t)i * C;
     float m = 0.0f;
+#pragma omp simd reduction(+ : m)
     for (int c = 0; c < C; c++)
       m += x[c];
     m /= C;
     float v = 0.0f;
+#pragma omp simd reduction(+ : v)
     for (int c = 0; c < C; c++) {
       float d = x[c] - m;
       v += d * d;
@@ -38,6 +40,7 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, co
       float *dx = dinp + (size_t)i * C;
       float m = mean[i], s = rstd[i];
       float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
+#pragma omp simd reduction(+ : dnorm_mean, dnorm_norm_mean)
       for (int c = 0; c < C; c++) {
         float xhat = (x[c] - m) * s, dn = w[c] * dy[c];
         dnorm_mean += dn;

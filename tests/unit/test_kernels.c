@@ -179,11 +179,13 @@ static void test_gelu_fd(void **state) {
 typedef struct {
   int B, T, q0, C, NH;
   float *qkv, *y, *att, *dy, *work;
+  uint32_t *mask;
   fpt_dropout d;
 } att_ctx;
 static double att_loss(void *c) {
   att_ctx *k = c;
-  attention_forward(k->y, k->att, k->qkv, k->B, k->T, k->q0, k->C, k->NH, &k->d, 42, k->work);
+  attention_forward(k->y, k->att, k->mask, k->qkv, k->B, k->T, k->q0, k->C, k->NH, &k->d, 42,
+                    k->work);
   return dot(k->y, k->dy, (size_t)k->B * (k->T - k->q0) * k->C);
 }
 static void attention_case(int q0, float p) {
@@ -196,11 +198,12 @@ static void attention_case(int q0, float p) {
   k.dy = fpt_alloc_floats(ny);
   k.att = fpt_alloc_floats((size_t)k.B * k.NH * (k.T - q0) * k.T);
   k.work = fpt_alloc_floats(fpt_attention_work(k.T));
+  k.mask = fpt_calloc((size_t)k.B * k.NH * (k.T - q0) * fpt_mask_words(k.T), sizeof(uint32_t));
   fill_normal(k.qkv, nq, 11, 1);
   fill_normal(k.dy, ny, 12, 1);
   att_loss(&k);
   float *dqkv = fpt_alloc_floats(nq);
-  attention_backward(dqkv, k.dy, k.qkv, k.att, k.B, k.T, q0, k.C, k.NH, &k.d, 42, k.work);
+  attention_backward(dqkv, k.dy, k.qkv, k.att, k.mask, k.B, k.T, q0, k.C, k.NH, &k.d, k.work);
   assert_true(fd_check(k.qkv, nq, dqkv, att_loss, &k) < TOL);
   // Causality: the output of query i must not depend on keys/values j > i.
   float *y0 = fpt_alloc_floats(ny);
@@ -215,6 +218,7 @@ static void attention_case(int q0, float p) {
   free(k.dy);
   free(k.att);
   free(k.work);
+  free(k.mask);
   free(dqkv);
   free(y0);
 }
@@ -255,9 +259,14 @@ static void test_attention_blocks(void **state) {
         // Stale values where the kernel must not read: the results may not change.
         fill_normal(work, nw, 30 + run, 1e3f);
         fill_normal(att, na, 40 + run, 1e3f);
-        attention_forward(y, att, qkv, B, T, q0, C, NH, &d, 7, work);
-        attention_backward(dq, dy, qkv, att, B, T, q0, C, NH, &d, 7, work);
+        size_t nm = (size_t)B * NH * Tq * fpt_mask_words(T);
+        uint32_t *mask = fpt_calloc(nm, sizeof(uint32_t));
+        for (size_t i = 0; i < nm; i++)
+          mask[i] = 0x5a5a5a5au;
+        attention_forward(y, att, mask, qkv, B, T, q0, C, NH, &d, 7, work);
+        attention_backward(dq, dy, qkv, att, mask, B, T, q0, C, NH, &d, work);
         free(work);
+        free(mask);
         float **dst = run == 0 ? ref : got;
         dst[0] = y, dst[1] = att, dst[2] = dq;
         if (run == 0)

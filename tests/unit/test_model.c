@@ -86,6 +86,49 @@ static void test_dropout_mask(void **state) {
   free(w);
 }
 
+// dropout_forward (mask + residual in one pass, bits stored) and
+// dropout_backward (mask from the bits) against dropout_apply, which draws it.
+static void test_dropout_bits(void **state) {
+  (void)state;
+  int64_t samples[2] = {4, 9};
+  fpt_dropout d = {0.3f, 5, 2, samples};
+  int B = 2, T = 6, rows = 4, row0 = 2, C = 1100; // C > 1024: two batches of mask bits per row
+  size_t n = (size_t)B * rows * C, nr = (size_t)B * T * C, nw = B * rows * fpt_mask_words(C);
+  float *x = fpt_alloc_floats(n), *res = fpt_alloc_floats(nr), *want = fpt_alloc_floats(n);
+  float *got = fpt_alloc_floats(n), *g = fpt_alloc_floats(n);
+  uint32_t *bits = fpt_calloc(nw, sizeof(uint32_t));
+  for (size_t i = 0; i < n; i++)
+    x[i] = (float)(i % 97) - 40.0f;
+  for (size_t i = 0; i < nr; i++)
+    res[i] = 0.25f * (float)(i % 13);
+  memcpy(want, x, sizeof(float) * n);
+  dropout_apply(want, &d, 3, B, rows, row0, C);
+  for (int b = 0; b < B; b++)
+    for (int r = 0; r < rows; r++)
+      for (int c = 0; c < C; c++)
+        want[((size_t)b * rows + r) * C + c] += res[((size_t)b * T + T - rows + r) * C + c];
+  dropout_forward(got, x, res, T, &d, 3, B, rows, row0, C, bits);
+  assert_memory_equal(got, want, sizeof(float) * n);
+  // The backward of the mask from the stored bits = the mask drawn again.
+  memcpy(want, x, sizeof(float) * n);
+  dropout_apply(want, &d, 3, B, rows, row0, C);
+  dropout_backward(g, x, bits, &d, B * rows, C);
+  assert_memory_equal(g, want, sizeof(float) * n);
+  // Without dropout: a residual add, and a copy.
+  fpt_dropout off = {0.0f, 5, 2, samples};
+  dropout_forward(got, x, res, T, &off, 3, B, rows, row0, C, NULL);
+  assert_float_equal(got[(size_t)rows * C + 7],
+                     x[(size_t)rows * C + 7] + res[((size_t)T + T - rows) * C + 7], 0);
+  dropout_backward(g, x, NULL, &off, B * rows, C);
+  assert_memory_equal(g, x, sizeof(float) * n);
+  free(x);
+  free(res);
+  free(want);
+  free(got);
+  free(g);
+  free(bits);
+}
+
 static void test_orthogonal(void **state) {
   (void)state;
   int shapes[3][2] = {{5, 32}, {32, 5}, {16, 16}};
@@ -606,6 +649,7 @@ int main(void) {
       cmocka_unit_test(test_philox_kat),
       cmocka_unit_test(test_normal_moments),
       cmocka_unit_test(test_dropout_mask),
+      cmocka_unit_test(test_dropout_bits),
       cmocka_unit_test(test_orthogonal),
       cmocka_unit_test(test_model_fd_full),
       cmocka_unit_test(test_model_fd_default_freeze),
