@@ -67,14 +67,15 @@ void dropout_forward(float *out, const float *x, const float *res, int res_rows,
 // (a copy without dropout).
 void dropout_backward(float *out, const float *x, const uint32_t *bits, const fpt_dropout *d,
                       int rows, int cols);
-// One sample's (rows, cols) block of a causal map, as dropout_apply with B = 1,
-// but row r only in its first n0 + r columns (the rest is zero, and stays so).
-// bits (rows rows of keep bits), if not NULL, receives the mask.
-void dropout_apply_causal(float *x, const fpt_dropout *d, uint32_t site, int rows, int row0,
-                          int cols, int n0, uint32_t *bits);
+// One sample's (rows, cols) block of a causal map: out = x * mask / (1-p) as
+// dropout_apply with B = 1 would mask it, but row r only in its first n0 + r
+// columns (out is not written beyond). out may alias x. bits (rows rows of
+// keep bits), if not NULL, receives the mask.
+void dropout_apply_causal(float *out, const float *x, const fpt_dropout *d, uint32_t site, int rows,
+                          int row0, int cols, int n0, uint32_t *bits);
 // The same mask again, from bits stored by dropout_apply_causal.
-void dropout_causal_bits(float *x, const uint32_t *bits, const fpt_dropout *d, int rows, int cols,
-                         int n0);
+void dropout_causal_bits(float *out, const float *x, const uint32_t *bits, const fpt_dropout *d,
+                         int rows, int cols, int n0);
 // The keep decision for element idx of (sample, site); exposed for tests.
 int dropout_keep(const fpt_dropout *d, uint32_t site, int64_t sample, uint64_t idx);
 

@@ -24,12 +24,10 @@ static void zero_tail(float *row, int n, int T, int QB) {
     memset(row + n, 0, sizeof(float) * (end - n));
 }
 
-// dst = src for the (Tq, T) map's rows, each as far as zero_tail has zeroed it.
-static void copy_rows(float *dst, const float *src, int Tq, int T, int q0, int QB) {
-  for (int i = 0; i < Tq; i++) {
-    int end = q0 + i + 1 + QB < T ? q0 + i + 1 + QB : T;
-    memcpy(dst + (size_t)i * T, src + (size_t)i * T, sizeof(float) * end);
-  }
+// zero_tail on every row of a (Tq, T) map whose row i sees q0 + i + 1 keys.
+static void zero_tails(float *map, int Tq, int T, int q0, int QB) {
+  for (int i = 0; i < Tq; i++)
+    zero_tail(map + (size_t)i * T, q0 + i + 1, T, QB);
 }
 
 // out[j, :] = sum_i P[i, j] Y[i, :] for keys j of (T, hs) out (row stride
@@ -97,13 +95,13 @@ void attention_forward(float *out, float *att, uint32_t *mask, const float *qkv,
       }
       const float *pv = p;
       if (drop) {
-        copy_rows(pd, p, Tq, T, q0, QB);
         int64_t one = d->sample[b];
         fpt_dropout db = *d;
         db.sample = &one;
         // Element index of the mask: (head, query, key) of the full T x T map.
-        dropout_apply_causal(pd, &db, site, Tq, h * T + q0, T, q0 + 1,
+        dropout_apply_causal(pd, p, &db, site, Tq, h * T + q0, T, q0 + 1,
                              mask + (size_t)bh * Tq * fpt_mask_words(T));
+        zero_tails(pd, Tq, T, q0, QB);
         pv = pd;
       }
       query_blocks(0, Tq, q0, hs, QB, 1.0f, pv, T, v, C3, out + (size_t)b * Tq * C + h * hs, C);
@@ -135,9 +133,9 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
       query_blocks(1, Tq, q0, hs, QB, 1.0f, dy, C, v, C3, dp, T);
       const float *pv = p;
       if (drop) {
-        copy_rows(pd, p, Tq, T, q0, QB);
-        dropout_causal_bits(pd, bits, d, Tq, T, q0 + 1);
-        dropout_causal_bits(dp, bits, d, Tq, T, q0 + 1);
+        dropout_causal_bits(pd, p, bits, d, Tq, T, q0 + 1);
+        zero_tails(pd, Tq, T, q0, QB);
+        dropout_causal_bits(dp, dp, bits, d, Tq, T, q0 + 1);
         pv = pd;
       }
       // dV = Pd^T dY, by key blocks: query rows below a key block's first key see none of it.
