@@ -24,12 +24,6 @@ static void zero_tail(float *row, int n, int T, int QB) {
     memset(row + n, 0, sizeof(float) * (end - n));
 }
 
-// zero_tail on every row of a (Tq, T) map whose row i sees q0 + i + 1 keys.
-static void zero_tails(float *map, int Tq, int T, int q0, int QB) {
-  for (int i = 0; i < Tq; i++)
-    zero_tail(map + (size_t)i * T, q0 + i + 1, T, QB);
-}
-
 // out[j, :] = sum_i P[i, j] Y[i, :] for keys j of (T, hs) out (row stride
 // ldo), P (Tq, T) zero after each row's visible keys (zero_tail), Y (Tq, hs) (row stride ldy): per
 // block of QB keys only the query rows that can see them (i >= j0 - q0).
@@ -87,23 +81,24 @@ void attention_forward(float *out, float *att, uint32_t *mask, const float *qkv,
       const float *v = k + C;
       float *p = att + (size_t)bh * Tq * T;
       query_blocks(1, Tq, q0, hs, QB, scale, q, C3, k, C3, p, T);
+      int64_t one = d ? d->sample[b] : 0;
+      fpt_dropout db = d ? *d : (fpt_dropout){0};
+      db.sample = &one;
+      size_t nw = fpt_mask_words(T);
       for (int i = 0; i < Tq; i++) {
         float *row = p + (size_t)i * T;
         int n = q0 + i + 1; // keys 0..q0+i are visible
         softmax_row(row, n);
         zero_tail(row, n, T, QB);
+        if (drop) { // while the row is in cache
+          // Element index of the mask: (head, query, key) of the full T x T map.
+          float *pdr = pd + (size_t)i * T;
+          dropout_apply_causal(pdr, row, &db, site, 1, h * T + q0 + i, T, n,
+                               mask + ((size_t)bh * Tq + i) * nw);
+          zero_tail(pdr, n, T, QB);
+        }
       }
-      const float *pv = p;
-      if (drop) {
-        int64_t one = d->sample[b];
-        fpt_dropout db = *d;
-        db.sample = &one;
-        // Element index of the mask: (head, query, key) of the full T x T map.
-        dropout_apply_causal(pd, p, &db, site, Tq, h * T + q0, T, q0 + 1,
-                             mask + (size_t)bh * Tq * fpt_mask_words(T));
-        zero_tails(pd, Tq, T, q0, QB);
-        pv = pd;
-      }
+      const float *pv = drop ? pd : p;
       query_blocks(0, Tq, q0, hs, QB, 1.0f, pv, T, v, C3, out + (size_t)b * Tq * C + h * hs, C);
     }
   }
@@ -131,20 +126,18 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
       const uint32_t *bits = drop ? mask + (size_t)bh * Tq * fpt_mask_words(T) : NULL;
       // dPd = dY V^T
       query_blocks(1, Tq, q0, hs, QB, 1.0f, dy, C, v, C3, dp, T);
-      const float *pv = p;
-      if (drop) {
-        dropout_causal_bits(pd, p, bits, d, Tq, T, q0 + 1);
-        zero_tails(pd, Tq, T, q0, QB);
-        dropout_causal_bits(dp, dp, bits, d, Tq, T, q0 + 1);
-        pv = pd;
-      }
-      // dV = Pd^T dY, by key blocks: query rows below a key block's first key see none of it.
-      key_blocks_tn(dv, pv, dy, C, T, q0, Tq, hs, C3, QB);
-      // Softmax backward, in place: dp becomes dS (scaled scores).
+      // Row by row, while the row is in cache: Pd = mask(P), dP = mask(dPd),
+      // then the softmax backward in place (dp becomes dS, scaled scores).
+      size_t nw = fpt_mask_words(T);
       for (int i = 0; i < Tq; i++) {
         const float *pr = p + (size_t)i * T;
         float *dr = dp + (size_t)i * T;
         int n = q0 + i + 1;
+        if (drop) {
+          dropout_causal_bits(pd + (size_t)i * T, pr, bits + i * nw, d, 1, T, n);
+          zero_tail(pd + (size_t)i * T, n, T, QB);
+          dropout_causal_bits(dr, dr, bits + i * nw, d, 1, T, n);
+        }
         float s = 0.0f;
 #pragma omp simd reduction(+ : s)
         for (int j = 0; j < n; j++)
@@ -153,6 +146,8 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
           dr[j] = pr[j] * (dr[j] - s) * scale;
         zero_tail(dr, n, T, QB);
       }
+      // dV = Pd^T dY, by key blocks: query rows below a key block's first key see none of it.
+      key_blocks_tn(dv, drop ? pd : p, dy, C, T, q0, Tq, hs, C3, QB);
       for (int t = 0; t < q0; t++)
         memset(dq + (size_t)t * C3, 0, sizeof(float) * hs);
       query_blocks(0, Tq, q0, hs, QB, 1.0f, dp, T, k, C3, dq + (size_t)q0 * C3, C3);
