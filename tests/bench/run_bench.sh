@@ -14,7 +14,7 @@ for r in $(seq "$REPS"); do
   OMP_NUM_THREADS=2 "$FPT" bench --steps 8 --warmup 2 > "$W/fpt.$r"
   tests/bench/bench_torch.py --threads 2 --policy passive --steps 8 > "$W/torch_passive.$r"
   tests/bench/bench_torch.py --threads 2 --policy default --steps 8 > "$W/torch_default.$r"
-  echo "round $r: fpt $(tail -1 "$W/fpt.$r") ($(grep -o 'sgemm rate: [0-9.]*' "$W/fpt.$r" | sed 's/: / /')), torch tuned $(tail -1 "$W/torch_passive.$r"), torch default $(tail -1 "$W/torch_default.$r")"
+  echo "round $r: fpt $(tail -1 "$W/fpt.$r") ($(grep -o 'sgemm rate: [0-9.]*' "$W/fpt.$r" | sed 's/sgemm rate: /step\/sgemm /')), torch tuned $(tail -1 "$W/torch_passive.$r"), torch default $(tail -1 "$W/torch_default.$r")"
 done
 /usr/bin/python3 - "$W" "$REPS" "$REPORT" <<'PY'
 import json, re, statistics, sys
