@@ -67,15 +67,15 @@ void dropout_forward(float *out, const float *x, const float *res, int res_rows,
 // (a copy without dropout).
 void dropout_backward(float *out, const float *x, const uint32_t *bits, const fpt_dropout *d,
                       int rows, int cols);
-// One sample's (rows, cols) block of a causal map: out = x * mask / (1-p) as
-// dropout_apply with B = 1 would mask it, but row r only in its first n0 + r
-// columns (out is not written beyond). out may alias x. bits (rows rows of
-// keep bits), if not NULL, receives the mask.
-void dropout_apply_causal(float *out, const float *x, const fpt_dropout *d, uint32_t site, int rows,
-                          int row0, int cols, int n0, uint32_t *bits);
-// The same mask again, from bits stored by dropout_apply_causal.
-void dropout_causal_bits(float *out, const float *x, const uint32_t *bits, const fpt_dropout *d,
-                         int rows, int cols, int n0);
+// One row of a causal map: out[0, n) = x[0, n) * mask / (1-p), the mask of
+// elements first.. of (sample, site) as dropout_apply draws them. out may
+// alias x and is not written beyond n. bits (fpt_mask_words(n) words), if
+// not NULL, receives the mask.
+void dropout_row(float *out, const float *x, const fpt_dropout *d, uint32_t site, int64_t sample,
+                 uint64_t first, int n, uint32_t *bits);
+// The same mask again, from bits stored by dropout_row.
+void dropout_row_bits(float *out, const float *x, const uint32_t *bits, const fpt_dropout *d,
+                      int n);
 // The keep decision for element idx of (sample, site); exposed for tests.
 int dropout_keep(const fpt_dropout *d, uint32_t site, int64_t sample, uint64_t idx);
 

@@ -81,9 +81,6 @@ void attention_forward(float *out, float *att, uint32_t *mask, const float *qkv,
       const float *v = k + C;
       float *p = att + (size_t)bh * Tq * T;
       query_blocks(1, Tq, q0, hs, QB, scale, q, C3, k, C3, p, T);
-      int64_t one = d ? d->sample[b] : 0;
-      fpt_dropout db = d ? *d : (fpt_dropout){0};
-      db.sample = &one;
       size_t nw = fpt_mask_words(T);
       for (int i = 0; i < Tq; i++) {
         float *row = p + (size_t)i * T;
@@ -93,8 +90,8 @@ void attention_forward(float *out, float *att, uint32_t *mask, const float *qkv,
         if (drop) { // while the row is in cache
           // Element index of the mask: (head, query, key) of the full T x T map.
           float *pdr = pd + (size_t)i * T;
-          dropout_apply_causal(pdr, row, &db, site, 1, h * T + q0 + i, T, n,
-                               mask + ((size_t)bh * Tq + i) * nw);
+          dropout_row(pdr, row, d, site, d->sample[b], (uint64_t)(h * T + q0 + i) * T, n,
+                      mask + ((size_t)bh * Tq + i) * nw);
           zero_tail(pdr, n, T, QB);
         }
       }
@@ -134,9 +131,9 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
         float *dr = dp + (size_t)i * T;
         int n = q0 + i + 1;
         if (drop) {
-          dropout_causal_bits(pd + (size_t)i * T, pr, bits + i * nw, d, 1, T, n);
+          dropout_row_bits(pd + (size_t)i * T, pr, bits + i * nw, d, n);
           zero_tail(pd + (size_t)i * T, n, T, QB);
-          dropout_causal_bits(dr, dr, bits + i * nw, d, 1, T, n);
+          dropout_row_bits(dr, dr, bits + i * nw, d, n);
         }
         float s = 0.0f;
 #pragma omp simd reduction(+ : s)

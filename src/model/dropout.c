@@ -113,24 +113,14 @@ void dropout_backward(float *out, const float *x, const uint32_t *bits, const fp
     bits_row(out + (size_t)r * cols, x + (size_t)r * cols, bits + r * nw, cols, scale);
 }
 
-void dropout_apply_causal(float *out, const float *x, const fpt_dropout *d, uint32_t site, int rows,
-                          int row0, int cols, int n0, uint32_t *bits) {
-  if (!dropout_on(d))
-    return;
-  size_t nw = fpt_mask_words(cols);
-  fpt_stream s = stream_of(d, site, d->sample[0]);
-  for (int r = 0; r < rows; r++)
-    mask_row(out + (size_t)r * cols, x + (size_t)r * cols, NULL, s, (uint64_t)(row0 + r) * cols,
-             n0 + r < cols ? n0 + r : cols, threshold(d), keep_scale(d),
-             bits ? bits + r * nw : NULL);
+void dropout_row(float *out, const float *x, const fpt_dropout *d, uint32_t site, int64_t sample,
+                 uint64_t first, int n, uint32_t *bits) {
+  if (dropout_on(d))
+    mask_row(out, x, NULL, stream_of(d, site, sample), first, n, threshold(d), keep_scale(d), bits);
 }
 
-void dropout_causal_bits(float *out, const float *x, const uint32_t *bits, const fpt_dropout *d,
-                         int rows, int cols, int n0) {
-  if (!dropout_on(d))
-    return;
-  size_t nw = fpt_mask_words(cols);
-  for (int r = 0; r < rows; r++)
-    bits_row(out + (size_t)r * cols, x + (size_t)r * cols, bits + r * nw,
-             n0 + r < cols ? n0 + r : cols, keep_scale(d));
+void dropout_row_bits(float *out, const float *x, const uint32_t *bits, const fpt_dropout *d,
+                      int n) {
+  if (dropout_on(d))
+    bits_row(out, x, bits, n, keep_scale(d));
 }
