@@ -75,7 +75,14 @@ int fpt_metrics_open(fpt_metrics *mt, const char *run_dir);
 int fpt_metrics_write(fpt_metrics *mt, int64_t step, const char *split, double loss,
                       double accuracy, double tokens_per_s, int n_extra,
                       const char *const *extra_names, const double *extra_values);
+// A line {"step": step, "split": "run", keys[i]: values[i], ...} that says
+// what ran (CPU, BLAS kernel, grid): written when a run starts or resumes.
+int fpt_metrics_write_info(fpt_metrics *mt, int64_t step, int n, const char *const *keys,
+                           const char *const *values);
 void fpt_metrics_close(fpt_metrics *mt);
+// The accuracy of the last `split` line at `step` of RUN_DIR/metrics.jsonl:
+// 0, or 1 if there is none.
+int fpt_metrics_find(const char *run_dir, int64_t step, const char *split, double *accuracy);
 // On resume: keep only the lines of steps <= step (written before the
 // checkpoint), minus final-evaluation lines (marked "final"), which the run redoes.
 int fpt_metrics_truncate(const char *run_dir, int64_t step);

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "cpu.h"
 #include "fpt/batches.h"
 #include "fpt/check.h"
 #include "fpt/config.h"
@@ -19,6 +20,7 @@
 
 typedef struct {
   long long layers, d_model, heads, batch_size, seq, d_in, classes, steps, warmup, seed;
+  long long full, eval_samples;
   double dropout;
   const char *data;
 } bench_settings;
@@ -37,6 +39,8 @@ static const fpt_opt bench_opts[] = {
     O(warmup, INT, "untimed steps first"),
     O(seed, INT, "seed"),
     O(dropout, FLOAT, "dropout probability"),
+    O(full, INT, "1: train every weight (full training), 0: the paper's FPT set"),
+    O(eval_samples, INT, "also time evaluation (no dropout, no backward) of this many samples"),
     O(data, STR, "instead: time the parallel reader on this dataset file's train split"),
 };
 #undef O
@@ -76,6 +80,12 @@ static int step_gemms(const fpt_model *m, int B, gemm_shape *g) {
   g[n++] = (gemm_shape){"attn_proj dX NT", 0, 1, BT, C, C, full};
   g[n++] = (gemm_shape){"mlp_fc dX NT", 0, 1, BT, C, 4 * C, full};
   g[n++] = (gemm_shape){"mlp_proj dX NT", 0, 1, BT, 4 * C, C, full};
+  if (m->freeze.full) { // weight gradients: (in, out) = X^T . dY
+    g[n++] = (gemm_shape){"qkv dW TN", 1, 0, C, 3 * C, BT, L};
+    g[n++] = (gemm_shape){"attn_proj dW TN", 1, 0, C, C, BT, full};
+    g[n++] = (gemm_shape){"mlp_fc dW TN", 1, 0, C, 4 * C, BT, full};
+    g[n++] = (gemm_shape){"mlp_proj dW TN", 1, 0, 4 * C, C, BT, full};
+  }
   return n;
 }
 
@@ -115,7 +125,8 @@ static double step_flops(const fpt_model *m, int B) {
                  + 2 * BQ * C * C + 2 * BQ * C * 4 * C * 2;
     double bwd = 2 * BT * C * 3 * C + 2.0 * 4 * B * NH * (BQ / B) * T * hs + 2 * BQ * C * C +
                  2 * BQ * C * 4 * C * 2;
-    f += fwd + bwd;
+    double dw = m->freeze.full ? 2 * BT * C * 3 * C + 2 * BQ * C * C + 2 * BQ * C * 4 * C * 2 : 0;
+    f += fwd + bwd + dw;
   }
   return f;
 }
@@ -151,8 +162,25 @@ static int bench_reader(const bench_settings *s, int rank, int R) {
   return rc;
 }
 
+// Evaluation: forward passes without dropout over n samples in batches of
+// b->B, median of 3 passes.
+static double eval_seconds(const fpt_model *m, fpt_acts *a, const fpt_batch *b, int n) {
+  double t[3];
+  for (int r = 0; r < 3; r++) {
+    double t0 = now();
+    for (int i = 0; i < n; i += b->B) {
+      fpt_batch e = *b;
+      e.B = n - i < b->B ? n - i : b->B;
+      fpt_pass p = {0, 0, 0};
+      fpt_forward_backward(m, a, &e, &p, 0.0f, NULL);
+    }
+    t[r] = now() - t0;
+  }
+  return median(t, 3);
+}
+
 static int run(int argc, char **argv, int rank, int R) {
-  bench_settings s = {12, 768, 12, 16, 64, 48, 10, 10, 2, 0, 0.1, NULL};
+  bench_settings s = {12, 768, 12, 16, 64, 48, 10, 10, 2, 0, 0, 0, 0.1, NULL};
   FPT_TRY(fpt_opts_parse(argc, argv, 2, bench_opts, n_bench_opts, &s));
   if (s.data)
     return bench_reader(&s, rank, R);
@@ -160,7 +188,11 @@ static int run(int argc, char **argv, int rank, int R) {
   fpt_gpt2_config cfg = {(int)s.layers, (int)s.heads, (int)s.d_model,
                          (int)(s.seq > 1024 ? s.seq : 1024), 1e-5f};
   fpt_task_shape shape = {(int)s.d_in, 0, (int)s.seq, 1, (int)s.classes, (int)s.classes, 0};
+  FPT_ENSURE(s.full == 0 || s.full == 1, "option --full: must be 0 or 1");
+  FPT_ENSURE(s.eval_samples >= 0, "option --eval-samples: must be >= 0");
+  FPT_ENSURE(s.dropout >= 0 && s.dropout < 1, "option --dropout: must be in [0, 1)");
   fpt_freeze fr = fpt_freeze_default();
+  fr.full = (int)s.full;
   fpt_model m;
   FPT_TRY(fpt_model_create(&m, &cfg, &shape, &fr));
   m.dropout = (float)s.dropout;
@@ -194,15 +226,23 @@ static int run(int argc, char **argv, int rank, int R) {
   }
   double med = median(times + s.warmup, (int)s.steps);
   double flops = step_flops(&m, B);
+  double ev = s.eval_samples > 0 ? eval_seconds(&m, &a, &b, (int)s.eval_samples) : 0;
   printf("fpt bench: %lld layers x %lld wide, %lld heads; batch %d x %d tokens x %lld features; "
-         "%lld classes\n",
-         s.layers, s.d_model, s.heads, B, T, s.d_in, s.classes);
+         "%lld classes; %s\n",
+         s.layers, s.d_model, s.heads, B, T, s.d_in, s.classes,
+         s.full ? "full training" : "FPT (attention and MLP frozen)");
+  char cpu[512];
+  fpt_cpu_summary(cpu, sizeof cpu);
+  printf("%s\n", cpu);
   printf("threads %d (ours; OpenBLAS 1 per call), dropout %.2f, last loss %.4f\n",
          fpt_num_threads(), s.dropout, loss);
   printf("step: median %.1f ms over %lld steps (min %.1f, max %.1f)\n", med * 1e3, s.steps,
          times[s.warmup] * 1e3, times[nt - 1] * 1e3);
   printf("throughput: %.1f tokens/s, %.2f samples/s, %.1f GFLOP/s (%.1f GFLOP per step)\n",
          B * T / med, B / med, flops / med * 1e-9, flops * 1e-9);
+  if (s.eval_samples > 0)
+    printf("eval: %lld samples in batches of %d: median %.1f ms (%.2f ms per sample)\neval_ms=%.3f\n",
+           s.eval_samples, B, ev * 1e3, ev * 1e3 / s.eval_samples, ev * 1e3);
 
   gemm_shape g[16];
   int ng = step_gemms(&m, B, g);
@@ -238,6 +278,14 @@ static int run(int argc, char **argv, int rank, int R) {
   double step_rate = flops / med;
   printf("sgemm rate (weighted by the step's GEMMs): %.1f GFLOP/s\n", sgemm_rate * 1e-9);
   printf("step rate / sgemm rate: %.3f\n", step_rate / sgemm_rate);
+  const char *unit;
+  double peak = fpt_cpu_fma_peak(threads, &unit) * 1e9;
+  if (peak > 0)
+    printf("FMA peak (%s, %d threads, measured): %.1f GFLOP/s; step %.3f of peak, sgemm %.3f of "
+           "peak\n",
+           unit, threads, peak * 1e-9, step_rate / peak, sgemm_rate / peak);
+  else
+    printf("FMA peak: n/a (no FMA unit)\n");
   printf("median_ms_per_step=%.3f\n", med * 1e3);
   free(A);
   free(Bm);

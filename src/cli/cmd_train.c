@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "cpu.h"
 #include "fpt/batches.h"
 #include "fpt/check.h"
 #include "fpt/checkpoint.h"
@@ -27,6 +28,7 @@
 #include "fpt/model.h"
 #include "fpt/parallel.h"
 #include "fpt/tasks.h"
+#include "fpt_version.h"
 #include "runtime.h"
 #include "train.h"
 
@@ -375,8 +377,10 @@ static void print_startup(const train_settings *s, const fpt_grid *g, const fpt_
   fpt_opts_dump(opts, n_opts, s, emit_stdout, NULL);
   printf("grid: %d stage(s) x %d replica(s); %d micro-batch(es) of %d per replica; schedule %s\n",
          g->S, g->R, pl->M, pl->mbs, s->schedule);
-  printf("threads per rank: %d (OpenBLAS %s, core %s, 1 thread per call)\n", fpt_num_threads(),
-         openblas_get_config(), openblas_get_corename());
+  char cpu[512];
+  fpt_cpu_summary(cpu, sizeof cpu);
+  printf("threads per rank: %d (%s, 1 thread per call)\n%s\n", fpt_num_threads(),
+         openblas_get_config(), cpu);
   printf("model: %d layers, %d wide, %d heads; %.0f parameters, %.0f trainable\n", m->cfg.n_layer,
          m->cfg.n_embd, m->cfg.n_head, cnt[0], cnt[1]);
   printf("memory: %.0f MB resident in all ranks, %.0f MB proportional (frozen weights %s)\n",
@@ -390,6 +394,22 @@ static void print_startup(const train_settings *s, const fpt_grid *g, const fpt_
            (long long)fpt_source_size(src, FPT_TEST),
            s->eval_limit || s->train_limit ? " (used: --eval-limit/--train-limit)" : "");
   fflush(stdout);
+}
+
+// metrics.jsonl says what ran each time the run starts or resumes, so that a
+// slow segment explains itself (a CPU without the kernel, another grid).
+static int write_run_line(fpt_metrics *mt, int64_t step, const fpt_grid *g) {
+  fpt_cpu c;
+  fpt_cpu_detect(&c);
+  char feat[160], grid[64], thr[16];
+  fpt_cpu_features(&c, feat, sizeof feat);
+  snprintf(grid, sizeof grid, "%d stage(s) x %d replica(s)", g->S, g->R);
+  snprintf(thr, sizeof thr, "%d", fpt_num_threads());
+  const char *k[] = {"fpt",        "cpu",         "cpu_features", "blas_kernel",
+                     "blas_kernel_origin", "grid", "threads_per_rank"};
+  const char *v[] = {FPT_VERSION " (git " FPT_GIT_REVISION ")", c.brand, feat, fpt_blas_kernel(),
+                     fpt_blas_kernel_origin(), grid, thr};
+  return fpt_metrics_write_info(mt, step, (int)(sizeof k / sizeof *k), k, v);
 }
 
 static int write_config(const train_settings *s) {
@@ -660,6 +680,8 @@ static int run(int argc, char **argv) {
     return teardown(&rt, &pl, &src, &m, &g, &mt, 1);
   if (g.rank == 0) {
     rc = fpt_metrics_open(&mt, s.run_dir);
+    if (rc == 0)
+      rc = write_run_line(&mt, start, &g);
     if (rc == 0)
       rc = write_config(&s);
   }

@@ -4,7 +4,9 @@
 #include <string.h>
 
 #include "commands.h"
+#include "cpu.h"
 #include "fpt/io.h"
+#include "fpt_version.h"
 
 static const struct {
   const char *name;
@@ -23,13 +25,34 @@ static const struct {
     {"bench", cmd_bench, "time FPT training steps against raw sgemm"},
 };
 
+// fpt --version: what a bug report needs to say which build ran on what.
+static int print_version(void) {
+  fpt_cpu c;
+  fpt_cpu_detect(&c);
+  char f[160];
+  fpt_cpu_features(&c, f, sizeof f);
+  const char *best = fpt_blas_best_kernel(&c);
+  printf("fpt %s (git %s)\n", FPT_VERSION, FPT_GIT_REVISION);
+  printf("cpu=%s\ncpu_features=%s\n", c.brand[0] ? c.brand : "unknown", f);
+  printf("blas_kernel=%s\nblas_kernel_origin=%s\nblas_kernel_best=%s\n", fpt_blas_kernel(),
+         fpt_blas_kernel_origin(), best ? best : fpt_blas_kernel());
+  return 0;
+}
+
 int main(int argc, char **argv) {
   int n = (int)(sizeof commands / sizeof *commands);
+  // First, before MPI or any BLAS call: this may re-execute the program.
+  if (fpt_blas_kernel_setup(&argc, argv) != 0)
+    return 2;
+  if (argc >= 2 && !strcmp(argv[1], "--version"))
+    return print_version();
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     printf("usage: fpt COMMAND [--key value ...]\n\ncommands:\n");
     for (int i = 0; i < n; i++)
       printf("  %-9s %s\n", commands[i].name, commands[i].help);
-    printf("\n'fpt COMMAND --help' lists a command's options.\n");
+    printf("\n'fpt COMMAND --help' lists a command's options. Every command also takes\n"
+           "--blas-kernel NAME|auto (the OpenBLAS kernel; default: the best for this CPU,\n"
+           "unless OPENBLAS_CORETYPE is set). 'fpt --version' prints the build, CPU and kernel.\n");
     return argc < 2 ? 2 : 0;
   }
   for (int i = 0; i < n; i++)

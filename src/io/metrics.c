@@ -32,6 +32,21 @@ int fpt_metrics_write(fpt_metrics *mt, int64_t step, const char *split, double l
   return 0;
 }
 
+int fpt_metrics_write_info(fpt_metrics *mt, int64_t step, int n, const char *const *keys,
+                           const char *const *values) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddNumberToObject(o, "step", (double)step);
+  cJSON_AddStringToObject(o, "split", "run");
+  for (int i = 0; i < n; i++)
+    cJSON_AddStringToObject(o, keys[i], values[i]);
+  char *s = cJSON_PrintUnformatted(o);
+  cJSON_Delete(o);
+  int ok = s && fprintf(mt->f, "%s\n", s) > 0 && fflush(mt->f) == 0;
+  free(s);
+  FPT_ENSURE(ok, "%s: write failed", mt->path);
+  return 0;
+}
+
 void fpt_metrics_close(fpt_metrics *mt) {
   if (mt->f)
     fclose(mt->f);

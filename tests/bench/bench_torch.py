@@ -4,10 +4,16 @@ shape, frozen attention and MLP, trainable input/output layers, LayerNorms and
 positions, dropout 0.1, global-norm clip 1.0, Adam) in plain float32 PyTorch.
 
     tests/bench/bench_torch.py [--threads 2] [--policy passive|default] [--steps 10]
+        [--blas-kernel NAME] [--full 1] [--eval-samples N] [shape options as fpt bench]
 
-Thread settings must be in the environment before torch is imported, so the
-script re-executes itself with them. The last line is median_ms_per_step=<x>,
-as for `fpt bench`.
+Thread settings and the OpenBLAS kernel must be in the environment before
+torch is imported, so the script re-executes itself with them. The kernel is
+the one `fpt --version` reports for this machine (from --fpt, default
+build/fpt), so that both sides run the same OpenBLAS kernel: Debian's
+OpenBLAS falls back to SSE3 "Prescott" on CPUs it does not know. A user's own
+OPENBLAS_CORETYPE wins. --full 1 trains every weight; --eval-samples N also
+times a no-grad evaluation pass over N samples (eval_ms=<x>). The last line
+is median_ms_per_step=<x>, as for `fpt bench`.
 """
 import argparse
 import math
@@ -28,9 +34,31 @@ ap.add_argument("--batch-size", type=int, default=16)
 ap.add_argument("--seq", type=int, default=64)
 ap.add_argument("--d-in", type=int, default=48)
 ap.add_argument("--classes", type=int, default=10)
+ap.add_argument("--full", type=int, choices=(0, 1), default=0)
+ap.add_argument("--eval-samples", type=int, default=0)
+ap.add_argument("--blas-kernel", help="OPENBLAS_CORETYPE for torch's OpenBLAS (default: ask --fpt)")
+ap.add_argument("--fpt", default="build/fpt", help="fpt binary that names this machine's kernel")
 args = ap.parse_args()
 
+
+def fpt_kernel():
+    """The kernel fpt runs on this machine (its --version), or None."""
+    import subprocess
+    try:
+        out = subprocess.run([args.fpt, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except OSError:
+        return None
+    got = [l.split("=", 1)[1] for l in out.splitlines() if l.startswith("blas_kernel=")]
+    return got[0] if got else None
+
+
 want = {"OPENBLAS_NUM_THREADS": str(args.threads), "OMP_NUM_THREADS": str(args.threads)}
+if "FPT_BENCH_CHILD" not in os.environ and "OPENBLAS_CORETYPE" not in os.environ:
+    kernel = args.blas_kernel or fpt_kernel()
+    if kernel:
+        want["OPENBLAS_CORETYPE"] = kernel
+    else:
+        print(f"warning: {args.fpt} not found: OpenBLAS picks its own kernel", file=sys.stderr)
 if args.policy == "passive":
     want["OMP_WAIT_POLICY"] = "PASSIVE"
 if any(os.environ.get(k) != v for k, v in want.items()) and "FPT_BENCH_CHILD" not in os.environ:
@@ -44,6 +72,18 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 torch.set_num_threads(args.threads)
+
+
+def blas_kernel():
+    """The kernel of the OpenBLAS that torch loaded (through libblas.so.3)."""
+    import ctypes
+    for line in open("/proc/self/maps"):
+        path = line.split()[-1]
+        if "libopenblas" in path:
+            lib = ctypes.CDLL(path)
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            return lib.openblas_get_corename().decode()
+    return "none loaded"
 
 
 class Block(nn.Module):
@@ -74,7 +114,7 @@ class FPT(nn.Module):
         self.inp = nn.Linear(args.d_in, C)
         nn.init.orthogonal_(self.inp.weight, 1.41)
         nn.init.zeros_(self.inp.bias)
-        self.wpe = nn.Parameter(0.02 * torch.randn(1024, C))
+        self.wpe = nn.Parameter(0.02 * torch.randn(max(1024, args.seq), C))
         self.blocks = nn.ModuleList(Block(C, args.heads) for _ in range(args.layers))
         self.ln_f = nn.LayerNorm(C)
         self.out = nn.Linear(C, args.classes)
@@ -90,7 +130,7 @@ class FPT(nn.Module):
 torch.manual_seed(0)
 model = FPT()
 for name, p in model.named_parameters():  # the paper's default trainable set
-    p.requires_grad = not any(s in name for s in ("c_attn", "attn_proj", "c_fc", "mlp_proj"))
+    p.requires_grad = args.full or not any(s in name for s in ("c_attn", "attn_proj", "c_fc", "mlp_proj"))
 params = [p for p in model.parameters() if p.requires_grad]
 opt = torch.optim.Adam(params, lr=1e-3)
 x = torch.rand(args.batch_size, args.seq, args.d_in)
@@ -107,8 +147,20 @@ for i in range(args.warmup + args.steps):
     times.append(time.perf_counter() - t0)
 med = statistics.median(times[args.warmup:])
 B, T = args.batch_size, args.seq
-print(f"torch {torch.__version__}: {args.threads} threads, policy {args.policy}, "
-      f"{sum(p.numel() for p in params)} trainable parameters, last loss {loss.item():.4f}")
+if args.eval_samples:
+    model.eval()
+    xe = torch.rand(args.eval_samples, args.seq, args.d_in)
+    evals = []
+    for i in range(3):
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            for j in range(0, args.eval_samples, B):
+                model(xe[j:j + B])
+        evals.append(time.perf_counter() - t0)
+    print(f"eval: {args.eval_samples} samples, median {statistics.median(evals) * 1e3:.1f} ms")
+    print(f"eval_ms={statistics.median(evals) * 1e3:.3f}")
+print(f"torch {torch.__version__}: {args.threads} threads, policy {args.policy}, BLAS kernel "
+      f"{blas_kernel()}, {sum(p.numel() for p in params)} trainable parameters, last loss {loss.item():.4f}")
 print(f"step: median {med * 1e3:.1f} ms over {args.steps} steps "
       f"(min {min(times[args.warmup:]) * 1e3:.1f}); {B * T / med:.1f} tokens/s")
 print(f"median_ms_per_step={med * 1e3:.3f}")

@@ -19,7 +19,7 @@ run() { # NAME NP STAGES [ARGS...]
 same() { # A B TOL: the same metric lines (step, split, loss, accuracy) within TOL (0 = exact)
   /usr/bin/python3 - "$W/$1/metrics.jsonl" "$W/$2/metrics.jsonl" "$3" <<'PY'
 import json, sys
-a, b = ([(r["step"], r["split"], r["loss"], r["accuracy"]) for r in map(json.loads, open(p))] for p in sys.argv[1:3])
+a, b = ([(r["step"], r["split"], r["loss"], r["accuracy"]) for r in map(json.loads, open(p)) if r["split"] != "run"] for p in sys.argv[1:3])
 tol = float(sys.argv[3])
 ok = len(a) == len(b) > 0 and all(x[:2] == y[:2] and (x[2:] == y[2:] if tol == 0 else
      abs(x[2] - y[2]) <= tol * abs(x[2]) and abs(x[3] - y[3]) <= 1e-9 + tol) for x, y in zip(a, b))

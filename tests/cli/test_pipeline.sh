@@ -30,7 +30,7 @@ import json, sys
 w = sys.argv[1]
 def losses(n):
     try:
-        return [(r["split"], r["loss"], r["accuracy"]) for r in map(json.loads, open(f"{w}/{n}/metrics.jsonl"))]
+        return [(r["split"], r["loss"], r["accuracy"]) for r in map(json.loads, open(f"{w}/{n}/metrics.jsonl")) if r["split"] != "run"]
     except OSError:
         return []
 ok = True

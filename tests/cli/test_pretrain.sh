@@ -109,7 +109,7 @@ check "pretrain trains every weight" grep -qE " ([0-9]+) parameters, \1 trainabl
 $PY - "$W" <<'PY'
 import json, math, sys
 w = sys.argv[1]
-rows = [json.loads(l) for l in open(f"{w}/ref/metrics.jsonl")]
+rows = [r for r in map(json.loads, open(f"{w}/ref/metrics.jsonl")) if r["split"] != "run"]
 cfg = {k: v.strip().strip('"') for k, v in (l.split(": ", 1) for l in open(f"{w}/ref/config.yaml") if ": " in l)}
 train = [r for r in rows if r["split"] == "train"]
 ok = True
@@ -217,7 +217,7 @@ check "resumed from step 20" grep -q "resume: .*ckpt-000000020.h5 (step 20)" "$W
 $PY - "$W" <<'PY'
 import json, sys, h5py, numpy as np
 w = sys.argv[1]
-load = lambda n: [(r["step"], r["split"], r["loss"], r["accuracy"]) for r in map(json.loads, open(f"{w}/{n}/metrics.jsonl"))]
+load = lambda n: [(r["step"], r["split"], r["loss"], r["accuracy"]) for r in map(json.loads, open(f"{w}/{n}/metrics.jsonl")) if r["split"] != "run"]
 ref, two, res = load("ref"), load("two"), load("res")
 ok = len(ref) == 44 and [r[:2] for r in two] == [r[:2] for r in ref]
 rel = max(abs(a[2] - b[2]) / abs(a[2]) for a, b in zip(ref, two)) if ok else float("inf")
