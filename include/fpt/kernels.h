@@ -38,6 +38,9 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, co
 void gelu_forward(float *out, const float *inp, size_t n);
 // dinp = gelu'(inp) * dout (overwrites).
 void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+// The exact GELU, x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), and its backward.
+void gelu_erf_forward(float *out, const float *inp, size_t n);
+void gelu_erf_backward(float *dinp, const float *inp, const float *dout, size_t n);
 
 // Dropout keyed by (seed, step, global sample, site): the mask of an element
 // depends only on those and its position, never on the batch split.
@@ -79,29 +82,91 @@ void dropout_row_bits(float *out, const float *x, const uint32_t *bits, const fp
 // The keep decision for element idx of (sample, site); exposed for tests.
 int dropout_keep(const fpt_dropout *d, uint32_t site, int64_t sample, uint64_t idx);
 
-// Causal multi-head attention over qkv (B,T,3C) (Q|K|V along the last axis).
-// Only queries [q0, T) are computed: out (B,Tq,C), att (B,NH,Tq,T) holds the
-// softmax probabilities before dropout. Row i is defined on keys [0, q0+i]
-// and zero for fpt_attention_block keys after; later keys are not written.
+// Multi-head attention over qkv (B,T,3C) (Q|K|V along the last axis), head
+// size hs = C/NH, scores scaled by 1/sqrt(hs). Only queries [q0, T) are
+// computed (readout-only rows): row i of the output is query position q0+i.
+// Which keys a query sees:
+typedef struct {
+  int causal;          // 1: query row q0+i sees keys [0, q0+i]; 0: every key
+  const int32_t *klen; // (B) real keys per sample: keys >= klen[b] are never seen (NULL: all T)
+} fpt_attn_mask;
+// Row i of sample b sees keys [0, n) with n = min(causal ? q0+i+1 : T, klen ? klen[b] : T).
+// Contract: 1 <= klen[b] <= T, so that n >= 1 (a row with no key has no softmax).
+// Invisible keys get probability exactly 0 and, in the backward, exactly 0
+// gradient from that row (keys no row sees: dk = dv = 0). Rows of padded
+// queries (>= klen[b]) are computed like any other; the caller ignores them.
+// Attention dropout: element (head h, query q0+i, key j) of (sample, site) has
+// mask index (h*T + q0+i)*T + j, the same whatever causal and klen are.
+
+// The stored-map kernel: att (B,NH,Tq,T) holds the softmax probabilities
+// before dropout. Row i is defined on its n visible keys and zero for
+// fpt_attention_block keys after; later keys are not written.
 // With dropout, mask (B*NH*Tq rows of fpt_mask_words(T) keep bits) receives
-// the attention dropout mask for the backward.
+// the attention dropout mask for the backward. out (B,Tq,C).
 // work: fpt_attention_work(T) floats, scratch (no allocation per call).
+void attention_forward_masked(float *out, float *att, uint32_t *mask, const float *qkv, int B,
+                              int T, int q0, int C, int NH, const fpt_attn_mask *am,
+                              const fpt_dropout *d, uint32_t site, float *work);
+// dqkv (B,T,3C) overwritten from dout (B,Tq,C), att and mask as the forward
+// left them (dq of rows < q0 is 0).
+void attention_backward_masked(float *dqkv, const float *dout, const float *qkv, const float *att,
+                               const uint32_t *mask, int B, int T, int q0, int C, int NH,
+                               const fpt_attn_mask *am, const fpt_dropout *d, float *work);
+// Causal attention: the two above with am = {1, NULL}.
 void attention_forward(float *out, float *att, uint32_t *mask, const float *qkv, int B, int T,
                        int q0, int C, int NH, const fpt_dropout *d, uint32_t site, float *work);
 size_t fpt_attention_work(int T);
-// dqkv (B,T,3C) overwritten from dout (B,Tq,C), att and mask as the forward
-// left them.
 // The score and probability GEMMs run in blocks of fpt_attention_block query
-// (or key) rows and skip the keys above the diagonal: half the work at long T.
+// (or key) rows and skip the keys no row of the block sees (causal: above the
+// diagonal, half the work at long T; any mode: keys >= klen[b]).
 // T <= the block size is one block. Tests set it small.
 extern int fpt_attention_block;
 void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
                         const uint32_t *mask, int B, int T, int q0, int C, int NH,
                         const fpt_dropout *d, float *work);
 
+// The fused kernel (src/model/attention_flash.c): the same attention, mask and
+// dropout, but the (Tq, T) maps are never stored. Per (sample, head) and block
+// of fpt_attention_flash_qblock query rows, the forward runs over blocks of
+// fpt_attention_flash_kblock keys with a running max and sum (online softmax)
+// and keeps only out (B,Tq,C) and lse (B,NH,Tq), each row's log-sum-exp of its
+// scaled scores; the backward recomputes the scores tile by tile, P =
+// exp(S - lse), and dS = P * (dP - rowsum(dO * O)). The dropout keep bits are
+// drawn from the counter-based RNG with the indices of the stored-map kernel,
+// so with dropout on both kernels give the same results up to float rounding.
+// mask: NULL, and the backward draws the keep bits again (nothing of size
+// T*T is kept); or, with dropout, B*NH*Tq rows of fpt_mask_words(T) words
+// (1/32 of a map, the stored-map kernel's layout) that the forward fills and
+// the backward reads instead of drawing again (one Philox pass fewer). The
+// backward must get what the forward got.
+// work: fpt_attention_flash_work(T) floats for all threads (a few tiles each,
+// no T*T); compute it after changing the block sizes.
+// Which kernel: the fused forward alone (evaluation) is never slower; forward
+// plus backward with dropout, the stored-map kernel is faster below T ~ 1000
+// and the fused one from there (about 0.75x the time at T = 2000 keeping its
+// bits; `test_attention bench`, 2-core AMD EPYC, hs = 32). Memory decides
+// sooner: the stored maps are B*NH*Tq*T floats per layer.
+extern int fpt_attention_flash_qblock, fpt_attention_flash_kblock;
+size_t fpt_attention_flash_work(int T);
+void attention_flash_forward(float *out, float *lse, uint32_t *mask, const float *qkv, int B, int T,
+                             int q0, int C, int NH, const fpt_attn_mask *am, const fpt_dropout *d,
+                             uint32_t site, float *work);
+// dqkv (B,T,3C) overwritten (dq of rows < q0 is 0) from dout (B,Tq,C) and the
+// forward's out, lse and mask as it left them; d and site as in the forward.
+void attention_flash_backward(float *dqkv, const float *dout, const float *out, const float *lse,
+                              const uint32_t *mask, const float *qkv, int B, int T, int q0, int C,
+                              int NH, const fpt_attn_mask *am, const fpt_dropout *d, uint32_t site,
+                              float *work);
+// The probabilities (before dropout) of sample b, head h, recomputed from lse:
+// p (Tq, T), row i = query q0+i, exactly 0 on invisible keys (for `fpt
+// attention`). Threaded when called outside a parallel region.
+void attention_flash_probs(float *p, const float *qkv, const float *lse, int b, int h, int T,
+                           int q0, int C, int NH, const fpt_attn_mask *am);
+
 // Cross-entropy over rows of logits (N, n_cls) with targets (N). Returns the
 // summed loss; *correct gets the number of argmax hits. If dlogits is not
-// NULL it receives (softmax - onehot) * scale.
+// NULL it receives (softmax - onehot) * scale. A target < 0 is no target:
+// no loss, no hit, a zero gradient row.
 double crossentropy_forward_backward(float *dlogits, const float *logits, const int32_t *targets,
                                      int N, int n_cls, float scale, int64_t *correct);
 

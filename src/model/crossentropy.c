@@ -1,4 +1,5 @@
 #include <math.h>
+#include <string.h>
 
 #include "fpt/kernels.h"
 
@@ -8,6 +9,11 @@ double crossentropy_forward_backward(float *dlogits, const float *logits, const 
   int64_t hits = 0;
   for (int i = 0; i < N; i++) {
     const float *z = logits + (size_t)i * n_cls;
+    if (targets[i] < 0) { // not a target (masked-LM positions that were not masked)
+      if (dlogits)
+        memset(dlogits + (size_t)i * n_cls, 0, sizeof(float) * n_cls);
+      continue;
+    }
     int am = 0;
     for (int c = 1; c < n_cls; c++)
       am = z[c] > z[am] ? c : am;

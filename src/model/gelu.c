@@ -51,3 +51,21 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
     gelu_bwd_chunk(dinp + s, inp + s, dout + s, e - s);
   }
 }
+
+// The exact GELU, x Phi(x) (torch.nn.functional.gelu's default, ViT's and
+// BERT's): erf from libm, not vectorised; encoders are the rarer kind here.
+void gelu_erf_forward(float *out, const float *inp, size_t n) {
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < n; i++)
+    out[i] = 0.5f * inp[i] * (1.0f + erff(inp[i] * 0.70710678118654752f));
+}
+
+void gelu_erf_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < n; i++) {
+    float x = inp[i];
+    float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
+    float pdf = 0.3989422804014327f * expf(-0.5f * x * x);
+    dinp[i] = (cdf + x * pdf) * dout[i];
+  }
+}
