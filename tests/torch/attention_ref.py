@@ -36,7 +36,7 @@ DT = torch.float64
 def torch_attention(record):
     """A replacement for fpt_torch.attention built on torch.nn.MultiheadAttention, appending
     each block's probabilities [B, n_head, T, T] to `record`."""
-    def attention(a, w_attn, b_attn, w_proj, b_proj, n_head):
+    def attention(a, w_attn, b_attn, w_proj, b_proj, n_head, causal=True, key_keep=None):
         B, T, C = a.shape
         mha = torch.nn.MultiheadAttention(C, n_head, bias=True, batch_first=True, dtype=DT)
         with torch.no_grad():
@@ -45,8 +45,10 @@ def torch_attention(record):
             mha.in_proj_bias.copy_(b_attn)
             mha.out_proj.weight.copy_(w_proj.t())
             mha.out_proj.bias.copy_(b_proj)
-        causal = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)  # True = masked
-        y, w = mha(a, a, a, attn_mask=causal, need_weights=True, average_attn_weights=False)
+        future = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)  # True = masked
+        y, w = mha(a, a, a, attn_mask=future if causal else None,
+                   key_padding_mask=None if key_keep is None else ~key_keep,
+                   need_weights=True, average_attn_weights=False)
         record.append(w.detach())
         return y
     return attention

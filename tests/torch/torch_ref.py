@@ -3,7 +3,7 @@
 
   torch_ref.py CASE.h5 MODEL.h5 -o REF.h5
   torch_ref.py CASE.h5 MODEL.h5 -o F32.h5 --dtype float32
-  torch_ref.py --selftest
+  torch_ref.py --selftest            (backbone kinds, padding, readouts: selftest_kinds.py)
 
 --dtype float32 runs the same code in float32: a stand-in for a correct float32 C implementation,
 used to check that compare.py's tolerances are neither too tight nor too loose.
@@ -15,8 +15,10 @@ REF.h5 (all float64 except /hidden, which is float32 as the C side writes it):
   /grads/<name>            step-0 gradient (before clipping) of every trainable tensor
   /losses [steps]          loss of step s on batch s, before that step's update
   /params/<name>           every trainable tensor after all steps
-<name> is the model-file name without the leading slash (h/0/ln_1/weight, wpe/weight, ...) or
-in/weight, in/bias, out/weight, out/bias; wte/weight for a tied language-model case.
+<name> is the model-file name without the leading slash (h/0/ln_1/weight, wpe/weight, ...;
+lstm/0/ln_cell/weight, lstm/1/i2h/bias, ... for an LSTM) or in/weight, in/bias, out/weight,
+out/bias; wte/weight for a tied language-model case.  With padding (/lengths in the case file)
+/hidden still holds every position, padded ones included (fpt_torch.py's docstring).
 """
 import argparse
 import sys
@@ -80,7 +82,7 @@ def manual_training(cfg, params, case):
     v = {n: torch.zeros_like(p[n]) for n in names}
     for t in range(1, case["steps"] + 1):
         leaves = {n: p[n].clone().requires_grad_(True) for n in names}
-        _, logits = ft.forward({**p, **leaves}, cfg, case, case["x"][t - 1])
+        _, logits = ft.forward({**p, **leaves}, cfg, case, case["x"][t - 1], ft.batch_lengths(case, t - 1))
         loss, _ = ft.loss_and_accuracy(logits, case["y"][t - 1], case["n_cls"])
         g = dict(zip(names, torch.autograd.grad(loss, [leaves[n] for n in names])))
         norm = torch.sqrt(sum((gi ** 2).sum() for gi in g.values())).item()
