@@ -30,6 +30,16 @@ typedef struct {
   int64_t perm_epoch; // epoch whose permutation is cached (-1: none)
   int64_t *perm;
   int augment; // CIFAR-10 training augmentation: 0 off, 1 cifar10, 2 cifar10-lra
+  // Right-padded token files (pad_id >= 0): with `lengths` set, every rank
+  // reads the tokens and each sample's real length (fpt_source_buf.len).
+  int pad_id, lengths;
+  // Masked-byte pretraining (fpt pretrain --objective mlm) on a text file:
+  // BERT's 15 % of positions chosen (80 % -> the mask id, 10 % a random byte,
+  // 10 % kept) by the counter-based RNG of (seed, step or split, sample,
+  // position); y holds the original byte there and -1 (no target) elsewhere.
+  // The token table gains the mask id: vocab = n_cls = 257.
+  int mlm;
+  uint64_t mlm_seed;
   // A read found an id or class out of range, or a NaN: the message is set
   // (fpt_error_set), the values were zeroed so the step runs safely, and the
   // executor stops every rank at its next agreement point.
@@ -53,7 +63,15 @@ typedef struct {
   float *x;
   int32_t *ids, *y;
   int64_t *sample; // global stream position (dropout key)
+  int32_t *len;    // real positions of each sample (source->lengths), else NULL
 } fpt_source_buf;
+// The model masks or reads by real length (bidirectional attention, the
+// last-real and mean readouts): have batches carry lengths. No-op for
+// sources without padding.
+void fpt_source_want_lengths(fpt_source *s);
+// Turn a text source into a masked-language-model source (see `mlm`).
+int fpt_source_mlm(fpt_source *s, uint64_t seed);
+#define FPT_MLM_MASK 256 // the mask token id of byte-level MLM
 void fpt_source_buf_init(fpt_source_buf *b, const fpt_source *s, int B);
 void fpt_source_buf_free(fpt_source_buf *b);
 

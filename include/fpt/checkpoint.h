@@ -11,8 +11,11 @@
 #include <stdint.h>
 
 #include "fpt/model.h"
+#include "fpt/run.h"
 
-#define FPT_CKPT_FORMAT_VERSION 1
+// 2: the run's description as typed attributes of /run (fpt/run.h); 1 kept
+// it as YAML text in the root attribute `config` (still read).
+#define FPT_CKPT_FORMAT_VERSION 2
 #define FPT_EXIT_REQUEUE 75 // EX_TEMPFAIL: checkpointed after a signal or time limit
 
 typedef struct {
@@ -24,17 +27,15 @@ typedef struct {
   int64_t window_steps;
   double best_val; // early stopping: best validation loss so far
   int64_t best_step, evals_since_best;
-  char model_path[4096];
-  char model_checksum[17];
-  char config[16384]; // the resolved configuration, YAML
 } fpt_ckpt_state;
 
 // FNV-1a 64 of a file's bytes, as 16 hex digits.
 int fpt_file_checksum(const char *path, char hex[17]);
 
 // Collective over world. writer: this rank's tensors are written (replica 0).
+// desc: the run's description, stored in /run.
 int fpt_checkpoint_write(const char *run_dir, MPI_Comm world, const fpt_model *m, int writer,
-                         const fpt_ckpt_state *st, int keep);
+                         const fpt_ckpt_state *st, const fpt_run_desc *desc, int keep);
 // The newest complete checkpoint of a run (from `latest`): 0 and path, or 1 if none.
 int fpt_checkpoint_latest(const char *run_dir, char *path, size_t n);
 // Read the state, and check that the checkpoint fits this model/task.

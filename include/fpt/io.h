@@ -28,6 +28,8 @@ int fpt_h5_read_floats(hid_t file, const char *path, const char *name, int ndim,
 // Shape of a dataset (ndim in/out; at most 4 dims).
 int fpt_h5_shape(hid_t file, const char *path, const char *name, int *ndim, int64_t *dims);
 int fpt_h5_read_attr_i64(hid_t file, const char *path, const char *name, int64_t *v);
+// An attribute that must be stored as an integer (a float such as 32.7 is refused).
+int fpt_h5_read_attr_int(hid_t file, const char *path, const char *name, int64_t *v);
 int fpt_h5_read_attr_f64(hid_t file, const char *path, const char *name, double *v);
 int fpt_h5_write_floats(hid_t file, const char *name, int ndim, const int64_t *dims,
                         const float *data);
@@ -49,7 +51,14 @@ int fpt_h5_out_commit(fpt_h5_out *o);
 void fpt_h5_out_abort(fpt_h5_out *o);
 
 // --- model files (src/io/model_file.c) ---
-int fpt_model_file_config(const char *path, fpt_gpt2_config *cfg);
+// The backbone's configuration from the file's root attributes: `kind`
+// ("gpt2" when absent) and the attributes its table declares (fpt/backbone.h),
+// checked; one message naming the file and the attribute otherwise.
+int fpt_model_file_config(const char *path, fpt_backbone_cfg *cfg);
+// The same from the attributes of any HDF5 object (a checkpoint's /run group).
+int fpt_model_cfg_read(hid_t obj, const char *path, fpt_backbone_cfg *cfg);
+// Write cfg as root attributes (kind, the kind's attributes, format_version).
+int fpt_model_file_write_config(hid_t file, const fpt_backbone_cfg *cfg);
 // Load every backbone tensor of m from the file (shapes checked).
 int fpt_model_file_load(const char *path, fpt_model *m);
 // A language model's token table: load /wte/weight into m's "wte/weight" when
@@ -57,6 +66,19 @@ int fpt_model_file_load(const char *path, fpt_model *m);
 int fpt_model_file_load_wte(const char *path, fpt_model *m, int *loaded);
 // Write m's backbone in the model-file layout.
 int fpt_model_file_write(const char *path, const fpt_model *m);
+// Where an exported backbone came from, as root attributes source_*.
+typedef struct {
+  const char *run, *checkpoint, *task;
+  int64_t step;
+  double val_accuracy; // NaN when the run logged none at that step
+} fpt_provenance;
+// The same, with its provenance.
+int fpt_model_file_write_from(const char *path, const fpt_model *m, const fpt_provenance *p);
+// fpt export: a checkpoint of any kind and stage layout -> a model file that
+// `fpt train --model` takes as a frozen backbone. model: the backbone file
+// the run was built from (NULL: the path the checkpoint names; its checksum
+// must match).
+int fpt_export_checkpoint(const char *ckpt, const char *model, const char *out);
 // Write all tensors of m whose names pass `filter` (NULL = all) to an open file.
 int fpt_h5_write_tensors(hid_t file, const fpt_model *m, int backbone_only);
 

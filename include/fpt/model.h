@@ -1,33 +1,54 @@
-// The FPT model: input layer -> GPT-2 backbone -> readout -> output layer.
-// Pure math on plain arrays (no MPI, no HDF5). A caller may run any
-// contiguous range of blocks, so that a pipeline stage can own some of them.
+// The FPT model: input layer -> backbone (fpt/backbone.h: GPT-2, encoder,
+// LSTM) -> readout -> output layer. Pure math on plain arrays (no MPI, no
+// HDF5). A caller may run any contiguous range of layers, so that a pipeline
+// stage can own some of them.
 #ifndef FPT_MODEL_H
 #define FPT_MODEL_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fpt/backbone.h"
 #include "fpt/kernels.h"
 
-typedef struct {
-  int n_layer, n_head, n_embd, n_positions;
-  float ln_eps;
-} fpt_gpt2_config;
+enum { FPT_ACT_GELU_NEW, FPT_ACT_GELU }; // gelu_new: GPT-2's tanh form; gelu: exact (erf)
+
+// The backbone as its model file describes it (root attributes; the kind's
+// table in fpt/backbone.h says which it has and their defaults).
+typedef struct fpt_backbone_cfg {
+  char kind[16];            // "gpt2" (causal or bidirectional transformers), "lstm"
+  int n_layer, n_embd;      // layers, width C
+  int n_head, n_positions;  // transformers
+  float ln_eps;             // layer_norm_epsilon
+  int causal;               // transformers: 1 = GPT-2's causal mask, 0 = every position sees every position
+  int activation;           // transformers: FPT_ACT_*
+  int residual;             // lstm: a layer's output is its input + h
+} fpt_backbone_cfg;
+
+// Readout of the backbone's output that the output layer sees.
+enum {
+  FPT_READOUT_LAST,      // the last r positions (the paper's; padding included)
+  FPT_READOUT_LAST_REAL, // r = 1: the last real (non-pad) position of each sample
+  FPT_READOUT_MEAN,      // r = 1: the mean over the real positions
+};
 
 // What the task feeds in and reads out.
 typedef struct {
-  int d_in;  // continuous token width (0 for discrete tokens)
-  int vocab; // discrete vocabulary (0 for continuous tokens)
-  int seq;   // T, tokens per sample
-  int r;     // readout: the last r positions
-  int n_out; // output-layer width per readout position
-  int n_cls; // classes per target; K = r * n_out / n_cls targets per sample
-  int tied;  // language model: the input is GPT-2's token table "wte/weight"
-             // (vocab, C) and the logits are ln_f(h) . wte^T (no output layer)
+  int d_in;    // continuous token width (0 for discrete tokens)
+  int vocab;   // discrete vocabulary (0 for continuous tokens)
+  int seq;     // T, tokens per sample
+  int r;       // readout: the last r positions
+  int n_out;   // output-layer width per readout position
+  int n_cls;   // classes per target; K = r * n_out / n_cls targets per sample
+  int tied;    // language model: the input is GPT-2's token table "wte/weight"
+               // (vocab, C) and the logits are ln_f(h) . wte^T (no output layer)
+  int readout; // FPT_READOUT_*
 } fpt_task_shape;
 
-// Parameter groups, for the freeze flags.
-enum { FPT_G_IN, FPT_G_OUT, FPT_G_LN, FPT_G_POS, FPT_G_ATTN, FPT_G_FF, FPT_G_N };
+// Parameter groups, for the freeze flags. OTHER: backbone tensors of no
+// other group (the LSTM's i2h and h2h), trainable only with `full`, as the
+// paper's freeze_trans leaves them.
+enum { FPT_G_IN, FPT_G_OUT, FPT_G_LN, FPT_G_POS, FPT_G_ATTN, FPT_G_FF, FPT_G_OTHER, FPT_G_N };
 extern const char *const fpt_group_names[FPT_G_N];
 
 typedef struct {
@@ -38,10 +59,10 @@ typedef struct {
 fpt_freeze fpt_freeze_default(void);
 int fpt_group_trainable(const fpt_freeze *f, int group);
 
-typedef struct {
+typedef struct fpt_tensor {
   char name[48];    // model-file name, e.g. "h/3/attn/c_attn/weight", "in/weight"
   int uid;          // index in the whole model's table: stable across stages (init streams)
-  int group, layer; // layer -1 for non-block tensors
+  int group, layer; // layer, or FPT_AT_PRE / FPT_AT_POST (before / after the layers)
   int ndim;
   int shape[2];
   size_t numel;
@@ -55,29 +76,29 @@ typedef struct {
   float *w, *g;
 } fpt_param;
 
-typedef struct {
-  fpt_param ln1_w, ln1_b, qkv_w, qkv_b, ap_w, ap_b;
-  fpt_param ln2_w, ln2_b, fc_w, fc_b, fp_w, fp_b;
-} fpt_block;
-
-// The part of the model one pipeline stage owns: blocks [l0, l1), and the
-// input layer + positions (stage 0) and ln_f + output layer (last stage).
+// The part of the model one pipeline stage owns: layers [l0, l1), the input
+// layer and the backbone's pre-layer tensors (stage 0: positions), and the
+// backbone's post-layer tensors and the output layer (last stage: ln_f, out).
 typedef struct {
   int l0, l1, has_input, has_head;
 } fpt_part;
 
-typedef struct {
-  fpt_gpt2_config cfg;
+typedef struct fpt_model {
+  fpt_backbone_cfg cfg;
+  const fpt_backbone *bb; // the kind's functions
   fpt_task_shape task;
   fpt_freeze freeze;
   fpt_part part;
-  float dropout; // 0.1 in training; eval passes run without it
-  int K;         // targets per sample
+  float dropout;    // 0.1 in training; eval passes run without it
+  int random_state; // LSTM: h0, c0 ~ N(0, sqrt(2/(2C))) on every pass (the paper's code); 0: zeros
+  int K;            // targets per sample
+  int grad_floor;   // lowest layer whose backward is needed (n_layer: none)
+  int input_trains; // a tensor before the first layer (input layer, positions) trains
 
   int n_tensors;
   fpt_tensor *tensors;
-  fpt_param in_w, in_b, wpe, lnf_w, lnf_b, out_w, out_b;
-  fpt_block *blocks;
+  fpt_param in_w, in_b, out_w, out_b; // the wrapper (in_w: wte when tied)
+  void *bbw;                          // the backbone's view of its tensors
 
   // All frozen tensors in one allocation; all trainable ones in another,
   // so that gradients all-reduce and Adam run on one flat buffer.
@@ -89,25 +110,32 @@ typedef struct {
 } fpt_model;
 
 // Build the tensor table and allocate (parameters zeroed): the whole model.
-int fpt_model_create(fpt_model *m, const fpt_gpt2_config *cfg, const fpt_task_shape *task,
+int fpt_model_create(fpt_model *m, const fpt_backbone_cfg *cfg, const fpt_task_shape *task,
                      const fpt_freeze *fr);
 // Only what one pipeline stage owns. Unowned tensors have no storage and are
 // absent from the table. frozen_ext, if not NULL, is storage for the frozen
 // tensors (e.g. an MPI shared-memory window; size from fpt_model_frozen_size).
-int fpt_model_create_part(fpt_model *m, const fpt_gpt2_config *cfg, const fpt_task_shape *task,
+int fpt_model_create_part(fpt_model *m, const fpt_backbone_cfg *cfg, const fpt_task_shape *task,
                           const fpt_freeze *fr, const fpt_part *part, float *frozen_ext);
 // Only the table (names, shapes, groups, trainable; no storage) of a part:
 // lets every rank know every stage's tensors. Free *tensors with free().
-int fpt_model_table(const fpt_gpt2_config *cfg, const fpt_task_shape *task, const fpt_freeze *fr,
+int fpt_model_table(const fpt_backbone_cfg *cfg, const fpt_task_shape *task, const fpt_freeze *fr,
                     const fpt_part *part, fpt_tensor **tensors, int *n);
-size_t fpt_model_frozen_size(const fpt_gpt2_config *cfg, const fpt_task_shape *task,
+// Floats of frozen storage a part needs (from the table alone); 0 on a bad shape.
+size_t fpt_model_frozen_size(const fpt_backbone_cfg *cfg, const fpt_task_shape *task,
                              const fpt_freeze *fr, const fpt_part *part);
+// Batches must carry each sample's real length: a bidirectional transformer
+// masks pad keys, and the last-real and mean readouts read by length.
+int fpt_model_needs_lengths(const fpt_backbone_cfg *cfg, const fpt_task_shape *task);
+// The configuration and the task fit the backbone kind (one message on error).
+int fpt_model_check(const fpt_backbone_cfg *cfg, const fpt_task_shape *task);
 void fpt_model_free(fpt_model *m);
 fpt_tensor *fpt_model_find(fpt_model *m, const char *name);
 int fpt_is_backbone(const fpt_tensor *t);
 
 // Initialisation (all deterministic in seed).
-// Backbone as Hugging Face GPT-2's default: N(0,0.02) weights, zero biases, LN 1/0.
+// Backbone at random, the kind's default (GPT-2: Hugging Face's N(0,0.02)
+// weights, zero biases, LN 1/0; LSTM: the paper's U(+-1/sqrt(fan))).
 void fpt_init_backbone_random(fpt_model *m, uint64_t seed);
 // Each backbone tensor ~ N(mean, std) of the same tensor of `like`.
 void fpt_init_backbone_like(fpt_model *m, const fpt_model *like, uint64_t seed);
@@ -118,75 +146,73 @@ int fpt_init_wrapper(fpt_model *m, uint64_t seed, float orth_gain);
 int fpt_orthogonal(float *w, int rows, int cols, float gain, uint64_t seed, uint32_t tensor_id);
 
 // A batch as one rank sees it.
-typedef struct {
+typedef struct fpt_batch {
   int B;                 // local samples
   const float *x;        // (B,T,d_in) continuous, else NULL
   const int32_t *ids;    // (B,T) discrete, else NULL
   const int32_t *y;      // (B,K)
   const int64_t *sample; // (B) global sample indices (for dropout)
+  const int32_t *len;    // (B) real positions 1..T of right-padded samples, or NULL (all T)
 } fpt_batch;
 
-// Activations for up to B samples over blocks [l0, l1).
-typedef struct {
-  float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *h1;
-  float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu, *h2;
-  // Dropout keep bits of the forward, for the backward (fpt_mask_words):
-  // attention maps (B*NH*Tq rows of T), attention and MLP outputs (B*Tq rows of C).
-  uint32_t *mask_att, *mask_attn_out, *mask_mlp_out;
-} fpt_block_acts;
-
-typedef struct {
+// Activations for up to B samples over layers [l0, l1).
+typedef struct fpt_acts {
+  const struct fpt_model *m;
   int B, l0, l1;
   int has_input, has_head;
-  float *h0;                        // (B,T,C) input of block 0
-  fpt_block_acts *blk;              // index l - l0
-  float *lnf, *lnf_mean, *lnf_rstd; // (B,r,C)
-  float *logits, *dlogits;          // (B, r*n_out)
-  // backward scratch
-  float *dres, *dres2;       // (B,T,C) residual-stream gradients
-  float *dln, *datty, *dtmp; // (B,T,C)
-  float *dqkv;               // (B,T,3C)
-  float *dfch, *dfch2;       // (B,T,4C)
-  float *xin;                // (B,T,C) input layer output before dropout (scratch)
-  float *att_work;           // attention scratch (fpt_attention_work(T))
+  float *h0;      // (B,T,C) input of layer 0 (stage 0)
+  float *xin;     // (B,T,C) input layer output before dropout (scratch)
+  void **layer;   // l - l0: the backbone's activations of layer l
+  void *scratch;  // the backbone's backward scratch
+  void *fin;      // last stage: the backbone's final stage (ln_f)
+  const float *hid;        // last stage: its output, (B, rows of the last layer, C)
+  float *feat;             // (B, r, C) readout features: what the output layer sees
+  float *logits, *dlogits; // (B, r*n_out)
+  float *dfeat, *dhid;     // head backward
+  float *dres, *dres2;     // (B,T,C) gradient of a layer's output, then of its input
 } fpt_acts;
 
 int fpt_acts_create(fpt_acts *a, const fpt_model *m, int B, int l0, int l1, int has_input,
                     int has_head);
 void fpt_acts_free(fpt_acts *a);
 
-// Queries a block computes: all T, except the model's last block, which
-// only needs the r readout positions.
-int fpt_block_tq(const fpt_model *m, int l);
+// Output rows per sample of layer l: T, except the model's last layer when it
+// only needs the r readout positions (transformers, readout "last").
+int fpt_layer_rows(const fpt_model *m, int l);
+// Layer l's output (B, rows, C) in a's activations; what a stage sends on.
+float *fpt_layer_output(const fpt_acts *a, int l);
+// Floats crossing the boundary after a stage that ends before the last layer.
+size_t fpt_stage_floats(const fpt_model *m, int B);
+
+// GPT-2 layers of this many tokens or more run fused attention (no stored
+// maps); tools that read the maps (fpt attention) raise it.
+extern int fpt_gpt2_flash_min_seq;
 
 // Per-call context: training or not, and the dropout key.
-typedef struct {
+typedef struct fpt_pass {
   int train;
   uint64_t seed;
   uint32_t step;
 } fpt_pass;
 
-// Stage pieces. The residual stream of block l's output is a->blk[l-l0].h2
-// (B, Tq(l), C); its input is a->h0 for l == 0, else the previous output
-// (or `h_in` supplied by the caller for the first block of a stage).
+// Stage pieces. Layer l's input is a->h0 for l == 0, else the previous
+// layer's output (or `h_in` supplied by the caller for the first layer of a stage).
 void fpt_input_forward(const fpt_model *m, fpt_acts *a, const fpt_batch *b, const fpt_pass *p);
-void fpt_block_forward(const fpt_model *m, fpt_acts *a, int l, const float *h_in,
+void fpt_layer_forward(const fpt_model *m, fpt_acts *a, int l, const float *h_in,
                        const fpt_batch *b, const fpt_pass *p);
-// Head: ln_f, readout, output layer, loss. Returns the summed loss over the
-// B*K targets; *correct gets the hits. With dscale != 0 it also runs the
-// head backward (gradients scaled by dscale, typically 1/global targets),
-// leaving d(last block output) in a->dres.
+// Head: the backbone's final stage (ln_f), readout, output layer, loss.
+// Returns the summed loss over the B*K targets; *correct gets the hits. With
+// dscale != 0 it also runs the head backward (gradients scaled by dscale,
+// typically 1/global targets), leaving d(last layer output) in a->dres.
 double fpt_head_forward_backward(const fpt_model *m, fpt_acts *a, const float *h_last,
                                  const fpt_batch *b, float dscale, int64_t *correct);
-// Backward through block l: on entry a->dres holds d(output) (B,Tq,C); on
+// Backward through layer l: on entry a->dres holds d(output) (B,rows,C); on
 // exit, if need_dinput, d(input) (B,T,C).
-void fpt_block_backward(const fpt_model *m, fpt_acts *a, int l, const float *h_in,
+void fpt_layer_backward(const fpt_model *m, fpt_acts *a, int l, const float *h_in,
                         const fpt_batch *b, const fpt_pass *p, int need_dinput);
 void fpt_input_backward(const fpt_model *m, fpt_acts *a, const fpt_batch *b, const fpt_pass *p);
-// Lowest block whose backward is needed (n_layer when none is).
-int fpt_grad_floor(const fpt_model *m);
 
-// Everything m->part owns, in order: input layer, blocks, head (its loss and,
+// Everything m->part owns, in order: input layer, layers, head (its loss and,
 // with dscale != 0, its backward). h_in is the first block's input when the
 // part has no input layer (a later pipeline stage).
 double fpt_part_forward(const fpt_model *m, fpt_acts *a, const fpt_batch *b, const fpt_pass *p,
@@ -198,8 +224,11 @@ void fpt_part_backward(const fpt_model *m, fpt_acts *a, const fpt_batch *b, cons
 // Whole model in one process: forward (+ backward if p->train and dscale).
 double fpt_forward_backward(const fpt_model *m, fpt_acts *a, const fpt_batch *b, const fpt_pass *p,
                             float dscale, int64_t *correct);
-// Backbone only, no dropout: last_hidden_state (B,T,C) from inputs_embeds.
-void fpt_backbone_forward(const fpt_model *m, fpt_acts *a, const float *inputs_embeds, float *out);
+// Backbone only, no dropout: last_hidden_state (B,T,C) from inputs_embeds
+// (the model's task must read all T rows: r = T). len (B): real positions of
+// right-padded samples, which a bidirectional model masks (NULL: all T).
+void fpt_backbone_forward(const fpt_model *m, fpt_acts *a, const float *inputs_embeds,
+                          const int32_t *len, float *out);
 
 // Optimiser over the flat trainable buffer.
 void fpt_zero_grad(fpt_model *m);

@@ -41,6 +41,8 @@ enum {
   FPT_SITE_INIT = 1,     // parameter initialisation (a = tensor id)
   FPT_SITE_DATA = 2,     // synthetic task samples (a = split, b = sample)
   FPT_SITE_AUGMENT = 3,  // image augmentation (a = step, b = sample)
+  FPT_SITE_LSTM_STATE = 4, // LSTM random initial state (a = step, b = sample)
+  FPT_SITE_MLM = 5,        // masked-LM masking (a = split, b = stream position / sample)
   FPT_SITE_DROPOUT = 16, // + 8 * layer + kind; a = step, b = global sample
 };
 enum {
@@ -49,6 +51,7 @@ enum {
   FPT_DROP_ATTN = 2,     // attention probabilities (attn_pdrop)
   FPT_DROP_ATTN_OUT = 3, // after attention c_proj (resid_pdrop)
   FPT_DROP_MLP_OUT = 4,  // after MLP c_proj (resid_pdrop)
+  FPT_DROP_LSTM_OUT = 5, // an LSTM layer's h (output and carried state)
 };
 // Dropout site for a layer (-1 for the embedding stage).
 static inline uint32_t fpt_dropout_site(int layer, int kind) {

@@ -1,6 +1,6 @@
 // fpt attention: the softmax attention maps of a trained FPT model on a few
 // samples (the paper's §3.5 figure). The model is rebuilt as `fpt train` built
-// it, from the run's resolved configuration stored in the checkpoint: freeze
+// it, from the run's description stored in the checkpoint (fpt/run.h): freeze
 // set, backbone init (pretrained / random / stats, seeded), input and output
 // layer init, then every trainable tensor from the checkpoint. One process:
 // under mpirun with more than one rank it stops with an error.
@@ -17,6 +17,7 @@
 #include "fpt/config.h"
 #include "fpt/io.h"
 #include "fpt/model.h"
+#include "fpt/run.h"
 #include "fpt/tasks.h"
 #include "runtime.h"
 
@@ -44,51 +45,6 @@ static const fpt_opt att_opts[] = {
 };
 #undef O
 static const int n_att_opts = (int)(sizeof att_opts / sizeof *att_opts);
-
-// What `fpt train` resolved, from the checkpoint's `config` attribute (the
-// "key: value" lines of fpt_opts_dump; strings quoted, unset ones null).
-typedef struct {
-  char config[16384];
-  const char *path;
-} run_config;
-
-// 0 and the value, or 1 if the key is absent or null.
-static int config_need(const run_config *rc, const char *key, char *out, size_t n) {
-  FPT_ENSURE(fpt_opts_dump_value(rc->config, key, out, n) == 0,
-             "%s: the stored run configuration has no %s", rc->path, key);
-  return 0;
-}
-
-static int config_num(const run_config *rc, const char *key, double *v) {
-  char buf[64], *end;
-  FPT_TRY(config_need(rc, key, buf, sizeof buf));
-  if (!strcmp(buf, "true") || !strcmp(buf, "false")) {
-    *v = !strcmp(buf, "true");
-    return 0;
-  }
-  *v = strtod(buf, &end);
-  FPT_ENSURE(*buf && !*end, "%s: run configuration: %s: '%s' is not a number", rc->path, key, buf);
-  return 0;
-}
-
-// The backbone as `fpt train --init` made it (the checkpoint then overwrites
-// whatever of it trained).
-static int init_backbone(fpt_model *m, const char *model, const char *init, uint64_t seed) {
-  if (!strcmp(init, "random")) {
-    fpt_init_backbone_random(m, seed);
-    return 0;
-  }
-  FPT_TRY(fpt_model_file_load(model, m));
-  if (!strcmp(init, "pretrained"))
-    return 0;
-  fpt_model like;
-  FPT_TRY(fpt_model_create(&like, &m->cfg, &m->task, &m->freeze));
-  int rc = fpt_model_file_load(model, &like);
-  if (rc == 0)
-    fpt_init_backbone_like(m, &like, seed);
-  fpt_model_free(&like);
-  return rc;
-}
 
 // "0,2,3" -> layers; each in 0..L-1, no repeats. NULL: all.
 static int parse_layers(const char *spec, int L, int *layers, int *n) {
@@ -122,22 +78,20 @@ typedef struct {
   int split, layers[MAX_LAYERS], n_layers;
   uint64_t data_seed;
   fpt_ckpt_state st;
+  fpt_run_desc desc; // the run, as its checkpoint describes it
   fpt_source src;
   fpt_model m;
   int r, K; // the task's readout and targets (the model runs every row: see run_samples)
 } att_job;
 
-static int open_source(att_job *j, const run_config *rc) {
+static int open_source(att_job *j) {
   att_settings *s = &j->s;
-  double seed, data_seed;
-  FPT_TRY(config_num(rc, "seed", &seed));
-  FPT_TRY(config_num(rc, "data_seed", &data_seed));
+  const fpt_run_desc *d = &j->desc;
   if (s->data) {
     FPT_ENSURE(s->seed == LLONG_MIN,
                "option --seed: only for generated tasks (a dataset file gives its split in order)");
-    char tokens[16] = "x";
-    fpt_opts_dump_value(rc->config, "tokens", tokens, sizeof tokens);
-    FPT_TRY(fpt_source_open_file(&j->src, s->data, tokens, (uint64_t)seed, 0, MPI_COMM_WORLD));
+    FPT_TRY(fpt_source_open_file(&j->src, s->data, d->tokens, (uint64_t)d->seed, 0,
+                                 MPI_COMM_WORLD));
     FPT_ENSURE(strcmp(j->src.task, "text") != 0,
                "%s: language-model (text) datasets are not supported by fpt attention", s->data);
     int64_t have = fpt_source_size(&j->src, j->split);
@@ -149,56 +103,54 @@ static int open_source(att_job *j, const run_config *rc) {
     return 0;
   }
   // The run's bit-task sizes, if the run generated this task; else the defaults.
-  char task[32] = "";
-  double bits = 0, patterns = 0, patch = 0;
-  if (fpt_opts_dump_value(rc->config, "task", task, sizeof task) == 0 && !strcmp(task, s->task)) {
-    FPT_TRY(config_num(rc, "bit_length", &bits));
-    FPT_TRY(config_num(rc, "patterns", &patterns));
-    FPT_TRY(config_num(rc, "patch", &patch));
-  } else {
-    FPT_ENSURE(!task[0], "%s: trained on the generated task %s, not %s (option --task)", j->ckpt,
-               task, s->task);
+  int64_t bits = 0, patterns = 0, patch = 0;
+  if (!d->data[0]) {
+    FPT_ENSURE(!strcmp(d->task_name, s->task),
+               "%s: trained on the generated task %s, not %s (option --task)", j->ckpt,
+               d->task_name, s->task);
+    bits = d->bit_length;
+    patterns = d->patterns;
+    patch = d->patch;
   }
   if (s->samples == LLONG_MIN)
     s->samples = 16;
   fpt_bit_task t;
   FPT_TRY(fpt_bit_task_make(&t, s->task, (int)bits, (int)patterns, (int)patch));
-  j->data_seed = s->seed != LLONG_MIN ? (uint64_t)s->seed : (uint64_t)data_seed;
-  return fpt_source_open_task(&j->src, &t, s->task, (uint64_t)seed, j->data_seed, s->samples);
+  j->data_seed = s->seed != LLONG_MIN ? (uint64_t)s->seed : (uint64_t)d->data_seed;
+  return fpt_source_open_task(&j->src, &t, s->task, (uint64_t)d->seed, j->data_seed, s->samples);
 }
 
-static int build_model(att_job *j, const run_config *rc) {
-  double seed, gain, fl[7];
-  const char *keys[7] = {"freeze_in",   "freeze_out", "freeze_ln", "freeze_pos",
-                         "freeze_attn", "freeze_ff",  "full_train"};
-  for (int i = 0; i < 7; i++)
-    FPT_TRY(config_num(rc, keys[i], &fl[i]));
-  FPT_TRY(config_num(rc, "seed", &seed));
-  FPT_TRY(config_num(rc, "orth_gain", &gain));
-  char init[32];
-  FPT_TRY(config_need(rc, "init", init, sizeof init));
-  FPT_ENSURE(!strcmp(init, "pretrained") || !strcmp(init, "random") || !strcmp(init, "stats"),
-             "%s: run configuration: init '%s' is not pretrained, random or stats", j->ckpt, init);
-  fpt_freeze fr = {{(int)fl[0], (int)fl[1], (int)fl[2], (int)fl[3], (int)fl[4], (int)fl[5]},
-                   (int)fl[6]};
-  fpt_gpt2_config cfg;
-  FPT_TRY(fpt_model_file_config(j->model, &cfg));
+// The model as `fpt train --init` built it, but reading out every row (so
+// that every layer runs on all T rows and has a full T x T map): the output
+// layer acts row by row, so the task's r readout rows give the same numbers.
+// Then the checkpoint's trainable tensors.
+static int build_model(att_job *j) {
+  fpt_run_desc d = j->desc;
+  snprintf(d.model, sizeof d.model, "%s", j->model);
+  FPT_TRY(fpt_run_desc_read_model(&d));
+  FPT_ENSURE(fpt_backbone_find(d.cfg.kind)->attention,
+             "%s: a %s backbone has no attention maps (fpt attention needs a transformer)", j->model,
+             d.cfg.kind);
   fpt_task_shape shape = j->src.shape;
-  FPT_ENSURE(shape.seq <= cfg.n_positions, "%s: the task %s has %d tokens but n_positions is %d",
-             j->model, j->src.task, shape.seq, cfg.n_positions);
-  FPT_TRY(fpt_model_create(&j->m, &cfg, &shape, &fr));
-  j->m.dropout = 0.0f;
-  FPT_TRY(init_backbone(&j->m, j->model, init, (uint64_t)seed));
-  FPT_TRY(fpt_init_wrapper(&j->m, (uint64_t)seed, (float)gain));
+  FPT_ENSURE(shape.seq <= d.cfg.n_positions, "%s: the task %s has %d tokens but n_positions is %d",
+             j->model, j->src.task, shape.seq, d.cfg.n_positions);
+  j->r = shape.r;
+  j->K = j->src.K;
+  shape.r = shape.seq;
+  shape.readout = FPT_READOUT_LAST;
+  d.task = shape;
+  d.dropout = 0.0;
+  fpt_gpt2_flash_min_seq = INT_MAX; // the stored-map kernel: its maps are the output
+  FPT_TRY(fpt_model_build(&j->m, &d, NULL, NULL, 1));
   // Shapes of the task against the checkpoint's input and output layers.
   FPT_TRY(fpt_checkpoint_read_state(j->ckpt, &j->m, &j->st));
   char sum[17];
   FPT_TRY(fpt_file_checksum(j->model, sum));
-  FPT_ENSURE(!strcmp(sum, j->st.model_checksum),
+  FPT_ENSURE(!strcmp(sum, j->desc.model_checksum),
              "%s: made with backbone %s (checksum %s), but --model %s has checksum %s", j->ckpt,
-             j->st.model_path, j->st.model_checksum, j->model, sum);
+             j->desc.model, j->desc.model_checksum, j->model, sum);
   FPT_TRY(fpt_checkpoint_load(j->ckpt, &j->m));
-  FPT_TRY(parse_layers(j->s.layers, cfg.n_layer, j->layers, &j->n_layers));
+  FPT_TRY(parse_layers(j->s.layers, d.cfg.n_layer, j->layers, &j->n_layers));
   return 0;
 }
 
@@ -226,19 +178,12 @@ static int setup(att_job *j, int argc, char **argv) {
   } else {
     snprintf(j->ckpt, sizeof j->ckpt, "%s", s->checkpoint);
   }
-  static run_config rc;
-  rc.path = j->ckpt;
-  hid_t f;
-  FPT_TRY(fpt_h5_open_read(j->ckpt, &f));
-  int r = fpt_h5_read_attr_str(f, j->ckpt, "config", rc.config, sizeof rc.config);
-  H5Fclose(f);
-  FPT_TRY(r);
-  static char model[4096];
-  if (!s->model)
-    FPT_TRY(config_need(&rc, "model", model, sizeof model));
-  j->model = s->model ? s->model : model;
-  FPT_TRY(open_source(j, &rc));
-  return build_model(j, &rc);
+  FPT_TRY(fpt_run_desc_read(j->ckpt, &j->desc));
+  j->model = s->model ? s->model : j->desc.model;
+  FPT_TRY(open_source(j));
+  if (fpt_model_needs_lengths(&j->desc.cfg, &j->desc.task))
+    fpt_source_want_lengths(&j->src);
+  return build_model(j);
 }
 
 // Index of the largest of n values (the first on ties, as the loss's accuracy).
@@ -262,13 +207,9 @@ typedef struct {
 // output layer act row by row, so the readout rows' logits are unchanged) and
 // the predictions are taken from the task's r readout rows.
 static int run_samples(att_job *j, att_result *res) {
-  fpt_model *m = &j->m;
+  const fpt_model *m = &j->m;
   int N = (int)j->s.samples, T = m->task.seq, NH = m->cfg.n_head, L = m->cfg.n_layer;
   int no = m->task.n_out, nc = m->task.n_cls, din = m->task.d_in;
-  j->r = m->task.r;
-  j->K = m->K;
-  m->task.r = T;
-  m->K = T * no / nc;
   size_t map = (size_t)NH * T * T;
   res->att = fpt_alloc_floats((size_t)N * j->n_layers * map);
   res->x = din > 0 ? fpt_alloc_floats((size_t)N * T * din) : NULL;
@@ -289,7 +230,7 @@ static int run_samples(att_job *j, att_result *res) {
     rc = fpt_source_eval(&j->src, j->split, i, n, 1, 1, &buf);
     if (rc != 0)
       break;
-    fpt_batch b = {n, buf.x, buf.ids, no_targets, buf.sample};
+    fpt_batch b = {n, buf.x, buf.ids, no_targets, buf.sample, buf.len};
     int64_t unused;
     fpt_part_forward(m, &a, &b, &pass, NULL, 0.0f, &unused);
     if (din > 0)
@@ -305,13 +246,14 @@ static int run_samples(att_job *j, att_result *res) {
         res->hits += pr[k] == buf.y[(size_t)bb * j->K + k];
       }
       for (int li = 0; li < j->n_layers; li++) {
-        // The kernel leaves keys after a query's own undefined: write zeros there.
+        // The kernel leaves keys a query cannot see undefined: write zeros there.
         float *dst = res->att + ((size_t)(i + bb) * j->n_layers + li) * map;
-        const float *src = a.blk[j->layers[li]].att + (size_t)bb * map;
+        const float *src = m->bb->attention(a.layer[j->layers[li]]) + (size_t)bb * map;
+        int len = buf.len ? buf.len[bb] : T;
         for (int qi = 0; qi < NH * T; qi++) {
-          int t = qi % T;
-          memcpy(dst + (size_t)qi * T, src + (size_t)qi * T, sizeof(float) * (t + 1));
-          memset(dst + (size_t)qi * T + t + 1, 0, sizeof(float) * (T - t - 1));
+          int t = qi % T, n = m->cfg.causal ? t + 1 : len;
+          memcpy(dst + (size_t)qi * T, src + (size_t)qi * T, sizeof(float) * n);
+          memset(dst + (size_t)qi * T + n, 0, sizeof(float) * (T - n));
         }
       }
     }
@@ -319,8 +261,6 @@ static int run_samples(att_job *j, att_result *res) {
   free(no_targets);
   fpt_source_buf_free(&buf);
   fpt_acts_free(&a);
-  m->task.r = j->r;
-  m->K = j->K;
   return rc;
 }
 
@@ -333,7 +273,7 @@ static int write_attrs(const att_job *j, hid_t f, double accuracy) {
   const char *sn[] = {"model", "model_checksum", "checkpoint", "task",
                       "data",  "split",          "layers",     "query_rows"};
   const char *sv[] = {j->model,
-                      j->st.model_checksum,
+                      j->desc.model_checksum,
                       j->ckpt,
                       j->src.task,
                       j->s.data ? j->s.data : "",

@@ -16,13 +16,14 @@
 #include "fpt/config.h"
 #include "fpt/model.h"
 #include "fpt/rng.h"
+#include "fpt/run.h"
 #include "runtime.h"
 
 typedef struct {
   long long layers, d_model, heads, batch_size, seq, d_in, classes, steps, warmup, seed;
   long long full, eval_samples;
   double dropout;
-  const char *data;
+  const char *data, *kind;
 } bench_settings;
 
 #define O(k, t, h)                                                                                 \
@@ -42,6 +43,7 @@ static const fpt_opt bench_opts[] = {
     O(full, INT, "1: train every weight (full training), 0: the paper's FPT set"),
     O(eval_samples, INT, "also time evaluation (no dropout, no backward) of this many samples"),
     O(data, STR, "instead: time the parallel reader on this dataset file's train split"),
+    O(kind, STR, "backbone: gpt2 (transformer) or lstm (the paper's LN-LSTM; --heads unused)"),
 };
 #undef O
 static const int n_bench_opts = (int)(sizeof bench_opts / sizeof *bench_opts);
@@ -69,7 +71,23 @@ typedef struct {
 } gemm_shape;
 
 // The big GEMMs one step performs (per block, forward and input-gradient).
+// The LSTM's: every step's input projection at once, the recurrent one per
+// step, the same for the input gradients, and (full training) two weight
+// gradients per layer.
+static int lstm_gemms(const fpt_model *m, int B, gemm_shape *g) {
+  int T = m->task.seq, C = m->cfg.n_embd, L = m->cfg.n_layer, n = 0, BT = B * T;
+  g[n++] = (gemm_shape){"i2h fwd NT", 0, 1, BT, 4 * C, C, L};
+  g[n++] = (gemm_shape){"h2h fwd NT (per step)", 0, 1, B, 4 * C, C, L * T};
+  g[n++] = (gemm_shape){"i2h dX NN", 0, 0, BT, C, 4 * C, L};
+  g[n++] = (gemm_shape){"h2h dH NN (per step)", 0, 0, B, C, 4 * C, L * T};
+  if (m->freeze.full)
+    g[n++] = (gemm_shape){"i2h/h2h dW TN", 1, 0, 4 * C, C, BT, 2 * L};
+  return n;
+}
+
 static int step_gemms(const fpt_model *m, int B, gemm_shape *g) {
+  if (!strcmp(m->cfg.kind, "lstm"))
+    return lstm_gemms(m, B, g);
   int T = m->task.seq, C = m->cfg.n_embd, L = m->cfg.n_layer, n = 0;
   int BT = B * T, full = L - 1;
   g[n++] = (gemm_shape){"qkv fwd NN", 0, 0, BT, 3 * C, C, L};
@@ -114,11 +132,19 @@ static double sgemm_seconds(const gemm_shape *g, int threads, int ours, float *A
 
 // Matmul FLOPs of one step as computed (readout-only last block included).
 static double step_flops(const fpt_model *m, int B) {
+  if (!strcmp(m->cfg.kind, "lstm")) {
+    gemm_shape g[8];
+    int n = lstm_gemms(m, B, g);
+    double f = 2.0 * B * m->task.seq * m->task.d_in * m->cfg.n_embd * 2;
+    for (int i = 0; i < n; i++)
+      f += gemm_flops(&g[i]);
+    return f;
+  }
   int T = m->task.seq, C = m->cfg.n_embd, L = m->cfg.n_layer, NH = m->cfg.n_head;
   int hs = C / NH;
   double f = 2.0 * B * T * m->task.d_in * C * 2; // input layer fwd + dW
   for (int l = 0; l < L; l++) {
-    double BT = (double)B * T, BQ = (double)B * fpt_block_tq(m, l);
+    double BT = (double)B * T, BQ = (double)B * fpt_layer_rows(m, l);
     double fwd = 2 * BQ * C * C                         /* q */
                  + 2 * BT * C * 2 * C                   /* k, v */
                  + 2.0 * 2 * B * NH * (BQ / B) * T * hs /* QK^T, PV */
@@ -179,25 +205,41 @@ static double eval_seconds(const fpt_model *m, fpt_acts *a, const fpt_batch *b, 
   return median(t, 3);
 }
 
+// A random model of the requested shape, built as fpt train builds one.
+static int bench_model(const bench_settings *s, fpt_model *m, fpt_backbone_cfg *cfg) {
+  fpt_run_desc d;
+  fpt_run_desc_init(&d);
+  fpt_backbone_cfg c = {"gpt2", (int)s->layers, (int)s->d_model, (int)s->heads,
+                        (int)(s->seq > 1024 ? s->seq : 1024), 1e-5f, 1, FPT_ACT_GELU_NEW, 0};
+  if (!strcmp(s->kind, "lstm")) {
+    fpt_backbone_cfg lstm = {"lstm", (int)s->layers, (int)s->d_model, 0, 0, 1e-6f, 0, 0, 0};
+    c = lstm;
+  } else {
+    FPT_ENSURE(!strcmp(s->kind, "gpt2"), "option --kind: '%s' is not gpt2 or lstm", s->kind);
+  }
+  fpt_task_shape shape = {(int)s->d_in, 0, (int)s->seq, 1, (int)s->classes, (int)s->classes, 0,
+                          FPT_READOUT_LAST};
+  d.cfg = *cfg = c;
+  d.task = shape;
+  d.init = FPT_INIT_RANDOM;
+  d.seed = s->seed;
+  d.dropout = s->dropout;
+  d.freeze.full = (int)s->full;
+  return fpt_model_build(m, &d, NULL, NULL, 1);
+}
+
 static int run(int argc, char **argv, int rank, int R) {
-  bench_settings s = {12, 768, 12, 16, 64, 48, 10, 10, 2, 0, 0, 0, 0.1, NULL};
+  bench_settings s = {12, 768, 12, 16, 64, 48, 10, 10, 2, 0, 0, 0, 0.1, NULL, "gpt2"};
   FPT_TRY(fpt_opts_parse(argc, argv, 2, bench_opts, n_bench_opts, &s));
   if (s.data)
     return bench_reader(&s, rank, R);
   FPT_ENSURE(s.steps >= 1, "option --steps: must be >= 1");
-  fpt_gpt2_config cfg = {(int)s.layers, (int)s.heads, (int)s.d_model,
-                         (int)(s.seq > 1024 ? s.seq : 1024), 1e-5f};
-  fpt_task_shape shape = {(int)s.d_in, 0, (int)s.seq, 1, (int)s.classes, (int)s.classes, 0};
   FPT_ENSURE(s.full == 0 || s.full == 1, "option --full: must be 0 or 1");
   FPT_ENSURE(s.eval_samples >= 0, "option --eval-samples: must be >= 0");
   FPT_ENSURE(s.dropout >= 0 && s.dropout < 1, "option --dropout: must be in [0, 1)");
-  fpt_freeze fr = fpt_freeze_default();
-  fr.full = (int)s.full;
   fpt_model m;
-  FPT_TRY(fpt_model_create(&m, &cfg, &shape, &fr));
-  m.dropout = (float)s.dropout;
-  fpt_init_backbone_random(&m, (uint64_t)s.seed);
-  FPT_TRY(fpt_init_wrapper(&m, (uint64_t)s.seed, 1.41f));
+  fpt_backbone_cfg cfg;
+  FPT_TRY(bench_model(&s, &m, &cfg));
   int B = (int)s.batch_size, T = (int)s.seq;
   float *x = fpt_alloc_floats((size_t)B * T * s.d_in);
   int32_t *y = fpt_calloc((size_t)B, sizeof(int32_t));
@@ -211,7 +253,7 @@ static int run(int argc, char **argv, int rank, int R) {
   }
   fpt_acts a;
   fpt_acts_create(&a, &m, B, 0, cfg.n_layer, 1, 1);
-  fpt_batch b = {B, x, NULL, y, ids};
+  fpt_batch b = {B, x, NULL, y, ids, NULL};
   int nt = (int)(s.warmup + s.steps);
   double *times = fpt_calloc((size_t)nt, sizeof(double));
   double loss = 0;
@@ -227,10 +269,10 @@ static int run(int argc, char **argv, int rank, int R) {
   double med = median(times + s.warmup, (int)s.steps);
   double flops = step_flops(&m, B);
   double ev = s.eval_samples > 0 ? eval_seconds(&m, &a, &b, (int)s.eval_samples) : 0;
-  printf("fpt bench: %lld layers x %lld wide, %lld heads; batch %d x %d tokens x %lld features; "
-         "%lld classes; %s\n",
-         s.layers, s.d_model, s.heads, B, T, s.d_in, s.classes,
-         s.full ? "full training" : "FPT (attention and MLP frozen)");
+  printf("fpt bench: %s, %lld layers x %lld wide, %lld heads; batch %d x %d tokens x %lld "
+         "features; %lld classes; %s\n",
+         s.kind, s.layers, s.d_model, s.heads, B, T, s.d_in, s.classes,
+         s.full ? "full training" : "FPT (the paper's trainable set)");
   char cpu[512];
   fpt_cpu_summary(cpu, sizeof cpu);
   printf("%s\n", cpu);

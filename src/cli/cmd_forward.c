@@ -8,6 +8,7 @@
 #include "fpt/check.h"
 #include "fpt/config.h"
 #include "fpt/io.h"
+#include "fpt/run.h"
 #include "runtime.h"
 
 typedef struct {
@@ -28,16 +29,20 @@ static int run(int argc, char **argv) {
   forward_settings s = {0};
   FPT_TRY(fpt_opts_parse(argc, argv, 2, fwd_opts, n_fwd_opts, &s));
   FPT_ENSURE(s.model && s.input && s.out, "options --model, --input and -o are all required");
-  fpt_gpt2_config cfg;
-  FPT_TRY(fpt_model_file_config(s.model, &cfg));
+  fpt_run_desc desc;
+  fpt_run_desc_init(&desc);
+  snprintf(desc.model, sizeof desc.model, "%s", s.model);
+  FPT_TRY(fpt_run_desc_read_model(&desc));
+  const fpt_backbone_cfg cfg = desc.cfg;
+  int max_t = cfg.n_positions ? cfg.n_positions : 1 << 20;
   hid_t f;
   FPT_TRY(fpt_h5_open_read(s.input, &f));
   int nd = 3;
   int64_t d[4];
   int rc = fpt_h5_shape(f, s.input, "/inputs_embeds", &nd, d);
   if (rc == 0 &&
-      (nd != 3 || d[2] != cfg.n_embd || d[1] < 1 || d[1] > cfg.n_positions || d[0] < 1)) {
-    fpt_error_set("%s: dataset /inputs_embeds must be [N, T<=%d, %d]", s.input, cfg.n_positions,
+      (nd != 3 || d[2] != cfg.n_embd || d[1] < 1 || d[1] > max_t || d[0] < 1)) {
+    fpt_error_set("%s: dataset /inputs_embeds must be [N, T<=%d, %d]", s.input, max_t,
                   cfg.n_embd);
     rc = 1;
   }
@@ -52,21 +57,22 @@ static int run(int argc, char **argv) {
     return rc;
   }
   int N = (int)d[0], T = (int)d[1], C = (int)d[2];
-  fpt_task_shape shape = {C, 0, T, T, 2, 2, 0};
-  fpt_freeze fr = fpt_freeze_default();
+  // Every position is read out (r = T): every layer runs on all T rows.
+  fpt_task_shape shape = {C, 0, T, T, 2, 2, 0, FPT_READOUT_LAST};
+  desc.task = shape;
+  desc.dropout = 0;
   fpt_model m;
-  FPT_TRY(fpt_model_create(&m, &cfg, &shape, &fr));
-  rc = fpt_model_file_load(s.model, &m);
+  rc = fpt_model_build(&m, &desc, NULL, NULL, 1);
   float *y = fpt_alloc_floats((size_t)N * T * C);
   if (rc == 0) {
     // In chunks, to bound the activation memory.
     int chunk = N < 8 ? N : 8;
     fpt_acts a;
-    fpt_acts_create(&a, &m, chunk, 0, cfg.n_layer, 1, 0);
+    fpt_acts_create(&a, &m, chunk, 0, cfg.n_layer, 1, 1);
     for (int i = 0; i < N; i += chunk) {
       int n = N - i < chunk ? N - i : chunk;
       a.B = n;
-      fpt_backbone_forward(&m, &a, x + (size_t)i * T * C, y + (size_t)i * T * C);
+      fpt_backbone_forward(&m, &a, x + (size_t)i * T * C, NULL, y + (size_t)i * T * C);
     }
     fpt_acts_free(&a);
     fpt_h5_out o;

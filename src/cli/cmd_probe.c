@@ -262,7 +262,8 @@ static int solve_error(const train_settings *s, double lambda, int method, const
 }
 
 int fpt_probe_run(const train_settings *s, const fpt_runtime *rt, fpt_grid *g, fpt_model *m,
-                  fpt_source *src, fpt_pipeline *pl, fpt_ckpt_state *st) {
+                  fpt_source *src, fpt_pipeline *pl, fpt_ckpt_state *st,
+                  const fpt_run_desc *desc) {
   const fpt_task_shape *t = &m->task;
   int C = m->cfg.n_embd, K = m->K, nout = t->n_out, r = t->r;
   double lams[MAX_LAMBDAS];
@@ -293,7 +294,7 @@ int fpt_probe_run(const train_settings *s, const fpt_runtime *rt, fpt_grid *g, f
   // The cache: reused when it was made from the same backbone, data and input layer.
   fpt_features_meta meta;
   memset(&meta, 0, sizeof meta);
-  memcpy(meta.model_checksum, st->model_checksum, sizeof meta.model_checksum);
+  memcpy(meta.model_checksum, desc->model_checksum, sizeof meta.model_checksum);
   snprintf(meta.data_path, sizeof meta.data_path, "%s", s->data);
   snprintf(meta.task, sizeof meta.task, "%s", src->task);
   snprintf(meta.tokens, sizeof meta.tokens, "%s", s->tokens ? s->tokens : "x");
@@ -511,12 +512,8 @@ int fpt_probe_run(const train_settings *s, const fpt_runtime *rt, fpt_grid *g, f
         memcpy(m->out_w.w, Wf, sizeof(float) * (size_t)C * nout);
         memcpy(m->out_b.w, bf, sizeof(float) * nout);
       }
-      size_t L = strlen(st->config);
-      snprintf(st->config + L, sizeof st->config - L,
-               "# fpt probe: lambda %.17g (solver %s), val accuracy %.6f\n", b->lambda,
-               b->method == FPT_RIDGE_POSV ? "posv" : "gels", b->val.acc);
       st->step = st->adam_t = st->sample_offset = 0;
-      rc = fpt_checkpoint_write(s->run_dir, MPI_COMM_WORLD, m, g->replica == 0, st, 1);
+      rc = fpt_checkpoint_write(s->run_dir, MPI_COMM_WORLD, m, g->replica == 0, st, desc, 1);
       if (rc == 0 && g->rank == 0)
         printf("checkpoint: %s/checkpoints/ckpt-000000000.h5 (fpt eval --checkpoint, fpt train "
                "--init-head-from); solution in double: %s/probe.h5\n",

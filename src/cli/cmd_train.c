@@ -65,6 +65,15 @@ static const fpt_opt train_opts[] = {
     O(early_stop, INT, "stop after this many evaluations without a better val loss (0: off)"),
     O(init, STR, "backbone: pretrained, random, or stats (matched to --model)"),
     O(dropout, FLOAT, "dropout probability in training"),
+    O(readout, STR,
+      "what the output layer reads: last (the last r positions, the paper's), last-real (the "
+      "last non-pad token), mean (over non-pad tokens), or auto (last-real for bidirectional "
+      "models, else last)"),
+    O(objective, STR,
+      "pretrain: causal (the next byte, GPT-2's) or mlm (BERT's masked bytes: 15 % chosen, 80/10/10; "
+      "needs a bidirectional model)"),
+    O(lstm_state, STR,
+      "LSTM initial state: zero, or random (N(0, sqrt(2/2C)) on every pass, as the paper's code)"),
     O(orth_gain, FLOAT, "gain of the orthogonal input-layer init"),
     O(clip, FLOAT, "global gradient-norm clip"),
     O(freeze_in, BOOL, "freeze the input layer"),
@@ -78,7 +87,9 @@ static const fpt_opt train_opts[] = {
     O(bit_length, INT, "bits per pattern (bit tasks; 0 = task default)"),
     O(patterns, INT, "patterns (bit-memory; 0 = default 5)"),
     O(patch, INT, "bits per token (bit tasks; 0 = task default)"),
-    O(export, STR, "at the end, write the backbone (and a language model's wte) as a model file"),
+    O(export, STR,
+      "at the end, write the trained backbone (and a language model's wte) as a model file "
+      "(fpt export of the last checkpoint)"),
     O(init_head_from, STR,
       "start from the input and output layers of this checkpoint (fpt probe's)"),
     O(checkpoint, STR, "the checkpoint to score"),
@@ -155,6 +166,9 @@ static train_settings defaults(void) {
   s.keep_checkpoints = 3;
   s.resume = "none";
   s.lr_schedule = "constant";
+  s.readout = "auto";
+  s.lstm_state = "zero";
+  s.objective = "causal";
   if (lm_mode) {
     // Every weight trains from GPT-2's random init; --model gives the shape.
     // No dropout: a few hours of pretraining underfit the corpus.
@@ -207,8 +221,103 @@ static int make_dir(const char *dir) {
   return 0;
 }
 
+// --readout: auto is last-real for a bidirectional model reading one position
+// (padding must stay invisible), else the paper's last r positions.
+static int readout_of(const char *name, const fpt_backbone_cfg *cfg, fpt_task_shape *t) {
+  const char *names[] = {"last", "last-real", "mean"};
+  t->readout = -1;
+  for (int i = 0; i < 3; i++)
+    if (!strcmp(name, names[i]))
+      t->readout = i;
+  if (!strcmp(name, "auto"))
+    t->readout = cfg->n_head > 0 && !cfg->causal && t->r == 1 ? FPT_READOUT_LAST_REAL
+                                                             : FPT_READOUT_LAST;
+  FPT_ENSURE(t->readout >= 0, "option --readout: '%s' is not last, last-real, mean or auto", name);
+  FPT_ENSURE(t->readout == FPT_READOUT_LAST || t->r == 1,
+             "option --readout: %s reads one position, but the task reads the last %d", name, t->r);
+  return 0;
+}
+
+// fpt pretrain --objective: causal (next byte) or mlm (masked bytes, on a
+// bidirectional model: a causal one would see nothing to its right).
+static int objective_of(const train_settings *s, fpt_source *src, fpt_run_desc *d) {
+  d->objective = -1;
+  for (int i = 0; fpt_objective_names[i]; i++)
+    if (!strcmp(s->objective, fpt_objective_names[i]))
+      d->objective = i;
+  FPT_ENSURE(d->objective >= 0, "option --objective: '%s' is not causal or mlm", s->objective);
+  FPT_ENSURE(lm_mode || d->objective == FPT_OBJ_CAUSAL,
+             "option --objective: only fpt pretrain has one");
+  if (d->objective != FPT_OBJ_MLM)
+    return 0;
+  FPT_ENSURE(d->cfg.n_head > 0 && !d->cfg.causal,
+             "option --objective mlm: %s is a causal model; masked-byte pretraining needs a "
+             "bidirectional one (fpt init --causal false)",
+             s->model);
+  return fpt_source_mlm(src, (uint64_t)s->seed);
+}
+
+// The run's typed description from the options and the data source; the
+// backbone's shape from the model file.
+static int describe(const train_settings *s, fpt_source *src, int init_mode, fpt_run_desc *d) {
+  fpt_run_desc_init(d);
+  snprintf(d->model, sizeof d->model, "%s", s->model);
+  FPT_TRY(fpt_run_desc_read_model(d));
+  d->init = init_mode;
+  d->seed = s->seed;
+  d->orth_gain = s->orth_gain;
+  d->dropout = s->dropout;
+  fpt_freeze fr = {
+      {s->freeze_in, s->freeze_out, s->freeze_ln, s->freeze_pos, s->freeze_attn, s->freeze_ff, 0},
+      s->full_train};
+  d->freeze = fr;
+  FPT_TRY(objective_of(s, src, d));
+  d->task = src->shape;
+  FPT_TRY(readout_of(s->readout, &d->cfg, &d->task));
+  d->lstm_state = !strcmp(s->lstm_state, "random") ? FPT_STATE_RANDOM : FPT_STATE_ZERO;
+  FPT_ENSURE(!strcmp(s->lstm_state, "zero") || !strcmp(s->lstm_state, "random"),
+             "option --lstm-state: '%s' is not zero or random", s->lstm_state);
+  FPT_ENSURE(d->lstm_state == FPT_STATE_ZERO || !strcmp(d->cfg.kind, "lstm"),
+             "option --lstm-state: %s has a %s backbone, not an LSTM", s->model, d->cfg.kind);
+  if (fpt_model_needs_lengths(&d->cfg, &d->task))
+    fpt_source_want_lengths(src);
+  if (lm_mode) {
+    FPT_ENSURE(d->task.vocab > 0 && d->task.r == d->task.seq && d->task.n_out == d->task.vocab &&
+                   s->data,
+               "%s: fpt pretrain needs a text dataset (token ids, next-token targets at every "
+               "position; fpt data text), but it has task %s",
+               s->data ? s->data : "option --data", src->task);
+    FPT_ENSURE(s->stages == 1,
+               "option --stages: fpt pretrain ties the token table of the first and last layer, "
+               "so it runs with --stages 1 (replicas only)");
+    d->task.tied = 1;
+    d->keep_wte = 1;
+  }
+  FPT_ENSURE(!d->cfg.n_positions || d->task.seq <= d->cfg.n_positions,
+             "%s: the task %s has %d tokens but n_positions is %d", s->model, src->task,
+             d->task.seq, d->cfg.n_positions);
+  snprintf(d->task_name, sizeof d->task_name, "%s", src->task);
+  snprintf(d->data, sizeof d->data, "%s", s->data ? s->data : "");
+  snprintf(d->tokens, sizeof d->tokens, "%s", s->tokens ? s->tokens : "x");
+  d->data_seed = s->data_seed;
+  d->eval_samples = s->data ? 0 : s->eval_samples;
+  d->eval_limit = s->eval_limit;
+  d->train_limit = s->train_limit;
+  d->bit_length = s->bit_length;
+  d->patterns = s->patterns;
+  d->patch = s->patch;
+  d->augment = src->augment != 0;
+  d->batch_size = s->batch_size;
+  d->steps = s->steps;
+  d->warmup = s->warmup;
+  d->lr = s->lr;
+  d->clip = s->clip;
+  snprintf(d->lr_schedule, sizeof d->lr_schedule, "%s", s->lr_schedule);
+  return 0;
+}
+
 static int setup(train_settings *s, int argc, char **argv, fpt_grid *g, fpt_model *m,
-                 fpt_source *src, fpt_pipeline *pl) {
+                 fpt_source *src, fpt_pipeline *pl, fpt_run_desc *d) {
   // YAML first (if --config is given anywhere), then the command line wins.
   for (int i = 2; i + 1 < argc; i++)
     if (!strcmp(argv[i], "--config"))
@@ -218,8 +327,6 @@ static int setup(train_settings *s, int argc, char **argv, fpt_grid *g, fpt_mode
   FPT_ENSURE(sub != SUB_EVAL || s->checkpoint, "option --checkpoint: fpt eval needs a checkpoint");
   FPT_ENSURE(sub != SUB_PROBE || s->data,
              "option --data: fpt probe needs a dataset file (a finite training split)");
-  FPT_ENSURE(!s->export || s->stages == 1,
-             "option --export: needs --stages 1 (one rank holds the whole model)");
   FPT_ENSURE(s->checkpoint_every >= 0 && s->keep_checkpoints >= 1 && s->early_stop >= 0 &&
                  s->time_limit >= 0,
              "options --checkpoint-every, --early-stop, --time-limit must be >= 0 and "
@@ -243,10 +350,10 @@ static int setup(train_settings *s, int argc, char **argv, fpt_grid *g, fpt_mode
              "option --lr-schedule: '%s' is not constant or cosine", s->lr_schedule);
   FPT_ENSURE(s->warmup >= 0, "option --warmup: must be >= 0");
   FPT_ENSURE(s->dropout >= 0 && s->dropout < 1, "option --dropout: must be in [0,1)");
-  int init_mode = !strcmp(s->init, "pretrained") ? 0
-                  : !strcmp(s->init, "random")   ? 1
-                  : !strcmp(s->init, "stats")    ? 2
-                                                 : -1;
+  int init_mode = -1;
+  for (int i = 0; fpt_init_names[i]; i++)
+    if (!strcmp(s->init, fpt_init_names[i]))
+      init_mode = i;
   FPT_ENSURE(init_mode >= 0, "option --init: '%s' is not pretrained, random or stats", s->init);
   FPT_ENSURE(!(s->data && s->task), "options --data and --task: give one, not both");
   if (!s->data && !s->task)
@@ -262,24 +369,8 @@ static int setup(train_settings *s, int argc, char **argv, fpt_grid *g, fpt_mode
     FPT_TRY(fpt_source_open_task(src, &task, s->task, (uint64_t)s->seed, (uint64_t)s->data_seed,
                                  s->eval_samples));
   }
-  fpt_gpt2_config cfg;
-  FPT_TRY(fpt_model_file_config(s->model, &cfg));
-  fpt_task_shape shape = src->shape;
-  if (lm_mode) {
-    FPT_ENSURE(shape.vocab > 0 && shape.r == shape.seq && shape.n_out == shape.vocab && s->data,
-               "%s: fpt pretrain needs a text dataset (token ids, next-token targets at every "
-               "position; fpt data text), but it has task %s",
-               s->data ? s->data : "option --data", src->task);
-    FPT_ENSURE(s->stages == 1,
-               "option --stages: fpt pretrain ties the token table of the first and last layer, "
-               "so it runs with --stages 1 (replicas only)");
-    shape.tied = 1;
-  }
-  fpt_freeze fr = {
-      {s->freeze_in, s->freeze_out, s->freeze_ln, s->freeze_pos, s->freeze_attn, s->freeze_ff},
-      s->full_train};
-  FPT_ENSURE(shape.seq <= cfg.n_positions, "%s: the task %s has %d tokens but n_positions is %d",
-             s->model, src->task, shape.seq, cfg.n_positions);
+  FPT_TRY(describe(s, src, init_mode, d));
+  fpt_backbone_cfg cfg = d->cfg;
   char why[256];
   FPT_ENSURE(fpt_check_grid(g->world, (int)s->stages, cfg.n_layer, (int)s->micro_batches,
                             (int)s->batch_size, why, sizeof why) == 0,
@@ -290,36 +381,12 @@ static int setup(train_settings *s, int argc, char **argv, fpt_grid *g, fpt_mode
   float *shared = NULL;
   int leader = 1;
   if (s->shared_weights)
-    FPT_TRY(fpt_grid_shared_frozen(g, fpt_model_frozen_size(&cfg, &shape, &fr, &part), &shared,
-                                   &leader));
-  FPT_TRY(fpt_model_create_part(m, &cfg, &shape, &fr, &part, shared));
-  m->frozen_readonly = !leader; // the node's leader fills the shared frozen weights
-  m->dropout = (float)s->dropout;
-  int rc = 0;
-  if (init_mode == 1) {
-    fpt_init_backbone_random(m, (uint64_t)s->seed);
-  } else {
-    rc = fpt_model_file_load(s->model, m);
-    if (rc == 0 && init_mode == 2) {
-      fpt_model like;
-      FPT_TRY(fpt_model_create_part(&like, &cfg, &shape, &fr, &part, NULL));
-      rc = fpt_model_file_load(s->model, &like);
-      if (rc == 0)
-        fpt_init_backbone_like(m, &like, (uint64_t)s->seed);
-      fpt_model_free(&like);
-    }
-  }
+    FPT_TRY(fpt_grid_shared_frozen(g, fpt_model_frozen_size(&cfg, &d->task, &d->freeze, &part),
+                                   &shared, &leader));
+  int rc = fpt_model_build(m, d, &part, shared, leader);
   if (s->shared_weights)
     MPI_Barrier(g->node_stage); // the leader's writes are visible from here on
   FPT_TRY(rc);
-  FPT_TRY(fpt_init_wrapper(m, (uint64_t)s->seed, (float)s->orth_gain));
-  if (lm_mode && init_mode == 0) {
-    // Continuing from an exported language model keeps its token table.
-    int loaded;
-    FPT_TRY(fpt_model_file_load_wte(s->model, m, &loaded));
-    if (loaded && g->rank == 0)
-      printf("wte: /wte/weight loaded from %s\n", s->model);
-  }
   FPT_TRY(fpt_pipeline_create(pl, g, m, src, (int)s->batch_size, (int)s->micro_batches, kind));
   if (g->rank == 0 && sub != SUB_EVAL)
     FPT_TRY(make_dir(s->run_dir));
@@ -381,13 +448,18 @@ static void print_startup(const train_settings *s, const fpt_grid *g, const fpt_
   fpt_cpu_summary(cpu, sizeof cpu);
   printf("threads per rank: %d (%s, 1 thread per call)\n%s\n", fpt_num_threads(),
          openblas_get_config(), cpu);
-  printf("model: %d layers, %d wide, %d heads; %.0f parameters, %.0f trainable\n", m->cfg.n_layer,
-         m->cfg.n_embd, m->cfg.n_head, cnt[0], cnt[1]);
+  printf("model: %s (%s%s), %d layers, %d wide, %d heads; %.0f parameters, %.0f trainable\n",
+         m->cfg.kind, m->cfg.n_head ? (m->cfg.causal ? "causal" : "bidirectional") : "recurrent",
+         m->random_state ? ", random initial state" : "", m->cfg.n_layer, m->cfg.n_embd,
+         m->cfg.n_head, cnt[0], cnt[1]);
   printf("memory: %.0f MB resident in all ranks, %.0f MB proportional (frozen weights %s)\n",
          tot[0], tot[1], s->shared_weights ? "shared per node and stage" : "per rank");
-  printf("task: %s, %d tokens x %d%s, readout %d, %d targets x %d classes\n", src->task,
+  const char *how[] = {"last", "last-real", "mean"};
+  printf("task: %s, %d tokens x %d%s, readout %d (%s%s), %d targets x %d classes\n", src->task,
          m->task.seq, m->task.d_in ? m->task.d_in : m->task.vocab, m->task.d_in ? "" : " ids",
-         m->task.r, m->K, m->task.n_cls);
+         m->task.r, how[m->task.readout], src->lengths ? ", pad keys masked or skipped" : "", m->K,
+         m->task.n_cls);
+
   if (src->from_file)
     printf("data: %s: %lld train, %lld val, %lld test samples%s\n", s->data,
            (long long)fpt_source_size(src, FPT_TRAIN), (long long)fpt_source_size(src, FPT_VAL),
@@ -472,25 +544,10 @@ static void install_signals(void) {
   sigaction(SIGTERM, &sa, NULL);
 }
 
-typedef struct {
-  char *buf;
-  size_t len, cap;
-} strbuf;
-static void emit_buf(void *ctx, const char *line) {
-  strbuf *b = ctx;
-  size_t n = strlen(line);
-  if (b->len + n + 2 > b->cap)
-    return;
-  memcpy(b->buf + b->len, line, n);
-  b->len += n;
-  b->buf[b->len++] = '\n';
-  b->buf[b->len] = '\0';
-}
-
 // Resume from --resume (auto: the newest complete checkpoint, if any).
 // Returns the first step to run through *start.
 static int resume_run(const train_settings *s, fpt_grid *g, fpt_model *m, fpt_ckpt_state *st,
-                      int64_t *start) {
+                      const fpt_run_desc *desc, int64_t *start) {
   *start = 0;
   char path[4400];
   if (!strcmp(s->resume, "none")) {
@@ -514,13 +571,19 @@ static int resume_run(const train_settings *s, fpt_grid *g, fpt_model *m, fpt_ck
     snprintf(path, sizeof path, "%s", s->resume);
   }
   fpt_ckpt_state saved;
+  static fpt_run_desc was;
   FPT_TRY(fpt_checkpoint_read_state(path, m, &saved));
-  FPT_ENSURE(!strcmp(saved.model_checksum, st->model_checksum),
+  FPT_TRY(fpt_run_desc_read(path, &was));
+  FPT_ENSURE(!strcmp(was.model_checksum, desc->model_checksum),
              "%s: made with backbone %s (checksum %s), but --model %s has checksum %s", path,
-             saved.model_path, saved.model_checksum, s->model, st->model_checksum);
-  FPT_ENSURE(saved.batch_size == s->batch_size && saved.seed == s->seed,
-             "%s: made with --batch-size %lld --seed %lld; resume with the same values", path,
-             (long long)saved.batch_size, (long long)saved.seed);
+             was.model, was.model_checksum, s->model, desc->model_checksum);
+  // Every setting that changes the numbers must be the checkpoint's.
+  char diff[2048];
+  fpt_run_desc_diff(&was, desc, diff, sizeof diff);
+  FPT_ENSURE(!diff[0],
+             "%s: this run's settings differ from the checkpoint's (checkpoint -> now): %s; resume "
+             "with the checkpoint's settings, or use another --run-dir",
+             path, diff);
   FPT_TRY(fpt_checkpoint_load(path, m));
   m->adam_t = saved.adam_t;
   memcpy(st->window, saved.window, sizeof st->window);
@@ -539,32 +602,37 @@ static int resume_run(const train_settings *s, fpt_grid *g, fpt_model *m, fpt_ck
 // Tensors from a checkpoint of the same backbone (init and tokens too):
 // those starting with `prefixes` (NULL: all it holds); out/* must be there.
 static int load_from(const char *opt, const char *path, fpt_grid *g, fpt_model *m,
-                     const fpt_ckpt_state *st, const char *const *prefixes) {
-  static fpt_ckpt_state saved;
-  int rc = fpt_checkpoint_read_state(path, m, &saved), n = 0;
-  if (rc == 0 && strcmp(saved.model_checksum, st->model_checksum)) {
+                     const fpt_run_desc *desc, const char *const *prefixes) {
+  static fpt_run_desc saved;
+  fpt_ckpt_state st; // its input and output layers must fit this task
+  int rc = fpt_checkpoint_read_state(path, m, &st), n = 0;
+  if (rc == 0)
+    rc = fpt_run_desc_read(path, &saved);
+  if (rc == 0 && strcmp(saved.model_checksum, desc->model_checksum)) {
     fpt_error_set("option --%s: %s was made with backbone %s (checksum %s), but --model %s has "
                   "checksum %s",
-                  opt, path, saved.model_path, saved.model_checksum, st->model_path,
-                  st->model_checksum);
+                  opt, path, saved.model, saved.model_checksum, desc->model,
+                  desc->model_checksum);
     rc = 1;
   }
-  // The seed shapes the backbone only when it is random or statistics-matched;
-  // an unset --tokens is x.
-  const char *keys[] = {"init", "tokens", "seed"};
-  char mine[64] = "x", theirs[64] = "x";
-  fpt_opts_dump_value(st->config, "init", mine, sizeof mine);
-  int n_keys = strcmp(mine, "pretrained") ? 3 : 2;
-  for (int i = 0; i < n_keys && rc == 0; i++) {
-    strcpy(mine, "x");
-    strcpy(theirs, "x");
-    fpt_opts_dump_value(st->config, keys[i], mine, sizeof mine);
-    if (fpt_opts_dump_value(saved.config, keys[i], theirs, sizeof theirs) == 0 &&
-        strcmp(mine, theirs)) {
-      fpt_error_set("option --%s: %s was made with --%s %s, but this run has --%s %s", opt, path,
-                    keys[i], theirs, keys[i], mine);
-      rc = 1;
-    }
+  // The seed shapes the backbone only when it is random or statistics-matched.
+  char was[256] = "", now[256] = "";
+  size_t a = 0, b = 0;
+  if (saved.init != desc->init) {
+    a += (size_t)snprintf(was + a, sizeof was - a, " --init %s", fpt_init_names[saved.init]);
+    b += (size_t)snprintf(now + b, sizeof now - b, " --init %s", fpt_init_names[desc->init]);
+  }
+  if (strcmp(saved.tokens, desc->tokens)) {
+    a += (size_t)snprintf(was + a, sizeof was - a, " --tokens %s", saved.tokens);
+    b += (size_t)snprintf(now + b, sizeof now - b, " --tokens %s", desc->tokens);
+  }
+  if (desc->init != FPT_INIT_PRETRAINED && saved.seed != desc->seed) {
+    snprintf(was + a, sizeof was - a, " --seed %lld", (long long)saved.seed);
+    snprintf(now + b, sizeof now - b, " --seed %lld", (long long)desc->seed);
+  }
+  if (rc == 0 && was[0]) {
+    fpt_error_set("option --%s: %s was made with%s, but this run has%s", opt, path, was, now);
+    rc = 1;
   }
   const char *need[] = {"out/weight", "out/bias", NULL};
   if (rc == 0)
@@ -600,8 +668,8 @@ static int eval_splits(fpt_pipeline *pl, fpt_source *src, fpt_grid *g, fpt_metri
 
 // fpt eval: the checkpoint's tensors over the set-up's model, then val and test.
 static int run_eval(const train_settings *s, fpt_runtime *rt, fpt_grid *g, fpt_model *m,
-                    fpt_source *src, fpt_pipeline *pl, const fpt_ckpt_state *st) {
-  int rc = load_from("checkpoint", s->checkpoint, g, m, st, NULL);
+                    fpt_source *src, fpt_pipeline *pl, const fpt_run_desc *desc) {
+  int rc = load_from("checkpoint", s->checkpoint, g, m, desc, NULL);
   if (fpt_runtime_agree(rt, rc) != 0)
     return 1;
   rc = eval_splits(pl, src, g, NULL, 0, "", 6);
@@ -643,38 +711,40 @@ static int run(int argc, char **argv) {
   memset(&pl, 0, sizeof pl);
   g.world = rt.size;
   g.rank = rt.rank;
-  rc = setup(&s, argc, argv, &g, &m, &src, &pl);
+  static fpt_run_desc desc;
+  rc = setup(&s, argc, argv, &g, &m, &src, &pl, &desc);
   if (fpt_runtime_agree(&rt, rc) != 0)
     return teardown(&rt, &pl, &src, &m, &g, NULL, 1);
 
-  // The checkpoint state: what identifies the run and the backbone.
+  // The checkpoint state; the backbone's (and a dataset file's) checksums
+  // complete the run's description.
   static fpt_ckpt_state st;
   memset(&st, 0, sizeof st);
   st.seed = s.seed;
   st.batch_size = s.batch_size;
   st.best_val = INFINITY;
-  snprintf(st.model_path, sizeof st.model_path, "%s", s.model);
-  strbuf cb = {st.config, 0, sizeof st.config};
-  fpt_opts_dump(opts, n_opts, &s, emit_buf, &cb);
   if (g.rank == 0)
-    rc = fpt_file_checksum(s.model, st.model_checksum);
-  MPI_Bcast(st.model_checksum, sizeof st.model_checksum, MPI_CHAR, 0, MPI_COMM_WORLD);
+    rc = fpt_file_checksum(s.model, desc.model_checksum);
+  if (g.rank == 0 && rc == 0 && s.data)
+    rc = fpt_file_checksum(s.data, desc.data_checksum);
+  MPI_Bcast(desc.model_checksum, sizeof desc.model_checksum, MPI_CHAR, 0, MPI_COMM_WORLD);
+  MPI_Bcast(desc.data_checksum, sizeof desc.data_checksum, MPI_CHAR, 0, MPI_COMM_WORLD);
   if (sub != SUB_TRAIN) {
     if (fpt_runtime_agree(&rt, rc) == 0) {
       print_startup(&s, &g, &m, &src, &pl);
-      rc = sub == SUB_EVAL ? run_eval(&s, &rt, &g, &m, &src, &pl, &st)
-                           : fpt_probe_run(&s, &rt, &g, &m, &src, &pl, &st);
+      rc = sub == SUB_EVAL ? run_eval(&s, &rt, &g, &m, &src, &pl, &desc)
+                           : fpt_probe_run(&s, &rt, &g, &m, &src, &pl, &st, &desc);
     }
     return teardown(&rt, &pl, &src, &m, &g, NULL, rc != 0);
   }
   int64_t start = 0;
   if (fpt_runtime_agree(&rt, rc) == 0)
-    rc = resume_run(&s, &g, &m, &st, &start);
+    rc = resume_run(&s, &g, &m, &st, &desc, &start);
   else
     rc = 1;
   const char *head[] = {"in/", "out/", NULL}; // a resumed run has its own head
   if (s.init_head_from && start == 0 && fpt_runtime_agree(&rt, rc) == 0)
-    rc = load_from("init-head-from", s.init_head_from, &g, &m, &st, head);
+    rc = load_from("init-head-from", s.init_head_from, &g, &m, &desc, head);
   fpt_metrics mt = {0};
   if (fpt_runtime_agree(&rt, rc) != 0)
     return teardown(&rt, &pl, &src, &m, &g, &mt, 1);
@@ -783,7 +853,7 @@ static int run(int argc, char **argv) {
       st.adam_t = m.adam_t;
       st.sample_offset = done * s.batch_size;
       st.window_steps = win_steps;
-      rc = fpt_checkpoint_write(s.run_dir, MPI_COMM_WORLD, &m, g.replica == 0, &st,
+      rc = fpt_checkpoint_write(s.run_dir, MPI_COMM_WORLD, &m, g.replica == 0, &st, &desc,
                                 (int)s.keep_checkpoints);
       if (fpt_runtime_agree(&rt, rc) != 0) {
         rc = 1;
@@ -819,9 +889,11 @@ static int run(int argc, char **argv) {
              mem[1]);
     rc = eval_splits(&pl, &src, &g, &mt, final_step, "final ", 4);
     if (rc == 0 && s.export && g.rank == 0) {
-      rc = fpt_model_file_write(s.export, &m);
+      // From the last checkpoint, as `fpt export` would: any stage layout.
+      char ckpt[4400];
+      rc = fpt_checkpoint_latest(s.run_dir, ckpt, sizeof ckpt);
       if (rc == 0)
-        printf("model file: %s\n", s.export);
+        rc = fpt_export_checkpoint(ckpt, s.model, s.export);
     }
     if (rc != 0 && g.rank == 0)
       fprintf(stderr, "fpt: error: %s\n", fpt_error_get());

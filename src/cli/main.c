@@ -21,6 +21,7 @@ static const struct {
     {"init", cmd_init, "write a random or statistics-matched GPT-2 model file"},
     {"import", cmd_import, "convert a Hugging Face GPT-2 safetensors file"},
     {"forward", cmd_forward, "run the backbone on /inputs_embeds"},
+    {"export", cmd_export, "a checkpoint (any kind, any stages) -> a frozen-backbone model file"},
     {"attention", cmd_attention, "dump a trained model's attention maps on a few samples"},
     {"bench", cmd_bench, "time FPT training steps against raw sgemm"},
 };

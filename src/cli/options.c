@@ -121,22 +121,6 @@ void fpt_opts_dump(const fpt_opt *table, int n, const void *settings,
   }
 }
 
-int fpt_opts_dump_value(const char *dump, const char *key, char *out, size_t n) {
-  size_t k = strlen(key);
-  for (const char *l = dump; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-    if (strncmp(l, key, k) || l[k] != ':' || l[k + 1] != ' ')
-      continue;
-    const char *v = l + k + 2;
-    int len = (int)strcspn(v, "\n");
-    if (len == 4 && !strncmp(v, "null", 4))
-      return 1;
-    int q = len >= 2 && v[0] == '"' && v[len - 1] == '"';
-    snprintf(out, n, "%.*s", len - 2 * q, v + q);
-    return 0;
-  }
-  return 1;
-}
-
 // YAML: one flat mapping of known keys to scalars, parsed with libyaml.
 int fpt_opts_load_yaml(const char *path, const fpt_opt *table, int n, void *settings) {
   FILE *f = fopen(path, "rb");

@@ -20,6 +20,7 @@ typedef struct {
   double lr, dropout, orth_gain, clip;
   int freeze_in, freeze_out, freeze_ln, freeze_pos, freeze_attn, freeze_ff, full_train, augment,
       shared_weights, eval_test;
+  const char *readout, *lstm_state, *objective;
   const char *init_head_from; // fpt train
   const char *checkpoint;     // fpt eval
   // fpt probe
@@ -31,6 +32,7 @@ typedef struct {
 // fpt probe's work after the set-up (st: the backbone's path and checksum,
 // the resolved configuration). Returns the same value on every rank.
 int fpt_probe_run(const train_settings *s, const fpt_runtime *rt, fpt_grid *g, fpt_model *m,
-                  fpt_source *src, fpt_pipeline *pl, fpt_ckpt_state *st);
+                  fpt_source *src, fpt_pipeline *pl, fpt_ckpt_state *st,
+                  const fpt_run_desc *desc);
 
 #endif

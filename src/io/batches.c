@@ -12,6 +12,7 @@
 int fpt_source_open_task(fpt_source *s, const fpt_bit_task *t, const char *name, uint64_t seed,
                          uint64_t data_seed, int64_t eval_samples) {
   memset(s, 0, sizeof *s);
+  s->pad_id = -1;
   snprintf(s->task, sizeof s->task, "%s", name);
   s->bits = *t;
   s->shape = fpt_bit_task_shape(t);
@@ -52,6 +53,7 @@ int fpt_source_open_file(fpt_source *s, const char *path, const char *tokens, ui
   sh.n_out = m->n_classes * m->K / m->r;
   s->shape = sh;
   s->K = m->K;
+  s->pad_id = sh.vocab > 0 ? m->pad_id : -1;
   if (augment && !strcmp(m->task, "cifar10"))
     s->augment = 1;
   if (augment && !strcmp(m->task, "cifar10-lra"))
@@ -77,8 +79,44 @@ int64_t fpt_source_size(const fpt_source *s, int split) {
   return split == FPT_TRAIN ? -1 : s->eval_samples;
 }
 
+void fpt_source_want_lengths(fpt_source *s) { s->lengths = s->pad_id >= 0; }
+
+int fpt_source_mlm(fpt_source *s, uint64_t seed) {
+  FPT_ENSURE(s->from_file && !strcmp(s->task, "text") && s->shape.vocab == 256,
+             "%s: masked-byte pretraining needs a byte-level text file (fpt data text), not task "
+             "%s",
+             s->from_file ? s->rd.path : "option --data", s->task);
+  s->mlm = 1;
+  s->mlm_seed = seed;
+  s->shape.vocab = s->shape.n_out = s->shape.n_cls = FPT_MLM_MASK + 1;
+  return 0;
+}
+
+// BERT's masking of n samples' bytes in place (ids), targets in y. `key`
+// names the draw: the training step's stream position, or the split.
+static void mlm_mask(const fpt_source *s, uint32_t key, const int64_t *pos, int n,
+                     fpt_source_buf *b) {
+  int T = s->shape.seq;
+  for (int i = 0; i < n; i++) {
+    fpt_stream st = {s->mlm_seed, FPT_SITE_MLM, key, (uint32_t)pos[i]};
+    int32_t *ids = b->ids + (size_t)i * T, *y = b->y + (size_t)i * T;
+    for (int t = 0; t < T; t++) {
+      uint32_t u = fpt_stream_u32(st, 3 * (uint64_t)t), v = fpt_stream_u32(st, 3 * (uint64_t)t + 1);
+      y[t] = -1;
+      if (u >= (uint32_t)(0.15 * 4294967296.0))
+        continue;
+      y[t] = ids[t];
+      if (v < (uint32_t)(0.8 * 4294967296.0))
+        ids[t] = FPT_MLM_MASK;
+      else if (v < (uint32_t)(0.9 * 4294967296.0))
+        ids[t] = (int32_t)(fpt_stream_u32(st, 3 * (uint64_t)t + 2) % FPT_MLM_MASK);
+    }
+  }
+}
+
 void fpt_source_buf_init(fpt_source_buf *b, const fpt_source *s, int B) {
   b->B = B;
+  b->len = s->lengths ? fpt_calloc((size_t)B, sizeof(int32_t)) : NULL;
   size_t T = (size_t)s->shape.seq;
   b->x = s->shape.d_in > 0 ? fpt_alloc_floats((size_t)B * T * s->shape.d_in) : NULL;
   b->ids = s->shape.vocab > 0 ? fpt_calloc((size_t)B * T, sizeof(int32_t)) : NULL;
@@ -91,6 +129,7 @@ void fpt_source_buf_free(fpt_source_buf *b) {
   free(b->ids);
   free(b->y);
   free(b->sample);
+  free(b->len);
   memset(b, 0, sizeof *b);
 }
 
@@ -158,11 +197,28 @@ static void check_values(fpt_source *s, int split, const int64_t *idx, int n, in
   }
 }
 
+// Right padding: a sample's real length is one past its last non-pad token
+// (at least 1, so that an all-pad sample still has a position to read).
+static void lengths(const fpt_source *s, int n, fpt_source_buf *b) {
+  int T = s->shape.seq;
+  for (int i = 0; i < n; i++) {
+    const int32_t *ids = b->ids + (size_t)i * T;
+    int len = T;
+    while (len > 1 && ids[len - 1] == s->pad_id)
+      len--;
+    b->len[i] = len;
+  }
+}
+
 static int read_file(fpt_source *s, int split, const int64_t *idx, int n, int need_x, int need_y,
                      fpt_source_buf *b) {
+  need_x |= s->lengths || s->mlm; // MLM's targets come from the tokens
+  need_y |= s->mlm;
   void *x = !need_x ? NULL : s->shape.d_in > 0 ? (void *)b->x : (void *)b->ids;
   FPT_TRY(fpt_data_read(&s->rd, split, idx, n, s->which, x, need_y ? b->y : NULL));
   check_values(s, split, idx, n, need_x, need_y, b);
+  if (s->lengths)
+    lengths(s, n, b);
   return 0;
 }
 
@@ -185,6 +241,8 @@ int fpt_source_train(fpt_source *s, int64_t first, int n, int need_x, int need_y
     idx[i] = s->perm[p % N];
   }
   int rc = read_file(s, FPT_TRAIN, idx, n, need_x, need_y, b);
+  if (rc == 0 && s->mlm) // a fresh masking each epoch: keyed by the stream position
+    mlm_mask(s, FPT_SPLIT_TRAIN, b->sample, n, b);
   if (rc == 0 && need_x && s->augment) {
     size_t w = (size_t)s->shape.seq * s->shape.d_in;
     for (int i = 0; i < n; i++)
@@ -209,6 +267,8 @@ int fpt_source_eval(fpt_source *s, int split, int64_t first, int n, int need_x, 
   for (int i = 0; i < n; i++)
     idx[i] = first + i;
   int rc = read_file(s, split, idx, n, need_x, need_y, b);
+  if (rc == 0 && s->mlm) // the same masking at every evaluation
+    mlm_mask(s, (uint32_t)split, idx, n, b);
   free(idx);
   return rc;
 }

@@ -36,7 +36,7 @@ static float *kind_data(const fpt_model *m, const fpt_tensor *t, int k) {
   return (k == 1 ? m->adam_m : m->adam_v) + off;
 }
 
-static int write_attrs(hid_t f, const fpt_ckpt_state *st) {
+static int write_attrs(hid_t f, const fpt_ckpt_state *st, const fpt_run_desc *desc) {
   const char *in[] = {"format_version", "step",       "adam_t",
                       "seed",           "batch_size", "sample_offset",
                       "window_steps",   "best_step",  "evals_since_best"};
@@ -51,10 +51,7 @@ static int write_attrs(hid_t f, const fpt_ckpt_state *st) {
     FPT_TRY(fpt_h5_write_attr_f64(f, nm, st->window[i]));
   }
   FPT_TRY(fpt_h5_write_attr_f64(f, "best_val", st->best_val));
-  FPT_TRY(fpt_h5_write_attr_str(f, "model_path", st->model_path));
-  FPT_TRY(fpt_h5_write_attr_str(f, "model_checksum", st->model_checksum));
-  FPT_TRY(fpt_h5_write_attr_str(f, "config", st->config[0] ? st->config : "{}"));
-  return 0;
+  return fpt_run_desc_write(f, desc);
 }
 
 // Every rank creates every dataset (metadata is collective in parallel HDF5);
@@ -143,7 +140,7 @@ static void prune(const char *dir, int keep, const char *newest) {
 }
 
 int fpt_checkpoint_write(const char *run_dir, MPI_Comm world, const fpt_model *m, int writer,
-                         const fpt_ckpt_state *st, int keep) {
+                         const fpt_ckpt_state *st, const fpt_run_desc *desc, int keep) {
   int rank;
   MPI_Comm_rank(world, &rank);
   char dir[4200], name[32], path[4300], tmp[4400];
@@ -164,7 +161,7 @@ int fpt_checkpoint_write(const char *run_dir, MPI_Comm world, const fpt_model *m
   H5Pclose(fapl);
   FPT_ENSURE(f >= 0, "%s: cannot create checkpoint file", tmp);
   fpt_fault("checkpoint-created", 0);
-  rc = write_attrs(f, st);
+  rc = write_attrs(f, st, desc);
   if (rc == 0)
     rc = write_tensors(f, m, writer, tmp);
   fpt_fault("checkpoint-before-close", 0);
@@ -243,13 +240,6 @@ int fpt_checkpoint_read_state(const char *path, const fpt_model *m, fpt_ckpt_sta
   }
   if (rc == 0)
     rc = fpt_h5_read_attr_f64(f, path, "best_val", &st->best_val);
-  if (rc == 0)
-    rc = fpt_h5_read_attr_str(f, path, "model_path", st->model_path, sizeof st->model_path);
-  if (rc == 0)
-    rc = fpt_h5_read_attr_str(f, path, "model_checksum", st->model_checksum,
-                              sizeof st->model_checksum);
-  if (rc == 0)
-    rc = fpt_h5_read_attr_str(f, path, "config", st->config, sizeof st->config);
   // The task shapes must match: the output layer and input layer are in here.
   int nd = 2;
   int64_t d[4];
@@ -271,8 +261,8 @@ int fpt_checkpoint_read_state(const char *path, const fpt_model *m, fpt_ckpt_sta
   }
   H5Fclose(f);
   FPT_TRY(rc);
-  FPT_ENSURE(v[0] == FPT_CKPT_FORMAT_VERSION, "%s: format_version %lld is not supported", path,
-             (long long)v[0]);
+  FPT_ENSURE(v[0] == 1 || v[0] == FPT_CKPT_FORMAT_VERSION,
+             "%s: format_version %lld is not supported", path, (long long)v[0]);
   st->step = v[1];
   st->adam_t = v[2];
   st->seed = v[3];

@@ -126,6 +126,17 @@ int fpt_h5_read_attr_i64(hid_t file, const char *path, const char *name, int64_t
   return read_attr(file, path, name, H5T_NATIVE_INT64, v);
 }
 
+int fpt_h5_read_attr_int(hid_t file, const char *path, const char *name, int64_t *v) {
+  FPT_ENSURE(H5Aexists(file, name) > 0, "%s: attribute %s is missing", path, name);
+  hid_t a = H5Aopen(file, name, H5P_DEFAULT);
+  hid_t ft = H5Aget_type(a);
+  int is_int = H5Tget_class(ft) == H5T_INTEGER;
+  H5Tclose(ft);
+  H5Aclose(a);
+  FPT_ENSURE(is_int, "%s: attribute %s must be an integer", path, name);
+  return read_attr(file, path, name, H5T_NATIVE_INT64, v);
+}
+
 int fpt_h5_read_attr_str(hid_t file, const char *path, const char *name, char *buf, size_t size) {
   FPT_ENSURE(H5Aexists(file, name) > 0, "%s: attribute %s is missing", path, name);
   hid_t a = H5Aopen(file, name, H5P_DEFAULT);

@@ -102,3 +102,29 @@ int fpt_metrics_truncate(const char *run_dir, int64_t step) {
     remove(tmp);
   return rc;
 }
+
+int fpt_metrics_find(const char *run_dir, int64_t step, const char *split, double *accuracy) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return 1;
+  char *line = NULL;
+  size_t cap = 0;
+  int found = 0;
+  while (getline(&line, &cap, f) > 0) {
+    cJSON *o = cJSON_Parse(line);
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "step");
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "split");
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "accuracy");
+    if (cJSON_IsNumber(s) && (int64_t)s->valuedouble == step && cJSON_IsString(p) &&
+        !strcmp(p->valuestring, split) && cJSON_IsNumber(a)) {
+      *accuracy = a->valuedouble; // the last such line: a final evaluation redoes a periodic one
+      found = 1;
+    }
+    cJSON_Delete(o);
+  }
+  free(line);
+  fclose(f);
+  return found ? 0 : 1;
+}

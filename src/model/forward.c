@@ -1,3 +1,6 @@
+// The model around the backbone: the input layer, the readout and the
+// output layer (or the tied language-model head), and the order in which a
+// stage runs its pieces. The backbone's own work goes through m->bb.
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,15 +9,25 @@
 #include "fpt/model.h"
 #include "fpt/rng.h"
 
-int fpt_block_tq(const fpt_model *m, int l) {
-  return l == m->cfg.n_layer - 1 ? m->task.r : m->task.seq;
+int fpt_layer_rows(const fpt_model *m, int l) { return m->bb->layer_rows(m, l); }
+
+float *fpt_layer_output(const fpt_acts *a, int l) {
+  // a->layer holds the backbone's activations; the model does not know their type.
+  const fpt_model *m = a->m;
+  return m->bb->layer_out(a->layer[l - a->l0]);
+}
+
+size_t fpt_stage_floats(const fpt_model *m, int B) {
+  return (size_t)B * m->task.seq * m->cfg.n_embd;
 }
 
 int fpt_acts_create(fpt_acts *a, const fpt_model *m, int B, int l0, int l1, int has_input,
                     int has_head) {
   memset(a, 0, sizeof *a);
-  int T = m->task.seq, C = m->cfg.n_embd, NH = m->cfg.n_head;
-  size_t BT = (size_t)B * T;
+  const fpt_backbone *bb = m->bb;
+  int T = m->task.seq, C = m->cfg.n_embd, L = m->cfg.n_layer;
+  size_t BT = (size_t)B * T, BR = (size_t)B * m->task.r;
+  a->m = m;
   a->B = B;
   a->l0 = l0;
   a->l1 = l1;
@@ -24,61 +37,37 @@ int fpt_acts_create(fpt_acts *a, const fpt_model *m, int B, int l0, int l1, int 
     a->h0 = fpt_alloc_floats(BT * C);
     a->xin = fpt_alloc_floats(BT * C);
   }
-  a->blk = fpt_calloc((size_t)(l1 > l0 ? l1 - l0 : 1), sizeof(fpt_block_acts));
-  for (int l = l0; l < l1; l++) {
-    fpt_block_acts *k = &a->blk[l - l0];
-    size_t BQ = (size_t)B * fpt_block_tq(m, l);
-    k->ln1 = fpt_alloc_floats(BT * C);
-    k->ln1_mean = fpt_alloc_floats(BT);
-    k->ln1_rstd = fpt_alloc_floats(BT);
-    k->qkv = fpt_alloc_floats(BT * 3 * C);
-    k->att = fpt_alloc_floats(BQ * NH * T);
-    k->atty = fpt_alloc_floats(BQ * C);
-    k->h1 = fpt_alloc_floats(BQ * C);
-    k->ln2 = fpt_alloc_floats(BQ * C);
-    k->ln2_mean = fpt_alloc_floats(BQ);
-    k->ln2_rstd = fpt_alloc_floats(BQ);
-    k->fch = fpt_alloc_floats(BQ * 4 * C);
-    k->fch_gelu = fpt_alloc_floats(BQ * 4 * C);
-    k->h2 = fpt_alloc_floats(BQ * C);
-    k->mask_att = fpt_calloc(BQ * NH * fpt_mask_words(T), sizeof(uint32_t));
-    k->mask_attn_out = fpt_calloc(BQ * fpt_mask_words(C), sizeof(uint32_t));
-    k->mask_mlp_out = fpt_calloc(BQ * fpt_mask_words(C), sizeof(uint32_t));
-  }
+  a->layer = fpt_calloc((size_t)(l1 > l0 ? l1 - l0 : 1), sizeof(void *));
+  for (int l = l0; l < l1; l++)
+    a->layer[l - l0] = bb->layer_acts(m, l, B);
+  a->scratch = bb->scratch(m, B);
   if (has_head) {
-    size_t BR = (size_t)B * m->task.r;
-    a->lnf = fpt_alloc_floats(BR * C);
-    a->lnf_mean = fpt_alloc_floats(BR);
-    a->lnf_rstd = fpt_alloc_floats(BR);
+    size_t rows = (size_t)B * bb->layer_rows(m, L - 1);
+    a->fin = bb->final_acts(m, (int)rows);
+    a->feat = fpt_alloc_floats(BR * C);
+    a->dfeat = fpt_alloc_floats(BR * C);
+    a->dhid = fpt_alloc_floats(rows * C);
     a->logits = fpt_alloc_floats(BR * m->task.n_out);
     a->dlogits = fpt_alloc_floats(BR * m->task.n_out);
   }
   a->dres = fpt_alloc_floats(BT * C);
   a->dres2 = fpt_alloc_floats(BT * C);
-  a->dln = fpt_alloc_floats(BT * C);
-  a->datty = fpt_alloc_floats(BT * C);
-  a->dtmp = fpt_alloc_floats(BT * C);
-  a->dqkv = fpt_alloc_floats(BT * 3 * C);
-  a->dfch = fpt_alloc_floats(BT * 4 * C);
-  a->dfch2 = fpt_alloc_floats(BT * 4 * C);
-  a->att_work = fpt_alloc_floats(fpt_attention_work(T));
   return 0;
 }
 
 void fpt_acts_free(fpt_acts *a) {
-  for (int l = a->l0; l < a->l1; l++) {
-    fpt_block_acts *k = &a->blk[l - a->l0];
-    float **f = &k->ln1;
-    for (size_t i = 0; i < offsetof(fpt_block_acts, mask_att) / sizeof(float *); i++)
-      free(f[i]);
-    free(k->mask_att);
-    free(k->mask_attn_out);
-    free(k->mask_mlp_out);
-  }
-  free(a->blk);
-  float *all[] = {a->h0,      a->xin,  a->lnf,   a->lnf_mean, a->lnf_rstd, a->logits,
-                  a->dlogits, a->dres, a->dres2, a->dln,      a->datty,    a->dtmp,
-                  a->dqkv,    a->dfch, a->dfch2, a->att_work};
+  const fpt_model *m = a->m;
+  if (!m)
+    return;
+  for (int l = a->l0; l < a->l1; l++)
+    m->bb->layer_acts_free(a->layer[l - a->l0]);
+  free(a->layer);
+  if (a->scratch)
+    m->bb->scratch_free(a->scratch);
+  if (a->fin)
+    m->bb->final_acts_free(a->fin);
+  float *all[] = {a->h0,     a->xin,   a->feat,  a->dfeat, a->dhid,
+                  a->logits, a->dlogits, a->dres, a->dres2};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++)
     free(all[i]);
   memset(a, 0, sizeof *a);
@@ -89,10 +78,10 @@ static fpt_dropout drop_of(const fpt_model *m, const fpt_batch *b, const fpt_pas
   return d;
 }
 
-static const float *block_input(const fpt_acts *a, int l, const float *h_in) {
+static const float *layer_input(const fpt_acts *a, int l, const float *h_in) {
   if (h_in)
     return h_in;
-  return l == a->l0 ? a->h0 : a->blk[l - 1 - a->l0].h2;
+  return l == a->l0 ? a->h0 : fpt_layer_output(a, l - 1);
 }
 
 void fpt_input_forward(const fpt_model *m, fpt_acts *a, const fpt_batch *b, const fpt_pass *p) {
@@ -106,142 +95,102 @@ void fpt_input_forward(const fpt_model *m, fpt_acts *a, const fpt_batch *b, cons
     linear_forward(a->h0, b->x, m->in_w.w, m->in_b.w, B * T, m->task.d_in, C);
     dropout_apply(a->h0, &d, fpt_dropout_site(-1, FPT_DROP_INPUT), B, T, 0, C);
   }
-#pragma omp parallel for schedule(static)
-  for (int i = 0; i < B * T; i++) {
-    float *h = a->h0 + (size_t)i * C;
-    const float *pe = m->wpe.w + (size_t)(i % T) * C;
-    for (int c = 0; c < C; c++)
-      h[c] += pe[c];
-  }
-  dropout_apply(a->h0, &d, fpt_dropout_site(-1, FPT_DROP_EMBD), B, T, 0, C);
+  m->bb->embed_forward(m, a, b, p);
 }
 
-void fpt_block_forward(const fpt_model *m, fpt_acts *a, int l, const float *h_in,
+void fpt_layer_forward(const fpt_model *m, fpt_acts *a, int l, const float *h_in,
                        const fpt_batch *b, const fpt_pass *p) {
-  const fpt_block *w = &m->blocks[l];
-  fpt_block_acts *k = &a->blk[l - a->l0];
-  int B = b->B, T = m->task.seq, C = m->cfg.n_embd, NH = m->cfg.n_head;
-  int Tq = fpt_block_tq(m, l), q0 = T - Tq, BQ = B * Tq;
-  float eps = m->cfg.ln_eps;
-  fpt_dropout d = drop_of(m, b, p);
-  const float *h = block_input(a, l, h_in);
+  m->bb->layer_forward(m, a, l, layer_input(a, l, h_in), b, p);
+}
 
-  layernorm_forward(k->ln1, k->ln1_mean, k->ln1_rstd, h, w->ln1_w.w, w->ln1_b.w, B * T, C, eps);
-  if (q0 == 0) {
-    linear_forward(k->qkv, k->ln1, w->qkv_w.w, w->qkv_b.w, B * T, C, 3 * C);
-  } else {
-    // Only the readout rows need queries: K|V for all rows, Q for the last Tq.
-    int C3 = 3 * C;
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < B * T; i++)
-      memcpy(k->qkv + (size_t)i * C3, w->qkv_b.w, sizeof(float) * C3);
-    fpt_gemm(0, 0, B * T, 2 * C, C, 1.0f, k->ln1, C, w->qkv_w.w + C, C3, 1.0f, k->qkv + C, C3);
-    for (int bb = 0; bb < B; bb++)
-      fpt_gemm(0, 0, Tq, C, C, 1.0f, k->ln1 + ((size_t)bb * T + q0) * C, C, w->qkv_w.w, C3, 1.0f,
-               k->qkv + ((size_t)bb * T + q0) * C3, C3);
+void fpt_layer_backward(const fpt_model *m, fpt_acts *a, int l, const float *h_in,
+                        const fpt_batch *b, const fpt_pass *p, int need_dinput) {
+  m->bb->layer_backward(m, a, l, layer_input(a, l, h_in), b, p, need_dinput);
+}
+
+static int real_len(const fpt_batch *b, int i, int T) {
+  return b->len ? b->len[i] : T;
+}
+
+// feat (B, r, C) from the backbone's output hid (B, rows, C).
+static void readout_forward(const fpt_model *m, const float *hid, int rows, const fpt_batch *b,
+                            float *feat) {
+  int B = b->B, T = m->task.seq, C = m->cfg.n_embd, r = m->task.r;
+  for (int i = 0; i < B; i++) {
+    const float *h = hid + (size_t)i * rows * C;
+    float *z = feat + (size_t)i * r * C;
+    int n = real_len(b, i, T);
+    if (m->task.readout == FPT_READOUT_LAST) {
+      memcpy(z, h + (size_t)(rows - r) * C, sizeof(float) * r * C);
+    } else if (m->task.readout == FPT_READOUT_LAST_REAL) {
+      memcpy(z, h + (size_t)(n - 1) * C, sizeof(float) * C);
+    } else {
+      memset(z, 0, sizeof(float) * C);
+      for (int t = 0; t < n; t++)
+        for (int c = 0; c < C; c++)
+          z[c] += h[(size_t)t * C + c];
+      for (int c = 0; c < C; c++)
+        z[c] /= (float)n;
+    }
   }
-  attention_forward(k->atty, k->att, k->mask_att, k->qkv, B, T, q0, C, NH, &d,
-                    fpt_dropout_site(l, FPT_DROP_ATTN), a->att_work);
-  linear_forward(k->h1, k->atty, w->ap_w.w, w->ap_b.w, BQ, C, C);
-  dropout_forward(k->h1, k->h1, h, T, &d, fpt_dropout_site(l, FPT_DROP_ATTN_OUT), B, Tq, q0, C,
-                  k->mask_attn_out);
-  layernorm_forward(k->ln2, k->ln2_mean, k->ln2_rstd, k->h1, w->ln2_w.w, w->ln2_b.w, BQ, C, eps);
-  linear_forward(k->fch, k->ln2, w->fc_w.w, w->fc_b.w, BQ, C, 4 * C);
-  gelu_forward(k->fch_gelu, k->fch, (size_t)BQ * 4 * C);
-  linear_forward(k->h2, k->fch_gelu, w->fp_w.w, w->fp_b.w, BQ, 4 * C, C);
-  dropout_forward(k->h2, k->h2, k->h1, Tq, &d, fpt_dropout_site(l, FPT_DROP_MLP_OUT), B, Tq, q0, C,
-                  k->mask_mlp_out);
+}
+
+// dhid (B, rows, C) from dfeat: the readout's backward (zero where unread).
+static void readout_backward(const fpt_model *m, float *dhid, int rows, const fpt_batch *b,
+                             const float *dfeat) {
+  int B = b->B, T = m->task.seq, C = m->cfg.n_embd, r = m->task.r;
+  if (m->task.readout == FPT_READOUT_LAST && rows == r) {
+    memcpy(dhid, dfeat, sizeof(float) * B * r * C);
+    return;
+  }
+  memset(dhid, 0, sizeof(float) * B * rows * C);
+  for (int i = 0; i < B; i++) {
+    float *dh = dhid + (size_t)i * rows * C;
+    const float *dz = dfeat + (size_t)i * r * C;
+    int n = real_len(b, i, T);
+    if (m->task.readout == FPT_READOUT_LAST)
+      memcpy(dh + (size_t)(rows - r) * C, dz, sizeof(float) * r * C);
+    else if (m->task.readout == FPT_READOUT_LAST_REAL)
+      memcpy(dh + (size_t)(n - 1) * C, dz, sizeof(float) * C);
+    else
+      for (int t = 0; t < n; t++)
+        for (int c = 0; c < C; c++)
+          dh[(size_t)t * C + c] = dz[c] / (float)n;
+  }
 }
 
 double fpt_head_forward_backward(const fpt_model *m, fpt_acts *a, const float *h_last,
                                  const fpt_batch *b, float dscale, int64_t *correct) {
   int B = b->B, C = m->cfg.n_embd, r = m->task.r, no = m->task.n_out;
-  int Tq = fpt_block_tq(m, m->cfg.n_layer - 1);
-  // The readout rows are the last r of the last block's Tq (= r) rows.
-  (void)Tq;
-  layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, h_last, m->lnf_w.w, m->lnf_b.w, B * r, C,
-                    m->cfg.ln_eps);
-  if (m->task.tied) // logits (B*r, V) = lnf . wte^T
-    fpt_gemm(0, 1, B * r, no, C, 1.0f, a->lnf, C, m->in_w.w, C, 0.0f, a->logits, no);
+  int rows = m->bb->layer_rows(m, m->cfg.n_layer - 1);
+  a->hid = m->bb->final_forward(m, a->fin, h_last, B * rows);
+  readout_forward(m, a->hid, rows, b, a->feat);
+  if (m->task.tied) // logits (B*r, V) = feat . wte^T
+    fpt_gemm(0, 1, B * r, no, C, 1.0f, a->feat, C, m->in_w.w, C, 0.0f, a->logits, no);
   else
-    linear_forward(a->logits, a->lnf, m->out_w.w, m->out_b.w, B * r, C, no);
+    linear_forward(a->logits, a->feat, m->out_w.w, m->out_b.w, B * r, C, no);
   double loss = crossentropy_forward_backward(dscale != 0.0f ? a->dlogits : NULL, a->logits, b->y,
                                               B * m->K, m->task.n_cls, dscale, correct);
-  if (dscale != 0.0f) {
-    if (m->task.tied) {
-      fpt_gemm(0, 0, B * r, C, no, 1.0f, a->dlogits, no, m->in_w.w, C, 0.0f, a->dln, C);
-      if (m->in_w.g)
-        fpt_gemm(1, 0, no, C, B * r, 1.0f, a->dlogits, no, a->lnf, C, 1.0f, m->in_w.g, C);
-    } else {
-      linear_backward(a->dln, m->out_w.g, m->out_b.g, a->dlogits, a->lnf, m->out_w.w, B * r, C, no);
-    }
-    memset(a->dres, 0, sizeof(float) * B * r * C);
-    layernorm_backward(a->dres, m->lnf_w.g, m->lnf_b.g, a->dln, h_last, m->lnf_w.w, a->lnf_mean,
-                       a->lnf_rstd, B * r, C);
+  if (dscale == 0.0f)
+    return loss;
+  if (m->task.tied) {
+    fpt_gemm(0, 0, B * r, C, no, 1.0f, a->dlogits, no, m->in_w.w, C, 0.0f, a->dfeat, C);
+    if (m->in_w.g)
+      fpt_gemm(1, 0, no, C, B * r, 1.0f, a->dlogits, no, a->feat, C, 1.0f, m->in_w.g, C);
+  } else {
+    linear_backward(a->dfeat, m->out_w.g, m->out_b.g, a->dlogits, a->feat, m->out_w.w, B * r, C,
+                    no);
   }
+  readout_backward(m, a->dhid, rows, b, a->dfeat);
+  m->bb->final_backward(m, a->fin, h_last, a->dhid, a->dres, B * rows);
   return loss;
-}
-
-void fpt_block_backward(const fpt_model *m, fpt_acts *a, int l, const float *h_in,
-                        const fpt_batch *b, const fpt_pass *p, int need_dinput) {
-  const fpt_block *w = &m->blocks[l];
-  fpt_block_acts *k = &a->blk[l - a->l0];
-  int B = b->B, T = m->task.seq, C = m->cfg.n_embd, NH = m->cfg.n_head;
-  int Tq = fpt_block_tq(m, l), q0 = T - Tq, BQ = B * Tq;
-  fpt_dropout d = drop_of(m, b, p);
-  const float *h = block_input(a, l, h_in);
-  float *dres = a->dres; // d(h2), (B,Tq,C); becomes d(h1) in place
-
-  // MLP branch: h2 = h1 + drop(gelu(ln2 . Wfc + bfc) . Wp + bp)
-  dropout_backward(a->dtmp, dres, k->mask_mlp_out, &d, BQ, C);
-  linear_backward(a->dfch2, w->fp_w.g, w->fp_b.g, a->dtmp, k->fch_gelu, w->fp_w.w, BQ, 4 * C, C);
-  gelu_backward(a->dfch, k->fch, a->dfch2, (size_t)BQ * 4 * C);
-  linear_backward(a->dln, w->fc_w.g, w->fc_b.g, a->dfch, k->ln2, w->fc_w.w, BQ, C, 4 * C);
-  layernorm_backward(dres, w->ln2_w.g, w->ln2_b.g, a->dln, k->h1, w->ln2_w.w, k->ln2_mean,
-                     k->ln2_rstd, BQ, C);
-
-  // Attention branch: h1 = h[q0:] + drop(attn(ln1 . Wqkv + b) . Wa + ba)
-  dropout_backward(a->dtmp, dres, k->mask_attn_out, &d, BQ, C);
-  linear_backward(a->datty, w->ap_w.g, w->ap_b.g, a->dtmp, k->atty, w->ap_w.w, BQ, C, C);
-  attention_backward(a->dqkv, a->datty, k->qkv, k->att, k->mask_att, B, T, q0, C, NH, &d,
-                     a->att_work);
-  int need_ln1 = need_dinput || w->ln1_w.g || w->ln1_b.g;
-  linear_backward(need_ln1 ? a->dln : NULL, w->qkv_w.g, w->qkv_b.g, a->dqkv, k->ln1, w->qkv_w.w,
-                  B * T, C, 3 * C);
-  if (!need_ln1)
-    return;
-  float *dh = dres;
-  if (q0 > 0) {
-    // Residual gradient exists only on rows [q0,T); spread it to (B,T,C).
-    dh = a->dres2;
-    memset(dh, 0, sizeof(float) * B * T * C);
-    for (int bb = 0; bb < B; bb++)
-      memcpy(dh + ((size_t)bb * T + q0) * C, dres + (size_t)bb * Tq * C, sizeof(float) * Tq * C);
-  }
-  layernorm_backward(need_dinput ? dh : NULL, w->ln1_w.g, w->ln1_b.g, a->dln, h, w->ln1_w.w,
-                     k->ln1_mean, k->ln1_rstd, B * T, C);
-  if (dh != a->dres) {
-    float *t = a->dres;
-    a->dres = a->dres2;
-    a->dres2 = t;
-  }
 }
 
 void fpt_input_backward(const fpt_model *m, fpt_acts *a, const fpt_batch *b, const fpt_pass *p) {
   int T = m->task.seq, C = m->cfg.n_embd, B = b->B;
   fpt_dropout d = drop_of(m, b, p);
   float *de = a->dres;
-  dropout_apply(de, &d, fpt_dropout_site(-1, FPT_DROP_EMBD), B, T, 0, C);
-  if (m->wpe.g) {
-#pragma omp parallel for schedule(static)
-    for (int t = 0; t < T; t++)
-      for (int bb = 0; bb < B; bb++) {
-        const float *g = de + ((size_t)bb * T + t) * C;
-        float *pg = m->wpe.g + (size_t)t * C;
-        for (int c = 0; c < C; c++)
-          pg[c] += g[c];
-      }
-  }
+  m->bb->embed_backward(m, a, b, p);
   if (!m->in_w.g && !m->in_b.g)
     return;
   if (m->task.vocab > 0) {
@@ -264,20 +213,18 @@ double fpt_part_forward(const fpt_model *m, fpt_acts *a, const fpt_batch *b, con
   if (pt->has_input)
     fpt_input_forward(m, a, b, p);
   for (int l = pt->l0; l < pt->l1; l++)
-    fpt_block_forward(m, a, l, l == pt->l0 && !pt->has_input ? h_in : NULL, b, p);
+    fpt_layer_forward(m, a, l, l == pt->l0 && !pt->has_input ? h_in : NULL, b, p);
   if (!pt->has_head)
     return 0.0;
-  return fpt_head_forward_backward(m, a, a->blk[pt->l1 - 1 - a->l0].h2, b, dscale, correct);
+  return fpt_head_forward_backward(m, a, fpt_layer_output(a, pt->l1 - 1), b, dscale, correct);
 }
 
 void fpt_part_backward(const fpt_model *m, fpt_acts *a, const fpt_batch *b, const fpt_pass *p,
                        const float *h_in) {
   const fpt_part *pt = &m->part;
-  int floor = fpt_grad_floor(m);
-  int need_input =
-      fpt_group_trainable(&m->freeze, FPT_G_IN) || fpt_group_trainable(&m->freeze, FPT_G_POS);
+  int floor = m->grad_floor, need_input = m->input_trains;
   for (int l = pt->l1 - 1; l >= pt->l0 && l >= floor; l--)
-    fpt_block_backward(m, a, l, l == pt->l0 && !pt->has_input ? h_in : NULL, b, p,
+    fpt_layer_backward(m, a, l, l == pt->l0 && !pt->has_input ? h_in : NULL, b, p,
                        l > floor || need_input);
   if (pt->has_input && need_input)
     fpt_input_backward(m, a, b, p);
@@ -292,23 +239,18 @@ double fpt_forward_backward(const fpt_model *m, fpt_acts *a, const fpt_batch *b,
   return loss;
 }
 
-void fpt_backbone_forward(const fpt_model *m, fpt_acts *a, const float *inputs_embeds, float *out) {
-  // Used by `fpt forward`: all positions of every block, then ln_f, no dropout.
+void fpt_backbone_forward(const fpt_model *m, fpt_acts *a, const float *inputs_embeds,
+                          const int32_t *len, float *out) {
+  // Used by `fpt forward`: every position of every layer, no dropout.
   int T = m->task.seq, C = m->cfg.n_embd, B = a->B, L = m->cfg.n_layer;
   int64_t *ids = fpt_calloc((size_t)B, sizeof(int64_t));
-  fpt_batch b = {B, NULL, NULL, NULL, ids};
+  fpt_batch b = {B, NULL, NULL, NULL, ids, len};
   fpt_pass p = {0, 0, 0};
-#pragma omp parallel for schedule(static)
-  for (int i = 0; i < B * T; i++)
-    for (int c = 0; c < C; c++)
-      a->h0[(size_t)i * C + c] =
-          inputs_embeds[(size_t)i * C + c] + m->wpe.w[(size_t)(i % T) * C + c];
+  memcpy(a->h0, inputs_embeds, sizeof(float) * B * T * C);
+  m->bb->embed_forward(m, a, &b, &p);
   for (int l = 0; l < L; l++)
-    fpt_block_forward(m, a, l, NULL, &b, &p);
-  float *mean = fpt_alloc_floats((size_t)B * T), *rstd = fpt_alloc_floats((size_t)B * T);
-  layernorm_forward(out, mean, rstd, a->blk[L - 1 - a->l0].h2, m->lnf_w.w, m->lnf_b.w, B * T, C,
-                    m->cfg.ln_eps);
-  free(mean);
-  free(rstd);
+    fpt_layer_forward(m, a, l, NULL, &b, &p);
+  const float *h = m->bb->final_forward(m, a->fin, fpt_layer_output(a, L - 1), B * T);
+  memcpy(out, h, sizeof(float) * B * T * C);
   free(ids);
 }

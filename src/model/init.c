@@ -20,15 +20,8 @@ static fpt_stream init_stream(uint64_t seed, uint32_t tensor_id) {
 void fpt_init_backbone_random(fpt_model *m, uint64_t seed) {
   for (int i = 0; i < m->n_tensors; i++) {
     fpt_tensor *t = &m->tensors[i];
-    if (!fpt_is_backbone(t) || (m->frozen_readonly && !t->trainable))
-      continue;
-    int is_ln = t->group == FPT_G_LN;
-    int is_bias = strstr(t->name, "/bias") != NULL;
-    fpt_stream s = init_stream(seed, (uint32_t)t->uid);
-    for (size_t j = 0; j < t->numel; j++)
-      t->data[j] = is_ln     ? (is_bias ? 0.0f : 1.0f)
-                   : is_bias ? 0.0f
-                             : (float)(0.02 * fpt_stream_normal(s, j));
+    if (fpt_is_backbone(t) && !(m->frozen_readonly && !t->trainable))
+      m->bb->init_tensor(m, t, seed);
   }
 }
 

@@ -5,7 +5,7 @@
 #include "fpt/check.h"
 #include "fpt/model.h"
 
-const char *const fpt_group_names[FPT_G_N] = {"in", "out", "ln", "pos", "attn", "ff"};
+const char *const fpt_group_names[FPT_G_N] = {"in", "out", "ln", "pos", "attn", "ff", "other"};
 
 fpt_freeze fpt_freeze_default(void) {
   fpt_freeze f = {{0}, 0};
@@ -19,21 +19,30 @@ int fpt_is_backbone(const fpt_tensor *t) { return t->group != FPT_G_IN && t->gro
 int fpt_group_trainable(const fpt_freeze *f, int group) {
   if (group == FPT_G_IN || group == FPT_G_OUT)
     return !f->frozen[group];
+  if (group == FPT_G_OTHER)
+    return f->full;
   return f->full || !f->frozen[group];
 }
 
-// Every tensor of the whole model gets the next uid; only owned ones enter the table.
-static void add(fpt_model *m, int *uid, int owned, int group, int layer, const char *name, int d0,
-                int d1) {
-  int id = (*uid)++;
-  if (!owned)
+// Building the table: every tensor of the whole model gets the next uid;
+// only those of the part enter the table.
+typedef struct {
+  fpt_model *m;
+  int uid, owned, layer;
+} table_ctx;
+
+static void add(void *ctx, int group, const char *name, int d0, int d1) {
+  table_ctx *c = ctx;
+  int id = c->uid++;
+  if (!c->owned)
     return;
+  fpt_model *m = c->m;
   fpt_tensor *t = &m->tensors[m->n_tensors++];
   memset(t, 0, sizeof *t);
   t->uid = id;
   snprintf(t->name, sizeof t->name, "%s", name);
   t->group = group;
-  t->layer = layer;
+  t->layer = c->layer;
   t->ndim = d1 ? 2 : 1;
   t->shape[0] = d0;
   t->shape[1] = d1;
@@ -41,92 +50,128 @@ static void add(fpt_model *m, int *uid, int owned, int group, int layer, const c
   t->trainable = fpt_group_trainable(&m->freeze, group);
 }
 
-int fpt_model_create(fpt_model *m, const fpt_gpt2_config *cfg, const fpt_task_shape *task,
+int fpt_model_create(fpt_model *m, const fpt_backbone_cfg *cfg, const fpt_task_shape *task,
                      const fpt_freeze *fr) {
   fpt_part all = {0, cfg->n_layer, 1, 1};
   return fpt_model_create_part(m, cfg, task, fr, &all, NULL);
 }
 
-size_t fpt_model_frozen_size(const fpt_gpt2_config *cfg, const fpt_task_shape *task,
+size_t fpt_model_frozen_size(const fpt_backbone_cfg *cfg, const fpt_task_shape *task,
                              const fpt_freeze *fr, const fpt_part *part) {
-  fpt_model m;
-  if (fpt_model_create_part(&m, cfg, task, fr, part, (float *)&m) != 0)
+  fpt_tensor *t;
+  int n;
+  if (fpt_model_table(cfg, task, fr, part, &t, &n) != 0)
     return 0;
-  size_t n = m.n_frozen;
-  fpt_model_free(&m);
-  return n;
+  size_t sum = 0;
+  for (int i = 0; i < n; i++)
+    sum += t[i].trainable ? 0 : (t[i].numel + 15) & ~(size_t)15;
+  free(t);
+  return sum;
 }
 
-// The tensors of one block, in order; shapes in units of C (0 = absent dim).
-static const struct {
-  const char *name;
-  int group, d0, d1; // in units of C (0 = absent dim)
-} blk[12] = {{"ln_1/weight", FPT_G_LN, 1, 0},          {"ln_1/bias", FPT_G_LN, 1, 0},
-             {"attn/c_attn/weight", FPT_G_ATTN, 1, 3}, {"attn/c_attn/bias", FPT_G_ATTN, 3, 0},
-             {"attn/c_proj/weight", FPT_G_ATTN, 1, 1}, {"attn/c_proj/bias", FPT_G_ATTN, 1, 0},
-             {"ln_2/weight", FPT_G_LN, 1, 0},          {"ln_2/bias", FPT_G_LN, 1, 0},
-             {"mlp/c_fc/weight", FPT_G_FF, 1, 4},      {"mlp/c_fc/bias", FPT_G_FF, 4, 0},
-             {"mlp/c_proj/weight", FPT_G_FF, 4, 1},    {"mlp/c_proj/bias", FPT_G_FF, 1, 0}};
+int fpt_model_needs_lengths(const fpt_backbone_cfg *cfg, const fpt_task_shape *task) {
+  return task->readout != FPT_READOUT_LAST || (cfg->n_head > 0 && !cfg->causal);
+}
 
-// The tensor table (names, shapes, groups, trainable) without any storage.
-static int build_table(fpt_model *m, const fpt_gpt2_config *cfg, const fpt_task_shape *task,
+int fpt_model_check(const fpt_backbone_cfg *cfg, const fpt_task_shape *task) {
+  const fpt_backbone *bb = fpt_backbone_find(cfg->kind);
+  FPT_ENSURE(bb, "model: unknown backbone kind '%s' (known: %s)", cfg->kind, fpt_backbone_kinds());
+  FPT_ENSURE(cfg->n_layer >= 1 && cfg->n_embd >= 1, "model: n_layer and n_embd must be positive");
+  FPT_TRY(bb->check(cfg, "model"));
+  FPT_ENSURE((task->d_in > 0) != (task->vocab > 0),
+             "task: exactly one of token width and vocabulary must be set");
+  FPT_ENSURE(task->seq >= 1, "task: %d tokens per sample", task->seq);
+  FPT_ENSURE(!cfg->n_positions || task->seq <= cfg->n_positions,
+             "task: %d tokens per sample, but the model has n_positions = %d", task->seq,
+             cfg->n_positions);
+  FPT_ENSURE(task->r >= 1 && task->r <= task->seq, "task: readout length %d must be in 1..%d",
+             task->r, task->seq);
+  FPT_ENSURE(task->readout == FPT_READOUT_LAST || task->r == 1,
+             "task: the last-real and mean readouts read one position (r = 1), not %d", task->r);
+  FPT_ENSURE(task->n_cls >= 2 && task->n_out >= 1 && (task->r * task->n_out) % task->n_cls == 0,
+             "task: r*n_out (%d) must be a multiple of n_classes (%d)", task->r * task->n_out,
+             task->n_cls);
+  FPT_ENSURE(!task->tied || (task->vocab > 0 && task->n_out == task->vocab),
+             "task: a tied language-model head needs n_out (%d) == vocab (%d)", task->n_out,
+             task->vocab);
+  return 0;
+}
+
+// The tensor table (names, shapes, groups, trainable) without any storage,
+// in model order: input layer, the backbone's pre-layer tensors, its layers,
+// its post-layer tensors, output layer.
+static int build_table(fpt_model *m, const fpt_backbone_cfg *cfg, const fpt_task_shape *task,
                        const fpt_freeze *fr, const fpt_part *part) {
   memset(m, 0, sizeof *m);
+  FPT_TRY(fpt_model_check(cfg, task));
   m->cfg = *cfg;
+  m->bb = fpt_backbone_find(cfg->kind);
   m->task = *task;
   m->freeze = *fr;
   m->part = *part;
   m->dropout = 0.1f;
   int L = cfg->n_layer, C = cfg->n_embd;
-  FPT_ENSURE(L >= 1 && C >= 1 && cfg->n_head >= 1 && cfg->n_positions >= 1,
-             "model: n_layer, n_embd, n_head and n_positions must be positive");
-  FPT_ENSURE(C % cfg->n_head == 0, "model: n_embd (%d) is not divisible by n_head (%d)", C,
-             cfg->n_head);
-  FPT_ENSURE((task->d_in > 0) != (task->vocab > 0),
-             "task: exactly one of token width and vocabulary must be set");
-  FPT_ENSURE(task->seq >= 1 && task->seq <= cfg->n_positions,
-             "task: %d tokens per sample, but the model has n_positions = %d", task->seq,
-             cfg->n_positions);
-  FPT_ENSURE(task->r >= 1 && task->r <= task->seq, "task: readout length %d must be in 1..%d",
-             task->r, task->seq);
-  FPT_ENSURE(task->n_cls >= 2 && task->n_out >= 1 && (task->r * task->n_out) % task->n_cls == 0,
-             "task: r*n_out (%d) must be a multiple of n_classes (%d)", task->r * task->n_out,
-             task->n_cls);
   m->K = task->r * task->n_out / task->n_cls;
   FPT_ENSURE(part->l0 >= 0 && part->l0 <= part->l1 && part->l1 <= L,
              "model: layer range [%d, %d) is outside 0..%d", part->l0, part->l1, L);
-  int uid = 0, in = part->has_input, hd = part->has_head;
-
-  m->tensors = fpt_calloc((size_t)(16 + 12 * (part->l1 - part->l0)), sizeof(fpt_tensor));
-  char nm[48];
-  FPT_ENSURE(!task->tied || (task->vocab > 0 && task->n_out == task->vocab),
-             "task: a tied language-model head needs n_out (%d) == vocab (%d)", task->n_out,
-             task->vocab);
+  int in = part->has_input, hd = part->has_head, cap = 8;
+  // Capacity: count the backbone's tensors first.
+  table_ctx count = {m, 0, 0, FPT_AT_PRE};
+  for (int w = FPT_AT_POST; w < L; w++)
+    m->bb->tensors(cfg, w, add, &count);
+  cap += count.uid;
+  m->tensors = fpt_calloc((size_t)cap, sizeof(fpt_tensor));
+  table_ctx c = {m, 0, in, FPT_AT_PRE};
   if (task->tied) {
-    add(m, &uid, in || hd, FPT_G_IN, -1, "wte/weight", task->vocab, C);
+    c.owned = in || hd;
+    add(&c, FPT_G_IN, "wte/weight", task->vocab, C);
   } else if (task->vocab > 0) {
-    add(m, &uid, in, FPT_G_IN, -1, "in/weight", task->vocab, C);
+    add(&c, FPT_G_IN, "in/weight", task->vocab, C);
   } else {
-    add(m, &uid, in, FPT_G_IN, -1, "in/weight", task->d_in, C);
-    add(m, &uid, in, FPT_G_IN, -1, "in/bias", C, 0);
+    add(&c, FPT_G_IN, "in/weight", task->d_in, C);
+    add(&c, FPT_G_IN, "in/bias", C, 0);
   }
-  add(m, &uid, in, FPT_G_POS, -1, "wpe/weight", cfg->n_positions, C);
-  for (int l = 0; l < L; l++)
-    for (int k = 0; k < 12; k++) {
-      snprintf(nm, sizeof nm, "h/%d/%s", l, blk[k].name);
-      add(m, &uid, l >= part->l0 && l < part->l1, blk[k].group, l, nm, blk[k].d0 * C,
-          blk[k].d1 * C);
-    }
-  add(m, &uid, hd, FPT_G_LN, -1, "ln_f/weight", C, 0);
-  add(m, &uid, hd, FPT_G_LN, -1, "ln_f/bias", C, 0);
+  c.owned = in;
+  m->bb->tensors(cfg, FPT_AT_PRE, add, &c);
+  for (int l = 0; l < L; l++) {
+    c.owned = l >= part->l0 && l < part->l1;
+    c.layer = l;
+    m->bb->tensors(cfg, l, add, &c);
+  }
+  c.owned = hd;
+  c.layer = FPT_AT_POST;
+  m->bb->tensors(cfg, FPT_AT_POST, add, &c);
   if (!task->tied) {
-    add(m, &uid, hd, FPT_G_OUT, -1, "out/weight", C, task->n_out);
-    add(m, &uid, hd, FPT_G_OUT, -1, "out/bias", task->n_out, 0);
+    add(&c, FPT_G_OUT, "out/weight", C, task->n_out);
+    add(&c, FPT_G_OUT, "out/bias", task->n_out, 0);
   }
   return 0;
 }
 
-int fpt_model_table(const fpt_gpt2_config *cfg, const fpt_task_shape *task, const fpt_freeze *fr,
+// Where backward must reach, from the whole model's table (every stage
+// computes the same): the lowest layer with a trainable tensor, or layer 0
+// when a tensor before the first layer trains (input layer, positions, a
+// tied token table); n_layer when only tensors after the layers do.
+static void grad_reach(fpt_model *m) {
+  fpt_part all = {0, m->cfg.n_layer, 1, 1};
+  fpt_tensor *t;
+  int n;
+  m->grad_floor = m->cfg.n_layer;
+  m->input_trains = 0;
+  if (fpt_model_table(&m->cfg, &m->task, &m->freeze, &all, &t, &n) != 0)
+    return;
+  for (int i = 0; i < n; i++) {
+    if (!t[i].trainable || t[i].layer == FPT_AT_POST || t[i].group == FPT_G_OUT)
+      continue;
+    if (t[i].layer == FPT_AT_PRE)
+      m->input_trains = 1;
+    int at = t[i].layer >= 0 ? t[i].layer : 0;
+    m->grad_floor = at < m->grad_floor ? at : m->grad_floor;
+  }
+  free(t);
+}
+
+int fpt_model_table(const fpt_backbone_cfg *cfg, const fpt_task_shape *task, const fpt_freeze *fr,
                     const fpt_part *part, fpt_tensor **tensors, int *n) {
   fpt_model m;
   int rc = build_table(&m, cfg, task, fr, part);
@@ -139,7 +184,7 @@ int fpt_model_table(const fpt_gpt2_config *cfg, const fpt_task_shape *task, cons
   return 0;
 }
 
-int fpt_model_create_part(fpt_model *m, const fpt_gpt2_config *cfg, const fpt_task_shape *task,
+int fpt_model_create_part(fpt_model *m, const fpt_backbone_cfg *cfg, const fpt_task_shape *task,
                           const fpt_freeze *fr, const fpt_part *part, float *frozen_ext) {
   int rc = build_table(m, cfg, task, fr, part);
   if (rc != 0) {
@@ -147,8 +192,6 @@ int fpt_model_create_part(fpt_model *m, const fpt_gpt2_config *cfg, const fpt_ta
     m->tensors = NULL;
     return rc;
   }
-  int L = cfg->n_layer;
-  char nm[48];
 
   for (int i = 0; i < m->n_tensors; i++) {
     fpt_tensor *t = &m->tensors[i];
@@ -178,35 +221,24 @@ int fpt_model_create_part(fpt_model *m, const fpt_gpt2_config *cfg, const fpt_ta
       of += padded;
     }
   }
-#define P(field, nm_)                                                                              \
-  do {                                                                                             \
-    fpt_tensor *t_ = fpt_model_find(m, nm_);                                                       \
-    if (t_)                                                                                        \
-      m->field = (fpt_param){t_->data, t_->grad};                                                  \
-  } while (0)
-  P(in_w, task->tied ? "wte/weight" : "in/weight");
-  P(in_b, "in/bias");
-  P(wpe, "wpe/weight");
-  P(lnf_w, "ln_f/weight");
-  P(lnf_b, "ln_f/bias");
-  P(out_w, "out/weight");
-  P(out_b, "out/bias");
-  m->blocks = fpt_calloc((size_t)L, sizeof(fpt_block));
-  for (int l = part->l0; l < part->l1; l++) {
-    fpt_param *slot = &m->blocks[l].ln1_w;
-    for (int k = 0; k < 12; k++) {
-      snprintf(nm, sizeof nm, "h/%d/%s", l, blk[k].name);
-      fpt_tensor *t = fpt_model_find(m, nm);
-      slot[k] = (fpt_param){t->data, t->grad};
-    }
-  }
-#undef P
+  fpt_tensor *t = fpt_model_find(m, task->tied ? "wte/weight" : "in/weight");
+  if (t)
+    m->in_w = (fpt_param){t->data, t->grad};
+  if ((t = fpt_model_find(m, "in/bias")))
+    m->in_b = (fpt_param){t->data, t->grad};
+  if ((t = fpt_model_find(m, "out/weight")))
+    m->out_w = (fpt_param){t->data, t->grad};
+  if ((t = fpt_model_find(m, "out/bias")))
+    m->out_b = (fpt_param){t->data, t->grad};
+  m->bb->bind(m);
+  grad_reach(m);
   return 0;
 }
 
 void fpt_model_free(fpt_model *m) {
+  if (m->bb && m->bbw)
+    m->bb->unbind(m);
   free(m->tensors);
-  free(m->blocks);
   if (!m->frozen_external)
     free(m->frozen_mem);
   free(m->train_mem);
@@ -223,13 +255,3 @@ fpt_tensor *fpt_model_find(fpt_model *m, const char *name) {
   return NULL;
 }
 
-int fpt_grad_floor(const fpt_model *m) {
-  // Every block has the same groups, so block 0 is the lowest with a trainable
-  // tensor whenever any block has one. Depends only on the freeze flags, so
-  // every pipeline stage agrees.
-  const fpt_freeze *f = &m->freeze;
-  for (int g = 0; g < FPT_G_N; g++)
-    if (g != FPT_G_OUT && fpt_group_trainable(f, g))
-      return 0;
-  return m->cfg.n_layer;
-}

@@ -40,13 +40,13 @@ int fpt_pipeline_create(fpt_pipeline *p, fpt_grid *g, fpt_model *m, fpt_source *
   p->buf = fpt_calloc((size_t)M, sizeof(fpt_source_buf));
   p->h_in = fpt_calloc((size_t)M, sizeof(float *));
   p->g_in = fpt_calloc((size_t)M, sizeof(float *));
-  size_t TC = (size_t)m->task.seq * m->cfg.n_embd;
+  size_t cnt = fpt_stage_floats(m, p->mbs);
   for (int k = 0; k < M; k++) {
     fpt_source_buf_init(&p->buf[k], src, p->mbs);
     if (g->stage > 0)
-      p->h_in[k] = fpt_alloc_floats((size_t)p->mbs * TC);
+      p->h_in[k] = fpt_alloc_floats(cnt);
     if (g->stage < g->S - 1)
-      p->g_in[k] = fpt_alloc_floats((size_t)p->mbs * TC);
+      p->g_in[k] = fpt_alloc_floats(cnt);
   }
   return 0;
 }
@@ -68,8 +68,13 @@ void fpt_pipeline_free(fpt_pipeline *p) {
 }
 
 static fpt_batch batch_of(fpt_source_buf *b, int n) {
-  fpt_batch x = {n, b->x, b->ids, b->y, b->sample};
+  fpt_batch x = {n, b->x, b->ids, b->y, b->sample, b->len};
   return x;
+}
+
+// What this stage sends on: its last layer's output for micro-batch slot k.
+static float *stage_output(fpt_pipeline *p, int k) {
+  return fpt_layer_output(&p->acts[k % p->n_slots], p->m->part.l1 - 1);
 }
 
 static double stage_forward(fpt_pipeline *p, int k, int n, const fpt_pass *ps, float dscale,
@@ -82,8 +87,20 @@ static void stage_backward(fpt_pipeline *p, int k, const fpt_pass *ps) {
   fpt_acts *a = &p->acts[k % p->n_slots];
   fpt_batch b = batch_of(&p->buf[k], p->mbs);
   if (p->g_in[k]) // the gradient of this stage's output, from the next stage
-    memcpy(a->dres, p->g_in[k], sizeof(float) * p->mbs * p->m->task.seq * p->m->cfg.n_embd);
+    memcpy(a->dres, p->g_in[k], sizeof(float) * fpt_stage_floats(p->m, p->mbs));
   fpt_part_backward(p->m, a, &b, ps, p->h_in[k]);
+}
+
+// Targets of this rank's micro-batches (y >= 0; masked-LM batches have
+// positions that are none), counted on the last stage, summed over the world.
+static double count_targets(fpt_pipeline *p, int n_batches, const int *sizes) {
+  double c = 0;
+  if (p->g->stage == p->g->S - 1)
+    for (int k = 0; k < n_batches; k++)
+      for (int i = 0; i < sizes[k] * p->src->K; i++)
+        c += p->buf[k].y[i] >= 0;
+  MPI_Allreduce(MPI_IN_PLACE, &c, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  return c;
 }
 
 // A bad value found by one rank's reader (fpt_source.bad_values) stops every
@@ -105,7 +122,7 @@ int fpt_pipeline_train_step(fpt_pipeline *p, int64_t step, uint64_t seed, double
   fpt_grid *g = p->g;
   fpt_model *m = p->m;
   int S = g->S, s = g->stage, M = p->M, n = p->mbs;
-  int cnt = n * m->task.seq * m->cfg.n_embd;
+  int cnt = (int)fpt_stage_floats(m, n);
   double t0 = now();
   memset(&p->t, 0, sizeof p->t);
   int rc = 0;
@@ -130,7 +147,15 @@ int fpt_pipeline_train_step(fpt_pipeline *p, int64_t step, uint64_t seed, double
       MPI_Irecv(p->g_in[k], cnt, MPI_FLOAT, s + 1, 2 * k + 1, g->pipe, &rq_grad[k]);
   }
   fpt_pass ps = {1, seed, (uint32_t)step};
-  float dscale = (float)(1.0 / ((double)p->B * m->K));
+  double targets = (double)p->B * m->K; // every target counts, except masked-LM's
+  if (p->src->mlm) {
+    int *sizes = fpt_calloc((size_t)M, sizeof(int));
+    for (int k = 0; k < M; k++)
+      sizes[k] = n;
+    targets = count_targets(p, M, sizes);
+    free(sizes);
+  }
+  float dscale = (float)(1.0 / targets);
   double sums[2] = {0, 0}, wait = 0;
   for (int i = 0; i < p->n_ops; i++) {
     int k = p->ops[i].mb;
@@ -161,8 +186,7 @@ int fpt_pipeline_train_step(fpt_pipeline *p, int64_t step, uint64_t seed, double
       stage_backward(p, k, &ps);
       break;
     case FPT_OP_SEND_ACT:
-      MPI_Isend(p->acts[k % p->n_slots].blk[m->part.l1 - 1 - m->part.l0].h2, cnt, MPI_FLOAT, s + 1,
-                2 * k, g->pipe, &sends[k]);
+      MPI_Isend(stage_output(p, k), cnt, MPI_FLOAT, s + 1, 2 * k, g->pipe, &sends[k]);
       break;
     case FPT_OP_SEND_GRAD:
       MPI_Isend(p->acts[k % p->n_slots].dres, cnt, MPI_FLOAT, s - 1, 2 * k + 1, g->pipe,
@@ -189,7 +213,6 @@ int fpt_pipeline_train_step(fpt_pipeline *p, int64_t step, uint64_t seed, double
   if (coef < 1.0)
     fpt_scale_grad(m, (float)coef);
   fpt_adam_step(m, lr);
-  double targets = (double)p->B * m->K;
   *loss = sums[0] / targets;
   *acc = sums[1] / targets;
   *grad_norm = norm;
@@ -207,9 +230,9 @@ int fpt_pipeline_forward_split(fpt_pipeline *p, int split, fpt_readout_sink sink
   fpt_model *m = p->m;
   int S = g->S, s = g->stage, n = p->mbs, per = p->B / g->R;
   int64_t N = fpt_source_size(p->src, split);
-  size_t TC = (size_t)m->task.seq * m->cfg.n_embd;
+  size_t TC = fpt_stage_floats(m, 1);
   fpt_pass ps = {0, 0, 0};
-  double sums[2] = {0, 0};
+  double sums[3] = {0, 0, 0}; // loss, hits, targets (last stage)
   for (int64_t r0 = 0; r0 < N; r0 += p->B)
     for (int k = 0; k < p->M; k++) {
       int64_t first = r0 + (int64_t)g->replica * per + (int64_t)k * n;
@@ -224,15 +247,16 @@ int fpt_pipeline_forward_split(fpt_pipeline *p, int split, fpt_readout_sink sink
       int64_t hits = 0;
       sums[0] += stage_forward(p, k, c, &ps, 0.0f, &hits);
       sums[1] += (double)hits;
+      for (int i = 0; s == S - 1 && i < c * p->src->K; i++)
+        sums[2] += p->buf[k].y[i] >= 0;
       if (sink && s == S - 1)
-        sink(ctx, first, c, p->acts[k % p->n_slots].lnf, p->buf[k].y);
+        sink(ctx, first, c, p->acts[k % p->n_slots].feat, p->buf[k].y);
       if (s < S - 1)
-        MPI_Send(p->acts[k % p->n_slots].blk[m->part.l1 - 1 - m->part.l0].h2, (int)(c * TC),
-                 MPI_FLOAT, s + 1, 0, g->pipe);
+        MPI_Send(stage_output(p, k), (int)(c * TC), MPI_FLOAT, s + 1, 0, g->pipe);
     }
   FPT_TRY(agree_data(p));
-  MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-  *loss = N > 0 ? sums[0] / ((double)N * m->K) : 0.0;
-  *acc = N > 0 ? sums[1] / ((double)N * m->K) : 0.0;
+  MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  *loss = sums[2] > 0 ? sums[0] / sums[2] : 0.0;
+  *acc = sums[2] > 0 ? sums[1] / sums[2] : 0.0;
   return 0;
 }

@@ -35,6 +35,9 @@ ap.add_argument("--seq", type=int, default=64)
 ap.add_argument("--d-in", type=int, default=48)
 ap.add_argument("--classes", type=int, default=10)
 ap.add_argument("--full", type=int, choices=(0, 1), default=0)
+ap.add_argument("--kind", choices=("gpt2", "lstm"), default="gpt2")
+ap.add_argument("--impl", choices=("ln", "nn"), default="ln",
+                help="lstm: the paper's LN-LSTM in PyTorch ops (ln), or torch.nn.LSTM (nn, no LayerNorms)")
 ap.add_argument("--eval-samples", type=int, default=0)
 ap.add_argument("--blas-kernel", help="OPENBLAS_CORETYPE for torch's OpenBLAS (default: ask --fpt)")
 ap.add_argument("--fpt", default="build/fpt", help="fpt binary that names this machine's kernel")
@@ -127,10 +130,58 @@ class FPT(nn.Module):
         return self.out(self.ln_f(h[:, -1]))
 
 
+class LNLSTMLayer(nn.Module):
+    """The paper's LayerNormLSTM (unbiased LayerNorms, eps 1e-6, the normalised cell carried),
+    one time step at a time as its code runs it, dropout on h."""
+
+    def __init__(self, C):
+        super().__init__()
+        self.i2h, self.h2h = nn.Linear(C, 4 * C), nn.Linear(C, 4 * C)
+        self.ln_i2h, self.ln_h2h, self.ln_cell = (nn.ParameterList([nn.Parameter(torch.ones(n)), nn.Parameter(torch.zeros(n))])
+                                                   for n in (4 * C, 4 * C, C))
+        self.drop = nn.Dropout(0.1)
+
+    @staticmethod
+    def ln(x, p):
+        return (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, keepdim=True) + 1e-6) * p[0] + p[1]
+
+    def forward(self, xs):
+        B, T, C = xs.shape
+        h = c = xs.new_zeros(B, C)
+        ui = self.ln(self.i2h(xs), self.ln_i2h)  # every step's input projection at once
+        ys = []
+        for t in range(T):
+            a = ui[:, t] + self.ln(self.h2h(h), self.ln_h2h)
+            g = a[:, :3 * C].sigmoid()
+            c = self.ln(g[:, C:2 * C] * c + g[:, :C] * a[:, 3 * C:].tanh(), self.ln_cell)
+            h = self.drop(g[:, 2 * C:] * c.tanh())
+            ys.append(h)
+        return torch.stack(ys, 1)
+
+
+class LSTMNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        C = args.d_model
+        self.inp = nn.Linear(args.d_in, C)
+        if args.impl == "nn":
+            self.rnn = nn.LSTM(C, C, args.layers, batch_first=True, dropout=0.1)
+        else:
+            self.rnn = nn.Sequential(*(LNLSTMLayer(C) for _ in range(args.layers)))
+        self.out = nn.Linear(C, args.classes)
+        self.drop = nn.Dropout(0.1)
+
+    def forward(self, x):
+        h = self.drop(self.inp(x))
+        h = self.rnn(h)[0] if args.impl == "nn" else self.rnn(h)
+        return self.out(h[:, -1])
+
+
 torch.manual_seed(0)
-model = FPT()
+model = FPT() if args.kind == "gpt2" else LSTMNet()
 for name, p in model.named_parameters():  # the paper's default trainable set
-    p.requires_grad = args.full or not any(s in name for s in ("c_attn", "attn_proj", "c_fc", "mlp_proj"))
+    frozen = ("c_attn", "attn_proj", "c_fc", "mlp_proj") if args.kind == "gpt2" else ("i2h", "h2h", "rnn.weight", "rnn.bias")
+    p.requires_grad = args.full or not any(s in name for s in frozen)
 params = [p for p in model.parameters() if p.requires_grad]
 opt = torch.optim.Adam(params, lr=1e-3)
 x = torch.rand(args.batch_size, args.seq, args.d_in)

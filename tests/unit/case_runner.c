@@ -27,6 +27,20 @@ static int64_t attr_or0(hid_t f, const char *path, const char *name) {
   return has ? attr(f, path, name) : 0;
 }
 
+// The case's readout (absent: the last r positions, as in every older case).
+static int readout_of(hid_t f, const char *path) {
+  if (H5Aexists(f, "readout") <= 0)
+    return FPT_READOUT_LAST;
+  char v[32];
+  if (fpt_h5_read_attr_str(f, path, "readout", v, sizeof v) != 0) {
+    fprintf(stderr, "case_runner: %s\n", fpt_error_get());
+    exit(1);
+  }
+  return !strcmp(v, "last-real") ? FPT_READOUT_LAST_REAL
+         : !strcmp(v, "mean")    ? FPT_READOUT_MEAN
+                                 : FPT_READOUT_LAST;
+}
+
 #define CHECK(call)                                                                                \
   do {                                                                                             \
     if ((call) != 0) {                                                                             \
@@ -61,14 +75,14 @@ int main(int argc, char **argv) {
   fpt_task_shape shape = {(int)attr(f, cpath, "d_in"),    (int)attr(f, cpath, "vocab"),
                           (int)attr(f, cpath, "seq"),     (int)attr(f, cpath, "r"),
                           (int)attr(f, cpath, "n_out"),   (int)attr(f, cpath, "n_cls"),
-                          (int)attr_or0(f, cpath, "tied")};
+                          (int)attr_or0(f, cpath, "tied"), readout_of(f, cpath)};
   fpt_freeze fr = {{(int)attr(f, cpath, "freeze_in"), (int)attr(f, cpath, "freeze_out"),
                     (int)attr(f, cpath, "freeze_ln"), (int)attr(f, cpath, "freeze_pos"),
-                    (int)attr(f, cpath, "freeze_attn"), (int)attr(f, cpath, "freeze_ff")},
+                    (int)attr(f, cpath, "freeze_attn"), (int)attr(f, cpath, "freeze_ff"), 0},
                    (int)attr(f, cpath, "full")};
   double lr;
   CHECK(fpt_h5_read_attr_f64(f, cpath, "lr", &lr));
-  fpt_gpt2_config cfg;
+  fpt_backbone_cfg cfg;
   CHECK(fpt_model_file_config(mpath, &cfg));
   fpt_model m;
   CHECK(fpt_model_create(&m, &cfg, &shape, &fr));
@@ -105,6 +119,14 @@ int main(int argc, char **argv) {
   ds = H5Dopen2(f, "/y", H5P_DEFAULT);
   H5Dread(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, y);
   H5Dclose(ds);
+  // Right-padded samples: their real lengths (absent: every position is real).
+  int32_t *len = NULL;
+  if (fpt_h5_exists(f, "/lengths")) {
+    len = fpt_calloc((size_t)S * B, sizeof(int32_t));
+    ds = H5Dopen2(f, "/lengths", H5P_DEFAULT);
+    H5Dread(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, len);
+    H5Dclose(ds);
+  }
   H5Fclose(f);
 
   fpt_h5_out o;
@@ -114,6 +136,7 @@ int main(int argc, char **argv) {
     fpt_task_shape full = shape;
     full.r = T;
     full.n_out = full.n_cls;
+    full.readout = FPT_READOUT_LAST;
     fpt_model m2;
     CHECK(fpt_model_create(&m2, &cfg, &full, &fr));
     for (int i = 0; i < m2.n_tensors; i++)
@@ -127,8 +150,8 @@ int main(int argc, char **argv) {
     else
       linear_forward(e, x, m.in_w.w, m.in_b.w, B * T, shape.d_in, C);
     fpt_acts a2;
-    fpt_acts_create(&a2, &m2, B, 0, cfg.n_layer, 1, 0);
-    fpt_backbone_forward(&m2, &a2, e, h);
+    fpt_acts_create(&a2, &m2, B, 0, cfg.n_layer, 1, 1);
+    fpt_backbone_forward(&m2, &a2, e, len, h);
     int64_t d[3] = {B, T, C};
     CHECK(fpt_h5_write_floats(o.file, "/hidden", 3, d, h));
     fpt_acts_free(&a2);
@@ -143,7 +166,8 @@ int main(int argc, char **argv) {
   float dscale = 1.0f / (float)(B * K);
   for (int s = 0; s < S; s++) {
     size_t xo = (size_t)s * B * T * (shape.vocab ? 1 : shape.d_in);
-    fpt_batch b = {B, x ? x + xo : NULL, ids ? ids + xo : NULL, y + (size_t)s * B * K, sample};
+    fpt_batch b = {B,      x ? x + xo : NULL, ids ? ids + xo : NULL, y + (size_t)s * B * K,
+                   sample, len ? len + (size_t)s * B : NULL};
     fpt_pass p = {1, 0, (uint32_t)s};
     fpt_zero_grad(&m);
     int64_t hits = 0;

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -159,20 +160,27 @@ typedef struct {
   float dscale;
 } net;
 
+// Block LayerNorm gains around 1 (random weights elsewhere): every path matters.
+static void ln_gains_near_one(fpt_model *m) {
+  char nm[48];
+  for (int l = 0; l < m->cfg.n_layer; l++)
+    for (int k = 1; k <= 2; k++) {
+      snprintf(nm, sizeof nm, "h/%d/ln_%d/weight", l, k);
+      float *w = fpt_model_find(m, nm)->data;
+      for (int c = 0; c < m->cfg.n_embd; c++)
+        w[c] += 1.0f;
+    }
+}
+
 static void net_make(net *n, int discrete, const fpt_freeze *fr, float dropout) {
-  fpt_gpt2_config cfg = {3, 2, 16, 12, 1e-5f};
-  fpt_task_shape sh = {discrete ? 0 : 3, discrete ? 7 : 0, 6, 2, 4, 2, 0};
+  fpt_backbone_cfg cfg = {"gpt2", 3, 16, 2, 12, 1e-5f, 1, FPT_ACT_GELU_NEW, 0};
+  fpt_task_shape sh = {discrete ? 0 : 3, discrete ? 7 : 0, 6, 2, 4, 2, 0, FPT_READOUT_LAST};
   assert_int_equal(fpt_model_create(&n->m, &cfg, &sh, fr), 0);
   n->m.dropout = dropout;
   // Larger-than-GPT-2 weights so that every path matters numerically.
   for (int i = 0; i < n->m.n_tensors; i++)
     fill_normal(n->m.tensors[i].data, n->m.tensors[i].numel, 100 + i, 0.3f);
-  for (int l = 0; l < 3; l++) {
-    for (int c = 0; c < 16; c++) {
-      n->m.blocks[l].ln1_w.w[c] += 1.0f;
-      n->m.blocks[l].ln2_w.w[c] += 1.0f;
-    }
-  }
+  ln_gains_near_one(&n->m);
   int B = 3, T = 6;
   static float x[3 * 6 * 3];
   static int32_t ids[18], y[3 * 4];
@@ -182,7 +190,7 @@ static void net_make(net *n, int discrete, const fpt_freeze *fr, float dropout) 
     ids[i] = (i * 5 + 3) % 7;
   for (int i = 0; i < B * n->m.K; i++)
     y[i] = (i * 7 + 1) % 2;
-  n->b = (fpt_batch){B, discrete ? NULL : x, discrete ? ids : NULL, y, sample};
+  n->b = (fpt_batch){B, discrete ? NULL : x, discrete ? ids : NULL, y, sample, NULL};
   n->p = (fpt_pass){1, 1234, 3};
   n->dscale = 1.0f / (B * n->m.K);
   fpt_acts_create(&n->a, &n->m, B, 0, 3, 1, 1);
@@ -271,17 +279,17 @@ static void test_frozen_sets(void **state) {
                  tt->group == FPT_G_POS;
     assert_int_equal(tt->trainable, expect);
   }
-  assert_int_equal(fpt_grad_floor(&n.m), 0);
+  assert_int_equal(n.m.grad_floor, 0);
   net_free(&n);
   // Output layer only: no block needs a backward pass at all.
   fpt_freeze only_out = {{1, 0, 1, 1, 1, 1}, 0};
   net_make(&n, 0, &only_out, 0.0f);
-  assert_int_equal(fpt_grad_floor(&n.m), 3);
+  assert_int_equal(n.m.grad_floor, 3);
   net_free(&n);
   // Only LayerNorms: backward stops at block 0 without an input gradient.
   fpt_freeze only_ln = {{1, 1, 0, 1, 1, 1}, 0};
   net_make(&n, 0, &only_ln, 0.0f);
-  assert_int_equal(fpt_grad_floor(&n.m), 0);
+  assert_int_equal(n.m.grad_floor, 0);
   net_free(&n);
 }
 
@@ -323,15 +331,15 @@ static void test_stage_split(void **state) {
   fpt_acts_create(&s1, &n.m, 3, 1, 3, 0, 1);
   fpt_zero_grad(&n.m);
   fpt_input_forward(&n.m, &s0, &n.b, &n.p);
-  fpt_block_forward(&n.m, &s0, 0, NULL, &n.b, &n.p);
-  const float *boundary = s0.blk[0].h2; // what stage 0 would send
-  fpt_block_forward(&n.m, &s1, 1, boundary, &n.b, &n.p);
-  fpt_block_forward(&n.m, &s1, 2, NULL, &n.b, &n.p);
-  double split = fpt_head_forward_backward(&n.m, &s1, s1.blk[1].h2, &n.b, n.dscale, NULL);
-  fpt_block_backward(&n.m, &s1, 2, NULL, &n.b, &n.p, 1);
-  fpt_block_backward(&n.m, &s1, 1, boundary, &n.b, &n.p, 1);
+  fpt_layer_forward(&n.m, &s0, 0, NULL, &n.b, &n.p);
+  const float *boundary = fpt_layer_output(&s0, 0); // what stage 0 would send
+  fpt_layer_forward(&n.m, &s1, 1, boundary, &n.b, &n.p);
+  fpt_layer_forward(&n.m, &s1, 2, NULL, &n.b, &n.p);
+  double split = fpt_head_forward_backward(&n.m, &s1, fpt_layer_output(&s1, 2), &n.b, n.dscale, NULL);
+  fpt_layer_backward(&n.m, &s1, 2, NULL, &n.b, &n.p, 1);
+  fpt_layer_backward(&n.m, &s1, 1, boundary, &n.b, &n.p, 1);
   memcpy(s0.dres, s1.dres, sizeof(float) * 3 * 6 * 16); // what stage 1 would send back
-  fpt_block_backward(&n.m, &s0, 0, NULL, &n.b, &n.p, 1);
+  fpt_layer_backward(&n.m, &s0, 0, NULL, &n.b, &n.p, 1);
   fpt_input_backward(&n.m, &s0, &n.b, &n.p);
   assert_true(split == whole);
   assert_memory_equal(g_whole, n.m.grad_mem, sizeof(float) * n.m.n_train);
@@ -345,8 +353,8 @@ static void test_stage_split(void **state) {
 // the same tensors of the whole model (init streams follow the tensor's uid).
 static void test_model_part(void **state) {
   (void)state;
-  fpt_gpt2_config cfg = {4, 2, 16, 12, 1e-5f};
-  fpt_task_shape sh = {3, 0, 6, 2, 4, 2, 0};
+  fpt_backbone_cfg cfg = {"gpt2", 4, 16, 2, 12, 1e-5f, 1, FPT_ACT_GELU_NEW, 0};
+  fpt_task_shape sh = {3, 0, 6, 2, 4, 2, 0, FPT_READOUT_LAST};
   fpt_freeze fr = fpt_freeze_default();
   fpt_model whole, mid;
   assert_int_equal(fpt_model_create(&whole, &cfg, &sh, &fr), 0);
@@ -442,9 +450,9 @@ static const int32_t lm_ids[LM_B * LM_T] = {1, 4, 0, 3, 5, 2, 2, 2, 5, 0, 1, 4, 
 static const int32_t lm_y[LM_B * LM_T] = {4, 0, 3, 5, 2, 6, 2, 5, 0, 1, 4, 6, 0, 0, 5, 4, 1, 3};
 
 static void lm_make(net *n, int tied, const fpt_freeze *fr, float dropout) {
-  fpt_gpt2_config cfg = {2, 2, LM_C, 12, 1e-5f};
+  fpt_backbone_cfg cfg = {"gpt2", 2, LM_C, 2, 12, 1e-5f, 1, FPT_ACT_GELU_NEW, 0};
   // Untied: the same model with its own lookup (in/weight) and head (out/*).
-  fpt_task_shape sh = {0, LM_V, LM_T, LM_T, LM_V, LM_V, tied};
+  fpt_task_shape sh = {0, LM_V, LM_T, LM_T, LM_V, LM_V, tied, FPT_READOUT_LAST};
   assert_int_equal(fpt_model_create(&n->m, &cfg, &sh, fr), 0);
   assert_int_equal(n->m.K, LM_T);
   n->m.dropout = dropout;
@@ -456,13 +464,9 @@ static void lm_make(net *n, int tied, const fpt_freeze *fr, float dropout) {
       seed = seed * 31 + (unsigned char)*c;
     fill_normal(t->data, t->numel, seed, 0.3f);
   }
-  for (int l = 0; l < 2; l++)
-    for (int c = 0; c < LM_C; c++) {
-      n->m.blocks[l].ln1_w.w[c] += 1.0f;
-      n->m.blocks[l].ln2_w.w[c] += 1.0f;
-    }
+  ln_gains_near_one(&n->m);
   static int64_t sample[LM_B] = {4, 0, 7};
-  n->b = (fpt_batch){LM_B, NULL, lm_ids, lm_y, sample};
+  n->b = (fpt_batch){LM_B, NULL, lm_ids, lm_y, sample, NULL};
   n->p = (fpt_pass){1, 77, 2};
   n->dscale = 1.0f / (LM_B * LM_T);
   fpt_acts_create(&n->a, &n->m, LM_B, 0, 2, 1, 1);
@@ -502,10 +506,10 @@ static void test_lm_tensors(void **state) {
   net_free(&n);
   // A tied head needs n_out == vocab and discrete tokens.
   fpt_model bad;
-  fpt_gpt2_config cfg = {2, 2, LM_C, 12, 1e-5f};
-  fpt_task_shape wrong_out = {0, LM_V, LM_T, LM_T, LM_V + 1, LM_V + 1, 1};
+  fpt_backbone_cfg cfg = {"gpt2", 2, LM_C, 2, 12, 1e-5f, 1, FPT_ACT_GELU_NEW, 0};
+  fpt_task_shape wrong_out = {0, LM_V, LM_T, LM_T, LM_V + 1, LM_V + 1, 1, FPT_READOUT_LAST};
   assert_int_not_equal(fpt_model_create(&bad, &cfg, &wrong_out, &fr), 0);
-  fpt_task_shape continuous = {5, 0, LM_T, LM_T, LM_V, LM_V, 1};
+  fpt_task_shape continuous = {5, 0, LM_T, LM_T, LM_V, LM_V, 1, FPT_READOUT_LAST};
   assert_int_not_equal(fpt_model_create(&bad, &cfg, &continuous, &fr), 0);
 }
 
@@ -618,8 +622,8 @@ static void test_lm_untied_equivalent(void **state) {
 // backbone init leaves it alone).
 static void test_lm_init(void **state) {
   (void)state;
-  fpt_gpt2_config cfg = {2, 2, 32, 16, 1e-5f};
-  fpt_task_shape sh = {0, 256, 8, 8, 256, 256, 1};
+  fpt_backbone_cfg cfg = {"gpt2", 2, 32, 2, 16, 1e-5f, 1, FPT_ACT_GELU_NEW, 0};
+  fpt_task_shape sh = {0, 256, 8, 8, 256, 256, 1, FPT_READOUT_LAST};
   fpt_freeze fr = {{0}, 1};
   fpt_model m, m2;
   assert_int_equal(fpt_model_create(&m, &cfg, &sh, &fr), 0);
@@ -644,6 +648,86 @@ static void test_lm_init(void **state) {
   fpt_model_free(&m);
 }
 
+
+// Fused attention in the model (what T >= fpt_gpt2_flash_min_seq runs): the
+// loss and every gradient equal the stored-map kernel's within float rounding,
+// with dropout on, for the default freeze set and full training.
+static void test_flash_layers(void **state) {
+  (void)state;
+  fpt_freeze sets[2] = {fpt_freeze_default(), {{0}, 1}};
+  for (int k = 0; k < 2; k++) {
+    net a, b;
+    net_make(&a, k, &sets[k], 0.2f);
+    fpt_zero_grad(&a.m);
+    double la = fpt_forward_backward(&a.m, &a.a, &a.b, &a.p, a.dscale, NULL);
+    int keep = fpt_gpt2_flash_min_seq;
+    fpt_gpt2_flash_min_seq = 1;
+    net_make(&b, k, &sets[k], 0.2f);
+    fpt_zero_grad(&b.m);
+    double lb = fpt_forward_backward(&b.m, &b.a, &b.b, &b.p, b.dscale, NULL);
+    fpt_gpt2_flash_min_seq = keep;
+    assert_true(fabs(la - lb) <= 1e-5 * fabs(la));
+    double d = 0, n = 0;
+    for (size_t i = 0; i < a.m.n_train; i++) {
+      d = fmax(d, fabs(a.m.grad_mem[i] - b.m.grad_mem[i]));
+      n = fmax(n, fabs(a.m.grad_mem[i]));
+    }
+    assert_true(n > 0 && d <= 1e-4 * n);
+    net_free(&a);
+    net_free(&b);
+  }
+}
+
+// Padding stays invisible to a bidirectional encoder: a sample of 5 real
+// tokens padded with junk to 8 gives the same logits as the same 5 tokens
+// alone, for the last-real and mean readouts (and in a batch with an
+// unpadded sample). With readout "last" the pad positions would be read.
+static double padded_vs_alone(int readout) {
+  fpt_backbone_cfg cfg = {"gpt2", 2, 16, 2, 12, 1e-6f, 0, FPT_ACT_GELU, 0};
+  fpt_task_shape t8 = {3, 0, 8, 1, 4, 2, 0, readout}, t5 = t8;
+  t5.seq = 5;
+  fpt_freeze fr = fpt_freeze_default();
+  fpt_model m8, m5;
+  assert_int_equal(fpt_model_create(&m8, &cfg, &t8, &fr), 0);
+  assert_int_equal(fpt_model_create(&m5, &cfg, &t5, &fr), 0);
+  for (int i = 0; i < m8.n_tensors; i++) {
+    fpt_tensor *a = &m8.tensors[i], *b = fpt_model_find(&m5, a->name);
+    fill_normal(a->data, a->numel, 300 + i, 0.3f);
+    memcpy(b->data, a->data, sizeof(float) * a->numel);
+  }
+  ln_gains_near_one(&m8);
+  ln_gains_near_one(&m5);
+  m8.dropout = m5.dropout = 0.0f;
+  float x8[2 * 8 * 3], x5[5 * 3];
+  fill_normal(x8, sizeof x8 / sizeof *x8, 5, 3.0f); // rows 5..7 of sample 0 are junk
+  memcpy(x5, x8, sizeof x5);
+  int32_t y[2] = {0, 1}, len[2] = {5, 8};
+  int64_t sample[2] = {0, 1};
+  fpt_batch b8 = {2, x8, NULL, y, sample, len}, b5 = {1, x5, NULL, y, sample, NULL};
+  fpt_pass p = {0, 0, 0};
+  fpt_acts a8, a5;
+  fpt_acts_create(&a8, &m8, 2, 0, 2, 1, 1);
+  fpt_acts_create(&a5, &m5, 1, 0, 2, 1, 1);
+  fpt_forward_backward(&m8, &a8, &b8, &p, 0.0f, NULL);
+  fpt_forward_backward(&m5, &a5, &b5, &p, 0.0f, NULL);
+  double d = 0;
+  for (int o = 0; o < 4; o++)
+    d = fmax(d, fabs(a8.logits[o] - a5.logits[o]) / fmax(fabs(a5.logits[o]), 1e-3));
+  fpt_acts_free(&a8);
+  fpt_acts_free(&a5);
+  fpt_model_free(&m8);
+  fpt_model_free(&m5);
+  return d;
+}
+
+static void test_pad_invisible(void **state) {
+  (void)state;
+  assert_true(padded_vs_alone(FPT_READOUT_LAST_REAL) < 1e-5);
+  assert_true(padded_vs_alone(FPT_READOUT_MEAN) < 1e-5);
+  // The junk is really there: the paper's readout of the last position sees it.
+  assert_true(padded_vs_alone(FPT_READOUT_LAST) > 1e-3);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_philox_kat),
@@ -663,6 +747,8 @@ int main(void) {
       cmocka_unit_test(test_lm_fd),
       cmocka_unit_test(test_lm_untied_equivalent),
       cmocka_unit_test(test_lm_init),
+      cmocka_unit_test(test_pad_invisible),
+      cmocka_unit_test(test_flash_layers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
