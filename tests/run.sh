@@ -12,3 +12,4 @@ cmake --build build-asan -j "$(nproc)" --target test_kernels test_model test_sch
 # LeakSanitizer stays on; Open MPI and OpenBLAS keep a few allocations alive at exit.
 export ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1
 (cd build-asan && ctest --output-on-failure -L unit)
+bash tests/fuzz/run.sh "${FPT_FUZZ_SECONDS:-20}"

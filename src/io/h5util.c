@@ -141,20 +141,26 @@ int fpt_h5_read_attr_str(hid_t file, const char *path, const char *name, char *b
   FPT_ENSURE(H5Aexists(file, name) > 0, "%s: attribute %s is missing", path, name);
   hid_t a = H5Aopen(file, name, H5P_DEFAULT);
   hid_t ft = H5Aget_type(a);
-  int ok = H5Tget_class(ft) == H5T_STRING;
+  // Exactly one string (tests/fuzz/README.md): H5Aread writes every
+  // element, so several would overflow `v` (fixed: n + 1 bytes; variable: one
+  // pointer), and none would leave buf unset.
+  hid_t sp = H5Aget_space(a);
+  hssize_t np = H5Sget_simple_extent_npoints(sp);
+  H5Sclose(sp);
+  int ok = H5Tget_class(ft) == H5T_STRING, one = np == 1;
   herr_t rc = -1;
-  if (ok && H5Tis_variable_str(ft) > 0) {
+  if (ok && one && H5Tis_variable_str(ft) > 0) {
     char *v = NULL;
     hid_t mt = H5Tcopy(H5T_C_S1);
     H5Tset_size(mt, H5T_VARIABLE);
     H5Tset_cset(mt, H5Tget_cset(ft)); // HDF5 does not convert ASCII <-> UTF-8 (h5py writes UTF-8)
     rc = H5Aread(a, mt, &v);
-    if (rc >= 0 && v) {
-      snprintf(buf, size, "%s", v);
+    if (rc >= 0) {
+      snprintf(buf, size, "%s", v ? v : ""); // a NULL string (h5py: None) reads as ""
       H5free_memory(v);
     }
     H5Tclose(mt);
-  } else if (ok) {
+  } else if (ok && one) {
     size_t n = H5Tget_size(ft);
     char *v = fpt_calloc(n + 1, 1);
     hid_t mt = H5Tcopy(H5T_C_S1);
@@ -167,6 +173,8 @@ int fpt_h5_read_attr_str(hid_t file, const char *path, const char *name, char *b
   }
   H5Tclose(ft);
   H5Aclose(a);
+  FPT_ENSURE(!ok || one, "%s: attribute %s must be one string, not %lld", path, name,
+             (long long)np);
   FPT_ENSURE(rc >= 0, "%s: attribute %s must be a string", path, name);
   return 0;
 }

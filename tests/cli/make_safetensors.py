@@ -25,6 +25,7 @@ first and the tensors in data order; the header padded with spaces to a multiple
   extra           an unknown tensor h.0.attn.c_attn.lora inside a block
   wrong-shape     h.0.attn.c_attn.weight stored as [3C, C] (nn.Linear layout)
   bad-offsets     data_offsets of ln_f.weight one element short
+  overlap         ln_f.bias given ln_f.weight's data_offsets (same size: the two overlap)
   bad-dtype       ln_f.weight stored as F64
   nan / inf       a NaN in h.1.attn.c_proj.weight / an Inf in ln_f.bias
   bad-config      config.json that is not JSON (implies --config)
@@ -44,7 +45,7 @@ DTYPES = ["BOOL", "U8", "I8", "F8_E5M2", "F8_E4M3", "I16", "U16", "F16", "BF16",
 NUMPY = {"BOOL": "|u1", "U8": "|u1", "F16": "<f2", "F32": "<f4", "F64": "<f8", "I32": "<i4"}
 
 CORRUPT = ["truncated", "header-length", "bad-json", "trailing", "missing", "extra", "wrong-shape",
-           "bad-offsets", "bad-dtype", "nan", "inf", "bad-config", "config-mismatch"]
+           "bad-offsets", "overlap", "bad-dtype", "nan", "inf", "bad-config", "config-mismatch"]
 
 
 def to_bytes(a, dtype):
@@ -161,7 +162,11 @@ def main(argv):
     def short_offsets(header):  # one element short: size no longer matches dtype x shape
         header[pre + "ln_f.weight"]["data_offsets"][1] -= 4 if a.dtype == "F32" else 2
 
-    data = serialize(tensors, {"format": "pt"}, short_offsets if a.corrupt == "bad-offsets" else None)
+    def overlap(header):  # two tensors on the same bytes
+        header[pre + "ln_f.bias"]["data_offsets"] = list(header[pre + "ln_f.weight"]["data_offsets"])
+
+    hooks = {"bad-offsets": short_offsets, "overlap": overlap}
+    data = serialize(tensors, {"format": "pt"}, hooks.get(a.corrupt))
     n = struct.unpack("<Q", data[:8])[0]
     if a.corrupt == "truncated":
         begin, end = max(v["data_offsets"] for k, v in json.loads(data[8:8 + n]).items()

@@ -19,6 +19,10 @@ expect_error "heads do not divide" "heads.h5: n_embd (16) is not divisible by n_
 expect_error "NaN weight" "nan.h5: dataset /h/1/attn/c_proj/weight holds a NaN" "$W/e8" -- train --model "$W/nan.h5"
 expect_error "unknown option" "unknown option '--bogus'" "$W/e9" -- train --model "$W/good.h5" --bogus 1
 expect_error "bad number" "option --lr: 'fast' is not a finite number" "$W/e10" -- train --model "$W/good.h5" --lr fast
+printf 'steps: 2\nlr: 0.1\nsteps: 3\n' > "$W/dup.yaml" # found by fuzzing (tests/fuzz): a YAML key given twice
+expect_error "YAML: a key given twice" "dup.yaml:3: key steps appears twice" "$W/e9b" -- train --model "$W/good.h5" --config "$W/dup.yaml"
+printf 'lr: &x 0.5\nsteps: *x\nseed: 3\n' > "$W/alias.yaml" # tests/fuzz: the alias was skipped
+expect_error "YAML: an alias" "alias.yaml:2: key steps: aliases (\*name) are not allowed" "$W/e9c" -- train --model "$W/good.h5" --config "$W/alias.yaml"
 expect_error "too many tokens" "bit-memory.*n_positions\|n_positions is 16" "$W/e11" -- train --model "$W/good.h5" --task bit-memory
 expect_error "forward: missing input" "$W/none.h5: cannot open" "$W/e12" -- "$FPT" forward --model "$W/good.h5" --input "$W/none.h5" -o "$W/y.h5"
 check "forward: no partial output" test ! -e "$W/y.h5"
@@ -38,12 +42,17 @@ check "2-rank failures took under 30 s" test $(( $(date +%s) - start )) -lt 30
 /usr/bin/python3 - "$W" <<'PY'
 import h5py, shutil, sys, numpy as np
 w = sys.argv[1]
-for name in ("noy", "dtype", "short", "seq", "utf8", "inttask"):
+for name in ("noy", "dtype", "short", "seq", "utf8", "inttask", "strarr", "vlenarr"):
     shutil.copy(f"{w}/xor.h5", f"{w}/{name}.h5")
 with h5py.File(f"{w}/utf8.h5", "a") as f:
     f.attrs["task"] = "bit-xor"  # a Python str: h5py writes variable-length UTF-8
 with h5py.File(f"{w}/inttask.h5", "a") as f:
     f.attrs["task"] = np.int64(3)
+# tests/fuzz: arrays of strings overflowed the reader's buffer.
+with h5py.File(f"{w}/strarr.h5", "a") as f:
+    f.attrs["task"] = np.array([b"bit-xor", b"bit-xor"])  # fixed-length, two of them
+with h5py.File(f"{w}/vlenarr.h5", "a") as f:
+    f.attrs["task"] = ["bit-xor", "bit-xor", "bit-xor"]  # variable-length, three
 with h5py.File(f"{w}/noy.h5", "a") as f:
     del f["val/y"]
 with h5py.File(f"{w}/dtype.h5", "a") as f:
@@ -62,6 +71,8 @@ expect_error "data: no second tokenisation" "option --tokens x2: the file has no
 "$MPIRUN" -np 2 --oversubscribe "$FPT" train --model "$W/good.h5" --steps 2 --batch-size 4 --run-dir "$W/run-utf8" --data "$W/utf8.h5" > "$W/utf8.log" 2>&1
 check "data: a UTF-8 string attribute (h5py's str) is read" grep -q "^task: bit-xor," "$W/utf8.log"
 expect_error "data: a string attribute that is not a string" "inttask.h5: attribute task must be a string" "$W/e22" -- dtrain --data "$W/inttask.h5"
+expect_error "data: an array of two fixed-length strings" "strarr.h5: attribute task must be one string, not 2" "$W/e22b" -- dtrain --data "$W/strarr.h5"
+expect_error "data: an array of three variable-length strings" "vlenarr.h5: attribute task must be one string, not 3" "$W/e22c" -- dtrain --data "$W/vlenarr.h5"
 expect_error "data: not a dataset" "good.h5: attribute seq is missing" "$W/e21" -- dtrain --data "$W/good.h5"
 # Values out of range or not finite, in one sample that only one of the two
 # ranks reads: every rank stops with that rank's message, nothing hangs.

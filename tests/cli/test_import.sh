@@ -232,6 +232,7 @@ broken missing-prefixed "--prefix --config --corrupt missing" "" "$ST" "transfor
 broken unknown-block-tensor "--config --corrupt extra" "" "$ST" "h.0.attn.c_attn.lora"
 broken wrong-shape "--config --corrupt wrong-shape" "" "$ST" "h.0.attn.c_attn.weight has shape [96, 32]"
 broken bad-offsets "--config --corrupt bad-offsets" "" "$ST" "ln_f.weight: data_offsets"
+broken overlapping-offsets "--config --corrupt overlap" "" "$ST" "overlap in the data (data_offsets)"
 broken bad-dtype "--config --corrupt bad-dtype" "" "$ST" "ln_f.weight has dtype F64"
 broken nan "--config --corrupt nan" "" "$ST" "h.1.attn.c_proj.weight holds a NaN"
 broken nan-f16 "--dtype F16 --config --corrupt nan" "" "$ST" "h.1.attn.c_proj.weight holds a NaN"

@@ -191,6 +191,34 @@ static void test_stockholm_parse(void **state) {
   fpt_stockholm_free(&a);
 }
 
+// Many sequences, read right (tests/fuzz/README.md: names were looked up by
+// a linear scan, so reading took quadratic time; 100000 took about a minute).
+// The second block lists the names in reverse, so the position hint fails.
+// Its speed is a benchmark's business, not this test's: no time is asserted.
+static void test_stockholm_many(void **state) {
+  (void)state;
+  enum { N = 100000 };
+  char *text = malloc((size_t)N * 24 + 64), *t = text;
+  t += sprintf(t, "# STOCKHOLM 1.0\n");
+  for (int i = 0; i < N; i++)
+    t += sprintf(t, "s%d AC\n", i);
+  t += sprintf(t, "\n");
+  for (int i = N - 1; i >= 0; i--)
+    t += sprintf(t, "s%d D-E\n", i);
+  sprintf(t, "//\n");
+  const char *p = write_file("many.sto", text, 0);
+  free(text);
+  fpt_stockholm a;
+  assert_int_equal(fpt_stockholm_read(p, &a), 0);
+  assert_int_equal(a.n, N);
+  assert_string_equal(a.names[0], "s0");
+  assert_string_equal(a.names[N - 1], "s99999");
+  assert_string_equal(a.seqs[0], "ACDE");
+  assert_string_equal(a.seqs[N - 1], "ACDE");
+  assert_int_equal(a.lines[N - 1], N + 1);
+  fpt_stockholm_free(&a);
+}
+
 // Each malformed file: the error names the file, the line (when there is
 // one) and the fault.
 static void test_stockholm_malformed(void **state) {
@@ -531,6 +559,7 @@ int main(void) {
       cmocka_unit_test(test_encode_truncate),
       cmocka_unit_test(test_encode_unknown),
       cmocka_unit_test(test_stockholm_parse),
+      cmocka_unit_test(test_stockholm_many),
       cmocka_unit_test(test_stockholm_malformed),
       cmocka_unit_test(test_pfam_small),
       cmocka_unit_test(test_pfam_split_determinism),
