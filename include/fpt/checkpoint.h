@@ -50,4 +50,25 @@ int fpt_checkpoint_load(const char *path, fpt_model *m);
 int fpt_checkpoint_load_params(const char *path, fpt_model *m, const char *const *prefixes,
                                const char *const *need, int *loaded);
 
+// --- A run directory belongs to one run (src/io/run_dir.c) ---
+// Lock RUN/.fpt.lock (flock, held until the process ends; fd stays open),
+// recording "host H pid P" for the message another run gets.
+int fpt_run_lock(const char *run_dir, int *fd);
+// Opens the checkpoint and reads every dataset back (Fletcher32 checksums).
+int fpt_checkpoint_verify(const char *path);
+// The checkpoint a resume starts from: `latest` if it names one that
+// verifies, else the newest ckpt-*.h5 that does (*note says why).
+// FPT_RESUME_FRESH: the run has no checkpoint at all. An error (1) if it has
+// checkpoints and none verifies: a run is never restarted over them.
+#define FPT_RESUME_FRESH 2
+int fpt_checkpoint_resume_point(const char *run_dir, char *path, size_t size, char *note,
+                                size_t note_size);
+// RUN/checkpoints holds a checkpoint file or a tracker.
+int fpt_run_has_checkpoints(const char *run_dir);
+// The two paths name the same existing file (an output must never be an input).
+int fpt_same_file(const char *a, const char *b);
+// An output path can be written: its directory exists and is writable, and it
+// is not a directory or another non-regular file. `what` names the option.
+int fpt_output_ok(const char *what, const char *path);
+
 #endif

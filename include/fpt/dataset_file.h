@@ -20,6 +20,8 @@ typedef struct {
   fpt_dataset meta; // attributes and shapes; split arrays unused
   int64_t n[3];     // samples per split
   hid_t x[3], x2[3], y[3];
+  int64_t size, mtime_ns; // the file as opened: every read checks it is unchanged
+  uint64_t ino;
 } fpt_data_reader;
 
 // Collective over comm. Validates the layout: one error naming file and dataset.

@@ -30,31 +30,28 @@ static const fpt_opt export_opts[] = {
 #undef O
 static const int n_export_opts = (int)(sizeof export_opts / sizeof *export_opts);
 
-// Two paths naming one file (an output must never overwrite an input).
-static int same_file(const char *a, const char *b) {
-  struct stat x, y;
-  return a && b && stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev &&
-         x.st_ino == y.st_ino;
-}
-
 static int run(int argc, char **argv) {
   export_settings s = {0};
   FPT_TRY(fpt_opts_parse(argc, argv, 2, export_opts, n_export_opts, &s));
   FPT_ENSURE(s.out, "option -o/--out: an output file is required");
   FPT_ENSURE(!s.checkpoint != !s.run_dir, "options --checkpoint and --run-dir: give exactly one");
-  char ckpt[4400];
-  if (s.run_dir)
-    FPT_ENSURE(fpt_checkpoint_latest(s.run_dir, ckpt, sizeof ckpt) == 0,
-               "option --run-dir: %s has no complete checkpoint (%s/checkpoints/latest)",
-               s.run_dir, s.run_dir);
-  else
+  char ckpt[4400], note[6000];
+  if (s.run_dir) {
+    int r = fpt_checkpoint_resume_point(s.run_dir, ckpt, sizeof ckpt, note, sizeof note);
+    FPT_ENSURE(r != FPT_RESUME_FRESH, "option --run-dir: %s has no checkpoint", s.run_dir);
+    FPT_TRY(r);
+    if (note[0])
+      printf("export: %s\n", note);
+  } else {
     snprintf(ckpt, sizeof ckpt, "%s", s.checkpoint);
+  }
   FPT_TRY(fpt_h5_check_readable(ckpt));
-  FPT_ENSURE(!same_file(s.out, ckpt), "option -o: %s is the checkpoint itself", s.out);
+  FPT_TRY(fpt_output_ok("option -o", s.out));
+  FPT_ENSURE(!fpt_same_file(s.out, ckpt), "option -o: %s is the checkpoint itself", s.out);
   static fpt_run_desc d;
   FPT_TRY(fpt_run_desc_read(ckpt, &d));
   const char *model = s.model ? s.model : d.model;
-  FPT_ENSURE(!same_file(s.out, model), "option -o: %s is the backbone file %s", s.out, model);
+  FPT_ENSURE(!fpt_same_file(s.out, model), "option -o: %s is the backbone file %s", s.out, model);
   return fpt_export_checkpoint(ckpt, s.model, s.out);
 }
 

@@ -27,6 +27,7 @@
 #include "fpt/io.h"
 #include "fpt/model.h"
 #include "fpt/parallel.h"
+#include "fpt/stop.h"
 #include "fpt/tasks.h"
 #include "fpt_version.h"
 #include "runtime.h"
@@ -202,9 +203,18 @@ static void emit_stdout(void *ctx, const char *line) {
   printf("  %s\n", line);
 }
 
+// The run directory, claimed by rank 0 before any work starts: created if
+// need be, then locked for the whole run (a second run on it is refused).
+static struct {
+  int fd, created;
+  const char *dir;
+} claim = {-1, 0, NULL};
+
 static int make_dir(const char *dir) {
   char buf[4096];
   snprintf(buf, sizeof buf, "%s", dir);
+  struct stat st;
+  claim.created = stat(buf, &st) != 0;
   for (char *p = buf + 1; *p; p++)
     if (*p == '/') {
       *p = '\0';
@@ -212,12 +222,60 @@ static int make_dir(const char *dir) {
       *p = '/';
     }
   FPT_ENSURE(mkdir(buf, 0777) == 0 || errno == EEXIST, "option --run-dir: cannot create %s", dir);
-  char probe[4200];
-  snprintf(probe, sizeof probe, "%s/.write-test", dir);
-  FILE *f = fopen(probe, "w");
-  FPT_ENSURE(f, "option --run-dir: %s is not writable", dir);
-  fclose(f);
-  remove(probe);
+  FPT_ENSURE(stat(buf, &st) == 0 && S_ISDIR(st.st_mode), "option --run-dir: %s is not a directory",
+             dir);
+  FPT_ENSURE(access(buf, W_OK) == 0, "option --run-dir: %s is not writable", dir);
+  return 0;
+}
+
+static int claim_run_dir(const train_settings *s) {
+  claim.dir = s->run_dir;
+  FPT_TRY(make_dir(s->run_dir));
+  FPT_TRY(fpt_run_lock(s->run_dir, &claim.fd));
+  char probe_file[4200];
+  snprintf(probe_file, sizeof probe_file, "%s/probe.h5", s->run_dir);
+  // fpt probe writes its own step-0 checkpoint: never into a training run.
+  FPT_ENSURE(sub != SUB_PROBE || !fpt_run_has_checkpoints(s->run_dir) ||
+                 access(probe_file, F_OK) == 0,
+             "option --run-dir: %s holds a training run (checkpoints/); fpt probe writes its own "
+             "checkpoint and config there: use another --run-dir",
+             s->run_dir);
+  return 0;
+}
+
+// On failure, a run directory this command created and left empty (but for
+// its lock) is removed: a failing command leaves nothing behind.
+static void release_run_dir(int failed) {
+  if (!claim.dir || claim.fd < 0)
+    return;
+  if (failed && claim.created) {
+    char lock[4200];
+    snprintf(lock, sizeof lock, "%s/.fpt.lock", claim.dir);
+    unlink(lock);
+    rmdir(claim.dir); // fails, harmlessly, if anything else is in it
+  }
+  close(claim.fd);
+  claim.fd = -1;
+}
+
+// Outputs are checked before any work, and never overwrite an input.
+static int check_outputs(const train_settings *s) {
+  if (sub == SUB_PROBE && s->cache) {
+    FPT_TRY(fpt_output_ok("option --cache", s->cache));
+    FPT_ENSURE(!fpt_same_file(s->cache, s->data) && !fpt_same_file(s->cache, s->model),
+               "option --cache: %s is an input (--data or --model); the feature cache would "
+               "overwrite it",
+               s->cache);
+  }
+  if (!s->export)
+    return 0;
+  FPT_TRY(fpt_output_ok("option --export", s->export));
+  FPT_ENSURE(!fpt_same_file(s->export, s->model),
+             "option --export: %s is the backbone file (--model); the run's checkpoints would "
+             "no longer match it",
+             s->export);
+  FPT_ENSURE(!fpt_same_file(s->export, s->data), "option --export: %s is the dataset file (--data)",
+             s->export);
   return 0;
 }
 
@@ -356,6 +414,19 @@ static int setup(train_settings *s, int argc, char **argv, fpt_grid *g, fpt_mode
       init_mode = i;
   FPT_ENSURE(init_mode >= 0, "option --init: '%s' is not pretrained, random or stats", s->init);
   FPT_ENSURE(!(s->data && s->task), "options --data and --task: give one, not both");
+  // Outputs before any work: rank 0 claims the run directory; all agree.
+  int claimed = 0;
+  if (g->rank == 0) {
+    claimed = check_outputs(s);
+    if (claimed == 0 && sub != SUB_EVAL)
+      claimed = claim_run_dir(s);
+  }
+  MPI_Bcast(&claimed, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  if (claimed != 0) {
+    if (g->rank != 0)
+      fpt_error_set("rank 0 could not claim the run directory");
+    return 1;
+  }
   if (!s->data && !s->task)
     s->task = "bit-xor";
   if (s->data) {
@@ -387,10 +458,7 @@ static int setup(train_settings *s, int argc, char **argv, fpt_grid *g, fpt_mode
   if (s->shared_weights)
     MPI_Barrier(g->node_stage); // the leader's writes are visible from here on
   FPT_TRY(rc);
-  FPT_TRY(fpt_pipeline_create(pl, g, m, src, (int)s->batch_size, (int)s->micro_batches, kind));
-  if (g->rank == 0 && sub != SUB_EVAL)
-    FPT_TRY(make_dir(s->run_dir));
-  return 0;
+  return fpt_pipeline_create(pl, g, m, src, (int)s->batch_size, (int)s->micro_batches, kind);
 }
 
 // A function of the step alone, so that a resumed run follows the same curve.
@@ -499,6 +567,7 @@ static int teardown(fpt_runtime *rt, fpt_pipeline *pl, fpt_source *src, fpt_mode
                     fpt_metrics *mt, int failed) {
   if (mt)
     fpt_metrics_close(mt);
+  release_run_dir(failed);
   fpt_pipeline_free(pl);
   fpt_source_close(src);
   fpt_model_free(m);
@@ -529,44 +598,39 @@ static void print_progress(long long done, long long total, double loss, double 
   fflush(stdout);
 }
 
-static volatile sig_atomic_t stop_signal = 0;
-static void on_signal(int sig) { stop_signal = sig; }
-
-// SIGUSR1 (Slurm's warning before the time limit) and SIGTERM (preemption)
-// only set a flag: the ranks agree on it at the next step boundary.
-static void install_signals(void) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
-  sigaction(SIGUSR1, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-}
 
 // Resume from --resume (auto: the newest complete checkpoint, if any).
 // Returns the first step to run through *start.
 static int resume_run(const train_settings *s, fpt_grid *g, fpt_model *m, fpt_ckpt_state *st,
                       const fpt_run_desc *desc, int64_t *start) {
   *start = 0;
-  char path[4400];
+  char path[4400], note[6000] = "";
+  int r = 0;
   if (!strcmp(s->resume, "none")) {
     // Never train over a run that has checkpoints: that would lose it.
-    FPT_ENSURE(fpt_checkpoint_latest(s->run_dir, path, sizeof path) != 0,
+    FPT_ENSURE(!fpt_run_has_checkpoints(s->run_dir),
                "option --run-dir: %s already holds checkpoints; use --resume auto, or another "
                "--run-dir",
                s->run_dir);
     return g->rank == 0 ? fpt_metrics_truncate(s->run_dir, -1) : 0;
   }
   if (!strcmp(s->resume, "auto")) {
-    int r = fpt_checkpoint_latest(s->run_dir, path, sizeof path);
-    if (r == 1) {
+    // Rank 0 finds the checkpoint (reading each candidate back); all follow.
+    if (g->rank == 0)
+      r = fpt_checkpoint_resume_point(s->run_dir, path, sizeof path, note, sizeof note);
+    MPI_Bcast(&r, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    MPI_Bcast(path, sizeof path, MPI_CHAR, 0, MPI_COMM_WORLD);
+    if (r == 1 && g->rank != 0)
+      fpt_error_set("rank 0 found no checkpoint to resume from");
+    FPT_TRY(r == 1);
+    if (r == FPT_RESUME_FRESH) {
       if (g->rank == 0)
         printf("resume: no checkpoint in %s/checkpoints: starting fresh\n", s->run_dir);
       // Lines of an attempt that died before its first checkpoint are redone.
       return g->rank == 0 ? fpt_metrics_truncate(s->run_dir, -1) : 0;
     }
-    FPT_TRY(r);
+    if (g->rank == 0 && note[0])
+      printf("resume: %s\n", note);
   } else {
     snprintf(path, sizeof path, "%s", s->resume);
   }
@@ -666,6 +730,45 @@ static int eval_splits(fpt_pipeline *pl, fpt_source *src, fpt_grid *g, fpt_metri
   return rc;
 }
 
+// Validation (and test, with --eval-test) at `step`: metrics and the
+// early-stopping state. FPT_STOPPED (a signal) leaves both untouched.
+static int periodic_eval(const train_settings *s, fpt_pipeline *pl, const fpt_grid *g,
+                         fpt_metrics *mt, fpt_ckpt_state *st, int64_t step) {
+  double l, a, lt, at;
+  FPT_TRY(fpt_pipeline_evaluate(pl, FPT_SPLIT_VAL, &l, &a));
+  if (s->eval_test)
+    FPT_TRY(fpt_pipeline_evaluate(pl, FPT_SPLIT_TEST, &lt, &at));
+  if (g->rank == 0) {
+    FPT_TRY(fpt_metrics_write(mt, step, "val", l, a, 0, 0, NULL, NULL));
+    if (s->eval_test)
+      FPT_TRY(fpt_metrics_write(mt, step, "test", lt, at, 0, 0, NULL, NULL));
+  }
+  if (l < st->best_val) {
+    st->best_val = l;
+    st->best_step = step;
+    st->evals_since_best = 0;
+  } else {
+    st->evals_since_best++;
+  }
+  return 0;
+}
+
+// A run stopped during an evaluation checkpointed the step before it: the
+// resume does that evaluation first (its metrics line is missing).
+static int redo_eval(const train_settings *s, fpt_pipeline *pl, const fpt_grid *g,
+                     fpt_metrics *mt, fpt_ckpt_state *st, int64_t start) {
+  if (start == 0 || s->eval_every <= 0 || start % s->eval_every != 0 || start >= s->steps)
+    return 0;
+  int missing = 0;
+  double acc;
+  if (g->rank == 0)
+    missing = fpt_metrics_find(s->run_dir, start, "val", &acc) != 0;
+  MPI_Bcast(&missing, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  if (missing && g->rank == 0)
+    printf("resume: the evaluation at step %lld was interrupted: doing it now\n", (long long)start);
+  return missing ? periodic_eval(s, pl, g, mt, st, start) : 0;
+}
+
 // fpt eval: the checkpoint's tensors over the set-up's model, then val and test.
 static int run_eval(const train_settings *s, fpt_runtime *rt, fpt_grid *g, fpt_model *m,
                     fpt_source *src, fpt_pipeline *pl, const fpt_run_desc *desc) {
@@ -696,7 +799,7 @@ static int run(int argc, char **argv) {
   fpt_runtime rt;
   if (fpt_runtime_init(&rt, &argc, &argv) != 0)
     return 1;
-  install_signals(); // before the (possibly long) set-up, so a signal is never lost
+  fpt_stop_install(); // before the (possibly long) set-up, so a signal is never lost
   int rc = fpt_grid_check_launch(rt.size);
   if (fpt_runtime_agree(&rt, rc) != 0)
     return fpt_runtime_finish(&rt, 1);
@@ -769,6 +872,9 @@ static int run(int argc, char **argv) {
       return teardown(&rt, &pl, &src, &m, &g, &mt, 1);
   }
 
+  rc = redo_eval(&s, &pl, &g, &mt, &st, start);
+  if (fpt_runtime_agree(&rt, rc) != 0)
+    return teardown(&rt, &pl, &src, &m, &g, &mt, 1);
   double *win = st.window; // loss, acc, seconds, compute, p2p, allreduce, io
   int64_t win_steps = st.window_steps;
   double t_start = now(), t_steps = 0;
@@ -817,23 +923,11 @@ static int run(int argc, char **argv) {
       memset(win, 0, sizeof st.window);
       win_steps = 0;
     }
+    int stopped_eval = 0;
     if (rc == 0 && s.eval_every > 0 && (step + 1) % s.eval_every == 0 && step + 1 < s.steps) {
-      double l, a, lt, at;
-      rc = fpt_pipeline_evaluate(&pl, FPT_SPLIT_VAL, &l, &a);
-      if (g.rank == 0 && rc == 0)
-        rc = fpt_metrics_write(&mt, step + 1, "val", l, a, 0, 0, NULL, NULL);
-      if (rc == 0 && s.eval_test) {
-        rc = fpt_pipeline_evaluate(&pl, FPT_SPLIT_TEST, &lt, &at);
-        if (g.rank == 0 && rc == 0)
-          rc = fpt_metrics_write(&mt, step + 1, "test", lt, at, 0, 0, NULL, NULL);
-      }
-      if (l < st.best_val) {
-        st.best_val = l;
-        st.best_step = step + 1;
-        st.evals_since_best = 0;
-      } else {
-        st.evals_since_best++;
-      }
+      rc = periodic_eval(&s, &pl, &g, &mt, &st, step + 1);
+      stopped_eval = rc == FPT_STOPPED; // checkpoint below; a resume redoes the evaluation
+      rc = stopped_eval ? 0 : rc;
       stopped_early = s.early_stop > 0 && st.evals_since_best >= s.early_stop;
     }
     if (fpt_runtime_agree(&rt, rc) != 0) {
@@ -842,7 +936,7 @@ static int run(int argc, char **argv) {
     }
     // Stop requests: a signal on any rank, or the time budget (rank 0's clock).
     int64_t done = step + 1;
-    int stop = stop_signal != 0;
+    int stop = fpt_stop_requested() != 0 || stopped_eval;
     if (g.rank == 0 && s.time_limit > 0 &&
         now() - t_start + 2.0 * t_steps / (double)(done - start) > s.time_limit)
       stop = 1;
@@ -863,7 +957,7 @@ static int run(int argc, char **argv) {
     if (stop && done < s.steps) {
       if (g.rank == 0)
         printf("stopping at step %lld (%s): checkpoint written; exit %d asks to be requeued\n",
-               (long long)done, stop_signal ? "signal" : "time limit", FPT_EXIT_REQUEUE);
+               (long long)done, fpt_stop_requested() ? "signal" : "time limit", FPT_EXIT_REQUEUE);
       exit_requeue = 1;
       break;
     }
@@ -888,10 +982,17 @@ static int run(int argc, char **argv) {
       printf("memory after training: %.0f MB resident in all ranks, %.0f MB proportional\n", mem[0],
              mem[1]);
     rc = eval_splits(&pl, &src, &g, &mt, final_step, "final ", 4);
+    if (rc == FPT_STOPPED) { // the last checkpoint is there: a resume evaluates again
+      if (g.rank == 0)
+        printf("stopped by a signal during the final evaluation; exit %d asks to be requeued\n",
+               FPT_EXIT_REQUEUE);
+      teardown(&rt, &pl, &src, &m, &g, &mt, 0);
+      return FPT_EXIT_REQUEUE;
+    }
     if (rc == 0 && s.export && g.rank == 0) {
       // From the last checkpoint, as `fpt export` would: any stage layout.
-      char ckpt[4400];
-      rc = fpt_checkpoint_latest(s.run_dir, ckpt, sizeof ckpt);
+      char ckpt[4400], note[6000];
+      rc = fpt_checkpoint_resume_point(s.run_dir, ckpt, sizeof ckpt, note, sizeof note) != 0;
       if (rc == 0)
         rc = fpt_export_checkpoint(ckpt, s.model, s.export);
     }

@@ -1,6 +1,8 @@
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "fpt/check.h"
 #include "fpt/dataset_file.h"
@@ -155,6 +157,13 @@ int fpt_data_open(fpt_data_reader *r, const char *path, MPI_Comm comm) {
     r->x[s] = r->x2[s] = r->y[s] = -1;
   snprintf(r->path, sizeof r->path, "%s", path);
   r->comm = comm;
+  // Before any open: a FIFO or device would block the open for ever.
+  struct stat st;
+  FPT_ENSURE(stat(path, &st) == 0, "%s: cannot open (%s)", path, strerror(errno));
+  FPT_ENSURE(S_ISREG(st.st_mode), "%s: not a regular file (a FIFO, device or directory)", path);
+  r->size = (int64_t)st.st_size;
+  r->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+  r->ino = (uint64_t)st.st_ino;
   FPT_TRY(fpt_h5_check_readable(path));
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
   H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
@@ -240,8 +249,29 @@ static int read_rows(fpt_data_reader *r, hid_t ds, const int64_t *idx, int n, hi
   return 0;
 }
 
+// The file as it was opened: same inode, size and modification time. A file
+// truncated or copied over while a run reads it reads back zeros, silently;
+// every rank checks, and all agree before the collective read.
+static int unchanged(fpt_data_reader *r) {
+  struct stat st;
+  int same = stat(r->path, &st) == 0 && (uint64_t)st.st_ino == r->ino &&
+             (int64_t)st.st_size == r->size &&
+             (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec == r->mtime_ns;
+  int all = same;
+  MPI_Allreduce(&same, &all, 1, MPI_INT, MPI_MIN, r->comm);
+  FPT_ENSURE(all, "%s: the file changed while this run reads it (%s); give a new dataset a new "
+                  "name, and resume the run",
+             r->path,
+             !same ? (stat(r->path, &st) != 0 ? "it is gone"
+                      : (int64_t)st.st_size != r->size ? "its size changed"
+                                                       : "it was rewritten")
+                   : "seen by another rank");
+  return 0;
+}
+
 int fpt_data_read(fpt_data_reader *r, int split, const int64_t *idx, int n, int which, void *x,
                   int32_t *y) {
+  FPT_TRY(unchanged(r));
   for (int i = 0; i < n; i++)
     FPT_ENSURE(idx[i] >= 0 && idx[i] < r->n[split], "%s: sample %lld is outside /%s (%lld)",
                r->path, (long long)idx[i], fpt_split_names[split], (long long)r->n[split]);

@@ -9,6 +9,7 @@
 
 #include "fpt/check.h"
 #include "fpt/parallel.h"
+#include "fpt/stop.h"
 
 static double now(void) {
   struct timespec t;
@@ -233,7 +234,14 @@ int fpt_pipeline_forward_split(fpt_pipeline *p, int split, fpt_readout_sink sink
   size_t TC = fpt_stage_floats(m, 1);
   fpt_pass ps = {0, 0, 0};
   double sums[3] = {0, 0, 0}; // loss, hits, targets (last stage)
-  for (int64_t r0 = 0; r0 < N; r0 += p->B)
+  for (int64_t r0 = 0; r0 < N; r0 += p->B) {
+    // A stop request on any rank ends the pass within a batch, on every rank.
+    int stop = fpt_stop_requested(), any = stop;
+    MPI_Allreduce(&stop, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (any) {
+      fpt_error_set("stopped by signal %d during an evaluation pass", any);
+      return FPT_STOPPED;
+    }
     for (int k = 0; k < p->M; k++) {
       int64_t first = r0 + (int64_t)g->replica * per + (int64_t)k * n;
       int c = (int)(first >= N ? 0 : (N - first < n ? N - first : n));
@@ -254,6 +262,7 @@ int fpt_pipeline_forward_split(fpt_pipeline *p, int split, fpt_readout_sink sink
       if (s < S - 1)
         MPI_Send(stage_output(p, k), (int)(c * TC), MPI_FLOAT, s + 1, 0, g->pipe);
     }
+  }
   FPT_TRY(agree_data(p));
   MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
   *loss = sums[2] > 0 ? sums[0] / sums[2] : 0.0;

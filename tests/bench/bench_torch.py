@@ -181,7 +181,7 @@ torch.manual_seed(0)
 model = FPT() if args.kind == "gpt2" else LSTMNet()
 for name, p in model.named_parameters():  # the paper's default trainable set
     frozen = ("c_attn", "attn_proj", "c_fc", "mlp_proj") if args.kind == "gpt2" else ("i2h", "h2h", "rnn.weight", "rnn.bias")
-    p.requires_grad = args.full or not any(s in name for s in frozen)
+    p.requires_grad = bool(args.full) or not any(s in name for s in frozen)
 params = [p for p in model.parameters() if p.requires_grad]
 opt = torch.optim.Adam(params, lr=1e-3)
 x = torch.rand(args.batch_size, args.seq, args.d_in)
