@@ -51,7 +51,7 @@ import pickle
 import sys
 
 # tape.tokenizers.IUPAC_VOCAB, id by id. The C table (fpt_protein_vocab in
-# src/io/protein.c) is the same; tests/cli/test_proteins.sh compares them.
+# src/tasks/pfam.c) is the same; tests/cli/test_proteins.sh compares them.
 VOCAB = [
     "<pad>", "<mask>", "<cls>", "<sep>", "<unk>",
     "A", "B", "C", "D", "E", "F", "G", "H", "I", "K", "L", "M", "N",

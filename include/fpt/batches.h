@@ -9,6 +9,7 @@
 
 #include "fpt/dataset_file.h"
 #include "fpt/model.h"
+#include "fpt/task_registry.h"
 #include "fpt/tasks.h"
 
 typedef struct {
@@ -29,7 +30,11 @@ typedef struct {
   uint64_t shuffle_seed;
   int64_t perm_epoch; // epoch whose permutation is cached (-1: none)
   int64_t *perm;
-  int augment; // CIFAR-10 training augmentation: 0 off, 1 cifar10, 2 cifar10-lra
+  // The task's training-time transform (the task table: the CIFAR-10
+  // augmentation of cifar10 and cifar10-lra files): augment 1 and transform
+  // set when it is applied, else 0 and NULL.
+  int augment;
+  const fpt_task_transform *transform;
   // Right-padded token files (pad_id >= 0): with `lengths` set, every rank
   // reads the tokens and each sample's real length (fpt_source_buf.len).
   int pad_id, lengths;
@@ -48,9 +53,14 @@ typedef struct {
 
 int fpt_source_open_task(fpt_source *s, const fpt_bit_task *t, const char *name, uint64_t seed,
                          uint64_t data_seed, int64_t eval_samples);
-// augment: apply the paper's CIFAR-10 training augmentation (crop, flip,
-// rotation) when the file holds cifar10 or cifar10-lra, keyed by (seed,
-// epoch, training row), so that it does not depend on the rank layout.
+// The same for a task named in the task table that is generated on the fly
+// (fpt train --task NAME; sizes 0 = the task's defaults): fpt_bit_task_make,
+// then fpt_source_open_task.
+int fpt_source_open_generated(fpt_source *s, const char *name, int n_bits, int patterns, int patch,
+                              uint64_t seed, uint64_t data_seed, int64_t eval_samples);
+// augment: apply the file's task's training-time transform (the task table;
+// the paper's CIFAR-10 augmentation for cifar10 and cifar10-lra), keyed by
+// (seed, epoch, training row), so that it does not depend on the rank layout.
 int fpt_source_open_file(fpt_source *s, const char *path, const char *tokens, uint64_t seed,
                          int augment, MPI_Comm comm);
 void fpt_source_close(fpt_source *s);

@@ -29,8 +29,7 @@ typedef struct {
   long long samples, seed;
 } att_settings;
 
-#define O(k, t, h)                                                                                 \
-  { #k, FPT_OPT_##t, offsetof(att_settings, k), h }
+#define O(k, t, h) FPT_OPTION(att_settings, k, t, h)
 static const fpt_opt att_opts[] = {
     O(model, STR, "backbone model file (default: the one the checkpoint names)"),
     O(checkpoint, STR, "checkpoint file (RUN/checkpoints/ckpt-*.h5)"),
@@ -114,10 +113,9 @@ static int open_source(att_job *j) {
   }
   if (s->samples == LLONG_MIN)
     s->samples = 16;
-  fpt_bit_task t;
-  FPT_TRY(fpt_bit_task_make(&t, s->task, (int)bits, (int)patterns, (int)patch));
   j->data_seed = s->seed != LLONG_MIN ? (uint64_t)s->seed : (uint64_t)d->data_seed;
-  return fpt_source_open_task(&j->src, &t, s->task, (uint64_t)d->seed, j->data_seed, s->samples);
+  return fpt_source_open_generated(&j->src, s->task, (int)bits, (int)patterns, (int)patch,
+                                   (uint64_t)d->seed, j->data_seed, s->samples);
 }
 
 // The model as `fpt train --init` built it, but reading out every row (so
@@ -160,14 +158,15 @@ static int setup(att_job *j, int argc, char **argv) {
   s->samples = LLONG_MIN; // 16, or a smaller split's size
   s->seed = LLONG_MIN;
   FPT_TRY(fpt_opts_parse(argc, argv, 2, att_opts, n_att_opts, s));
-  FPT_ENSURE(s->out, "option -o/--out: an output file is required");
+  const char *in[] = {s->checkpoint, s->model, s->data};
+  FPT_TRY(fpt_check_out(s->out, in, 3));
   FPT_ENSURE(!s->checkpoint != !s->run_dir, "options --checkpoint and --run-dir: give exactly one");
   FPT_ENSURE(!s->task != !s->data, "options --task and --data: give exactly one");
   FPT_ENSURE(s->samples >= 1 || s->samples == LLONG_MIN,
              "option --samples: must be >= 1 (got %lld)", s->samples);
   FPT_ENSURE(s->samples <= INT_MAX / 2, "option --samples: %lld is too many", s->samples);
-  j->split = !strcmp(s->split, "val")    ? FPT_SPLIT_VAL
-             : !strcmp(s->split, "test") ? FPT_SPLIT_TEST
+  j->split = !strcmp(s->split, "val")    ? FPT_VAL
+             : !strcmp(s->split, "test") ? FPT_TEST
                                          : -1;
   FPT_ENSURE(j->split >= 0, "option --split: '%s' is not val or test", s->split);
   if (s->run_dir) {

@@ -6,8 +6,8 @@
 
 #include "fpt/batches.h"
 #include "fpt/check.h"
-#include "fpt/images.h"
 #include "fpt/rng.h"
+#include "fpt/task_registry.h"
 
 int fpt_source_open_task(fpt_source *s, const fpt_bit_task *t, const char *name, uint64_t seed,
                          uint64_t data_seed, int64_t eval_samples) {
@@ -22,6 +22,13 @@ int fpt_source_open_task(fpt_source *s, const fpt_bit_task *t, const char *name,
   s->eval_samples = eval_samples;
   s->perm_epoch = -1;
   return 0;
+}
+
+int fpt_source_open_generated(fpt_source *s, const char *name, int n_bits, int patterns, int patch,
+                              uint64_t seed, uint64_t data_seed, int64_t eval_samples) {
+  fpt_bit_task t;
+  FPT_TRY(fpt_bit_task_make(&t, name, n_bits, patterns, patch));
+  return fpt_source_open_task(s, &t, t.def->name, seed, data_seed, eval_samples);
 }
 
 int fpt_source_open_file(fpt_source *s, const char *path, const char *tokens, uint64_t seed,
@@ -54,14 +61,15 @@ int fpt_source_open_file(fpt_source *s, const char *path, const char *tokens, ui
   s->shape = sh;
   s->K = m->K;
   s->pad_id = sh.vocab > 0 ? m->pad_id : -1;
-  if (augment && !strcmp(m->task, "cifar10"))
+  // The task's training-time transform (the task table), if it has one.
+  const fpt_task_def *def = fpt_task_find(m->task);
+  if (augment && def && def->transform) {
+    s->transform = def->transform;
     s->augment = 1;
-  if (augment && !strcmp(m->task, "cifar10-lra"))
-    s->augment = 2;
-  if (s->augment)
-    FPT_ENSURE(m->seq == (s->augment == 1 ? 64 : 1024) && m->d_in == (s->augment == 1 ? 48 : 1),
-               "%s: a %s file must hold %s tokens", path, m->task,
-               s->augment == 1 ? "64 x 48" : "1024 x 1");
+    FPT_ENSURE(m->seq == s->transform->seq && m->d_in == s->transform->d_in,
+               "%s: a %s file must hold %d x %d tokens", path, m->task, s->transform->seq,
+               s->transform->d_in);
+  }
   return 0;
 }
 
@@ -153,7 +161,7 @@ static void bad_value(fpt_source *s, int32_t *slot, float *fslot, const char *fm
     __attribute__((format(printf, 4, 5)));
 static void bad_value(fpt_source *s, int32_t *slot, float *fslot, const char *fmt, ...) {
   if (!s->bad_values) {
-    char msg[1024];
+    char msg[FPT_ERROR_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -228,7 +236,7 @@ int fpt_source_train(fpt_source *s, int64_t first, int n, int need_x, int need_y
     b->sample[i] = first + i;
   if (!s->from_file) {
     for (int i = 0; i < n; i++)
-      fpt_bit_task_sample(&s->bits, s->train_key, FPT_SPLIT_TRAIN, first + i,
+      fpt_bit_task_sample(&s->bits, s->train_key, FPT_TRAIN, first + i,
                           b->x + (size_t)i * s->shape.seq * s->shape.d_in, b->y + (size_t)i * s->K);
     return 0;
   }
@@ -242,12 +250,11 @@ int fpt_source_train(fpt_source *s, int64_t first, int n, int need_x, int need_y
   }
   int rc = read_file(s, FPT_TRAIN, idx, n, need_x, need_y, b);
   if (rc == 0 && s->mlm) // a fresh masking each epoch: keyed by the stream position
-    mlm_mask(s, FPT_SPLIT_TRAIN, b->sample, n, b);
+    mlm_mask(s, FPT_TRAIN, b->sample, n, b);
   if (rc == 0 && need_x && s->augment) {
     size_t w = (size_t)s->shape.seq * s->shape.d_in;
     for (int i = 0; i < n; i++)
-      fpt_cifar_augment(b->x + i * w, b->x + i * w, s->augment == 2, s->shuffle_seed,
-                        (uint32_t)((first + i) / N), idx[i]);
+      s->transform->apply(b->x + i * w, s->shuffle_seed, (uint32_t)((first + i) / N), idx[i]);
   }
   free(idx);
   return rc;

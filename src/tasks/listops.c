@@ -40,6 +40,7 @@
 #include "fpt/check.h"
 #include "fpt/listops.h"
 #include "fpt/rng.h"
+#include "fpt/task_registry.h"
 
 // ---------------------------------------------------------------------------
 // Compact tokens: digits 0..9, then the operators, then the close.
@@ -515,9 +516,8 @@ static int64_t longest_tree(int depth, int max_depth, int max_args) {
 
 static const char *const split_file[3] = {"basic_train.tsv", "basic_val.tsv", "basic_test.tsv"};
 
-int fpt_listops_generate(const char *tsv_dir, uint64_t seed, int64_t n_train, int64_t n_val,
-                         int64_t n_test, int max_depth, int max_args, int min_length,
-                         int max_length) {
+static int check_generate_args(const char *tsv_dir, int64_t n_train, int64_t n_val, int64_t n_test,
+                               int max_depth, int max_args, int min_length, int max_length) {
   FPT_ENSURE(tsv_dir && *tsv_dir, "listops: no output directory");
   FPT_ENSURE(n_train >= 0 && n_val >= 0 && n_test >= 0 && n_train + n_val + n_test > 0 &&
                  n_train + n_val + n_test <= ((int64_t)1 << 31),
@@ -542,22 +542,31 @@ int fpt_listops_generate(const char *tsv_dir, uint64_t seed, int64_t n_train, in
   } else {
     FPT_ENSURE(S_ISDIR(sb.st_mode), "%s: not a directory", tsv_dir);
   }
+  return 0;
+}
 
-  int64_t total = n_train + n_val + n_test;
-  tree_set S = {0};
-  S.cap = (size_t)total * 256;
-  S.arena = fpt_malloc(S.cap);
-  S.off = fpt_malloc(sizeof(int64_t) * (size_t)total);
-  S.len = fpt_malloc(sizeof(int32_t) * (size_t)total);
+// Room for total trees: the arena grows on demand, the hash table never
+// fills beyond half.
+static void set_init(tree_set *S, int64_t total) {
+  memset(S, 0, sizeof *S);
+  S->cap = (size_t)total * 256;
+  S->arena = fpt_malloc(S->cap);
+  S->off = fpt_malloc(sizeof(int64_t) * (size_t)total);
+  S->len = fpt_malloc(sizeof(int32_t) * (size_t)total);
   size_t tcap = 16;
   while (tcap < (size_t)total * 2)
     tcap *= 2;
-  S.mask = tcap - 1;
-  S.slot = fpt_malloc(sizeof(int64_t) * tcap);
-  S.slot_hash = fpt_malloc(sizeof(uint64_t) * tcap);
+  S->mask = tcap - 1;
+  S->slot = fpt_malloc(sizeof(int64_t) * tcap);
+  S->slot_hash = fpt_malloc(sizeof(uint64_t) * tcap);
   for (size_t i = 0; i < tcap; i++)
-    S.slot[i] = -1;
+    S->slot[i] = -1;
+}
 
+// Generate attempts until S holds total distinct trees. Returns 0, or 1
+// (message set) when new trees stop turning up.
+static int collect_trees(tree_set *S, int64_t total, uint64_t seed, int max_depth, int max_args,
+                         int min_length, int max_length) {
   gen g = {0};
   g.tok = fpt_malloc((size_t)max_length);
   g.limit = max_length;
@@ -565,7 +574,7 @@ int fpt_listops_generate(const char *tsv_dir, uint64_t seed, int64_t n_train, in
   g.max_args = max_args;
   uint64_t attempt = 0, stale = 0;
   int rc = 0;
-  while (S.n < total) {
+  while (S->n < total) {
     g.s = (fpt_stream){seed, FPT_SITE_DATA, 0x4C4F0000u ^ (uint32_t)(attempt >> 32),
                        (uint32_t)attempt};
     g.next = 0;
@@ -573,24 +582,31 @@ int fpt_listops_generate(const char *tsv_dir, uint64_t seed, int64_t n_train, in
     g.len = 0;
     attempt++;
     stale++;
-    if (grow(&g, 1) == 0 && g.len > min_length && set_add(&S, g.tok, g.len))
+    if (grow(&g, 1) == 0 && g.len > min_length && set_add(S, g.tok, g.len))
       stale = 0;
     // Give up when no new tree turned up for far longer than usual.
-    if (stale > 1000000 + 100 * (attempt / (uint64_t)(S.n + 1))) {
+    if (stale > 1000000 + 100 * (attempt / (uint64_t)(S->n + 1))) {
       fpt_error_set("listops: only %lld distinct trees found of %lld requested "
                     "(depth <= %d, <= %d arguments, %d < length < %d) after %llu "
                     "attempts",
-                    (long long)S.n, (long long)total, max_depth, max_args, min_length, max_length,
+                    (long long)S->n, (long long)total, max_depth, max_args, min_length, max_length,
                     (unsigned long long)attempt);
       rc = 1;
       break;
     }
   }
   free(g.tok);
+  return rc;
+}
 
-  char path[3][4096], tmp[3][4096];
-  int64_t count[3] = {n_train, n_val, n_test}, first = 0;
-  int written = 0;
+// Write the three splits to temporary files tmp[] beside their final names
+// path[] (a reader never sees a half-written split). *written = how many
+// temporary files exist. Returns 0 or 1 (message set).
+static int write_tmp_splits(const char *tsv_dir, const tree_set *S, const int64_t count[3],
+                            int max_length, char path[3][4096], char tmp[3][4096], int *written) {
+  int64_t first = 0;
+  int rc = 0;
+  *written = 0;
   for (int s = 0; s < 3 && rc == 0; s++) {
     char name[64];
     snprintf(name, sizeof name, ".%s.tmp%ld", split_file[s], (long)getpid());
@@ -598,11 +614,28 @@ int fpt_listops_generate(const char *tsv_dir, uint64_t seed, int64_t n_train, in
     if (rc == 0)
       rc = join_path(tmp[s], sizeof tmp[s], tsv_dir, name);
     if (rc == 0)
-      rc = write_split(tmp[s], &S, first, count[s], max_length);
+      rc = write_split(tmp[s], S, first, count[s], max_length);
     if (rc == 0)
-      written = s + 1;
+      *written = s + 1;
     first += count[s];
   }
+  return rc;
+}
+
+int fpt_listops_generate(const char *tsv_dir, uint64_t seed, int64_t n_train, int64_t n_val,
+                         int64_t n_test, int max_depth, int max_args, int min_length,
+                         int max_length) {
+  FPT_TRY(check_generate_args(tsv_dir, n_train, n_val, n_test, max_depth, max_args, min_length,
+                              max_length));
+  int64_t total = n_train + n_val + n_test;
+  tree_set S;
+  set_init(&S, total);
+  int rc = collect_trees(&S, total, seed, max_depth, max_args, min_length, max_length);
+  char path[3][4096], tmp[3][4096];
+  int64_t count[3] = {n_train, n_val, n_test};
+  int written = 0;
+  if (rc == 0)
+    rc = write_tmp_splits(tsv_dir, &S, count, max_length, path, tmp, &written);
   set_free(&S);
   for (int s = 0; s < written && rc == 0; s++)
     if (rename(tmp[s], path[s]) != 0) {
@@ -672,6 +705,73 @@ static int count_records(const char *path, int64_t *n) {
   return 0;
 }
 
+// Target: an integer 0..9. Returns 0 and *y, or 1 (message set).
+static int parse_target(const char *path, long long lineno, const char *tp, const char *te,
+                        long long *y_out) {
+  long long y = 0;
+  const char *q = tp;
+  int neg = 0;
+  if (q < te && (*q == '+' || *q == '-'))
+    neg = *q++ == '-';
+  int digits = 0;
+  for (; q < te && *q >= '0' && *q <= '9'; q++, digits++)
+    if (y < 1000000000LL)
+      y = 10 * y + (*q - '0');
+  if (digits == 0 || q != te) {
+    fpt_error_set("%s:%lld: target '%.*s' is not an integer", path, lineno,
+                  (int)(te - tp > 40 ? 40 : te - tp), tp);
+    return 1;
+  }
+  if (neg)
+    y = -y;
+  if (y < 0 || y > 9) {
+    fpt_error_set("%s:%lld: target %lld is outside 0..9", path, lineno, y);
+    return 1;
+  }
+  *y_out = y;
+  return 0;
+}
+
+// One record, line[0..n) without its line end, into row r of p. Returns 0
+// or 1 (message set).
+static int load_record(const char *path, long long lineno, const char *line, size_t n, fpt_split *p,
+                       int64_t r, int L1, int L2) {
+  const char *tab = memchr(line, '\t', n);
+  if (!tab) {
+    fpt_error_set("%s:%lld: missing tab (expected Source<TAB>Target)", path, lineno);
+    return 1;
+  }
+  const char *sp = line, *se = tab, *tp = tab + 1, *te = line + n;
+  if (memchr(tp, '\t', (size_t)(te - tp))) {
+    fpt_error_set("%s:%lld: more than two tab-separated columns", path, lineno);
+    return 1;
+  }
+  trim_field(&sp, &se);
+  trim_field(&tp, &te);
+  long long y = 0;
+  if (parse_target(path, lineno, tp, te, &y))
+    return 1;
+  if (r >= p->n) {
+    fpt_error_set("%s:%lld: file changed while being read", path, lineno);
+    return 1;
+  }
+  const char *bad = NULL;
+  size_t badlen = 0;
+  int n1 = 0, n2 = 0;
+  if (tokenize_span(sp, se, p->ids + (size_t)r * L1, L1, p->ids2 + (size_t)r * L2, L2, &n1, &n2,
+                    &bad, &badlen)) {
+    fpt_error_set("%s:%lld: unknown token '%.*s' in Source", path, lineno,
+                  (int)(badlen > 40 ? 40 : badlen), bad);
+    return 1;
+  }
+  if (n2 == 0) {
+    fpt_error_set("%s:%lld: empty Source", path, lineno);
+    return 1;
+  }
+  p->y[r] = (int32_t)y;
+  return 0;
+}
+
 // Parse one file into split p (allocated for exactly its record count).
 static int load_file(const char *path, fpt_split *p, int L1, int L2) {
   FILE *f = fopen(path, "rb");
@@ -694,64 +794,9 @@ static int load_file(const char *path, fpt_split *p, int L1, int L2) {
     first = 0;
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
       n--;
-    const char *tab = memchr(line, '\t', n);
-    if (!tab) {
-      fpt_error_set("%s:%lld: missing tab (expected Source<TAB>Target)", path, lineno);
-      rc = 1;
-      break;
-    }
-    const char *sp = line, *se = tab, *tp = tab + 1, *te = line + n;
-    if (memchr(tp, '\t', (size_t)(te - tp))) {
-      fpt_error_set("%s:%lld: more than two tab-separated columns", path, lineno);
-      rc = 1;
-      break;
-    }
-    trim_field(&sp, &se);
-    trim_field(&tp, &te);
-    // Target: an integer 0..9.
-    long long y = 0;
-    const char *q = tp;
-    int neg = 0;
-    if (q < te && (*q == '+' || *q == '-'))
-      neg = *q++ == '-';
-    int digits = 0;
-    for (; q < te && *q >= '0' && *q <= '9'; q++, digits++)
-      if (y < 1000000000LL)
-        y = 10 * y + (*q - '0');
-    if (digits == 0 || q != te) {
-      fpt_error_set("%s:%lld: target '%.*s' is not an integer", path, lineno,
-                    (int)(te - tp > 40 ? 40 : te - tp), tp);
-      rc = 1;
-      break;
-    }
-    if (neg)
-      y = -y;
-    if (y < 0 || y > 9) {
-      fpt_error_set("%s:%lld: target %lld is outside 0..9", path, lineno, y);
-      rc = 1;
-      break;
-    }
-    if (r >= p->n) {
-      fpt_error_set("%s:%lld: file changed while being read", path, lineno);
-      rc = 1;
-      break;
-    }
-    const char *bad = NULL;
-    size_t badlen = 0;
-    int n1 = 0, n2 = 0;
-    if (tokenize_span(sp, se, p->ids + (size_t)r * L1, L1, p->ids2 + (size_t)r * L2, L2, &n1, &n2,
-                      &bad, &badlen)) {
-      fpt_error_set("%s:%lld: unknown token '%.*s' in Source", path, lineno,
-                    (int)(badlen > 40 ? 40 : badlen), bad);
-      rc = 1;
-      break;
-    }
-    if (n2 == 0) {
-      fpt_error_set("%s:%lld: empty Source", path, lineno);
-      rc = 1;
-      break;
-    }
-    p->y[r++] = (int32_t)y;
+    rc = load_record(path, lineno, line, n, p, r, L1, L2);
+    if (rc == 0)
+      r++;
   }
   if (rc == 0 && ferror(f)) {
     fpt_error_set("%s: read error", path);
@@ -805,5 +850,45 @@ int fpt_listops_load(const char *tsv_dir, int max_len_paper, int max_len_lra, fp
     }
   }
   *d = t;
+  return 0;
+}
+
+// ---------------------------------------------------------------------------
+// Task table hook (fpt/task_registry.h): read an LRA TSV directory (--input),
+// or generate one with LRA's algorithm (96000/2000/2000 by default) and read
+// that. Both tokenisations.
+
+int fpt_listops_build(const fpt_task_def *t, const fpt_task_args *a, fpt_dataset *d) {
+  const char *dir = a->input;
+  char gen[4200];
+  if (dir) {
+    // The TSV files hold the splits: the generator's options do not apply.
+    static const struct {
+      unsigned opt;
+      const char *flag;
+    } gen_only[] = {{FPT_TAKES(N_TRAIN), "--n-train"},
+                    {FPT_TAKES(N_VAL), "--n-val"},
+                    {FPT_TAKES(N_TEST), "--n-test"},
+                    {FPT_TAKES(TSV_DIR), "--tsv-dir"},
+                    {FPT_TAKES(SEED), "--seed"}};
+    for (size_t k = 0; k < sizeof gen_only / sizeof *gen_only; k++)
+      FPT_ENSURE(!(a->given & gen_only[k].opt),
+                 "option %s: does not apply to task %s with --input (the TSV files hold the "
+                 "splits)",
+                 gen_only[k].flag, t->name);
+  } else {
+    if (a->tsv_dir)
+      snprintf(gen, sizeof gen, "%s", a->tsv_dir);
+    else
+      snprintf(gen, sizeof gen, "%s.tsv.d", a->out);
+    FPT_ENSURE(mkdir(gen, 0777) == 0 || errno == EEXIST, "%s: cannot create directory", gen);
+    FPT_TRY(fpt_listops_generate(gen, (uint64_t)a->seed, a->n_train, a->n_val, a->n_test, 10, 10,
+                                 500, 2000));
+    printf("fpt data: generated LRA ListOps TSV files in %s\n", gen);
+    dir = gen;
+  }
+  FPT_TRY(fpt_listops_load(dir, 512, 2000, d));
+  // Sources: the directory (file names are LRA's basic_{train,val,test}.tsv).
+  snprintf(d->sources, sizeof d->sources, "%.1000s/basic_{train,val,test}.tsv", dir);
   return 0;
 }

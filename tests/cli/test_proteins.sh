@@ -8,7 +8,7 @@
 # checked against the LMDB by an independent reader and tokenizer; every
 # corrupt variant must fail with exit 1, one error line naming the file and
 # key, and no output (nor temporary) file. The C vocabulary table
-# (src/io/protein.c) and the Python one must both equal TAPE's IUPAC_VOCAB.
+# (src/tasks/pfam.c) and the Python one must both equal TAPE's IUPAC_VOCAB.
 # Without `fpt data pfam` the Stockholm side is covered by tests/unit/test_protein.c.
 set -uo pipefail
 
@@ -211,7 +211,7 @@ import importlib.util, re, sys
 root = sys.argv[1]
 TAPE = ["<pad>", "<mask>", "<cls>", "<sep>", "<unk>", "A", "B", "C", "D", "E", "F", "G", "H",
         "I", "K", "L", "M", "N", "O", "P", "Q", "R", "S", "T", "U", "V", "W", "X", "Y", "Z"]
-c = open(f"{root}/src/io/protein.c").read()
+c = open(f"{root}/src/tasks/pfam.c").read()
 m = re.search(r"fpt_protein_vocab\[FPT_PROTEIN_VOCAB\]\s*=\s*\{(.*?)\};", c, re.S)
 ctab = re.findall(r'"([^"]*)"', m.group(1)) if m else None
 spec = importlib.util.spec_from_file_location("conv", f"{root}/data/tape_homology_to_h5.py")

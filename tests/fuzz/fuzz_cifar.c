@@ -1,4 +1,4 @@
-// libFuzzer target: CIFAR-10 binary batches (fpt_cifar_load, src/io/images.c),
+// libFuzzer target: CIFAR-10 binary batches (fpt_cifar_load, src/tasks/images.c),
 // as `fpt data cifar10|cifar10-lra --input DIR` reads them.
 //
 // Input: one option byte, then up to six files separated by FUZZ_SEP, in the

@@ -1,5 +1,5 @@
 // libFuzzer target: MNIST / Fashion-MNIST IDX files, raw or gzipped
-// (fpt_idx_load, src/io/images.c), as `fpt data mnist --input DIR` reads them.
+// (fpt_idx_load, src/tasks/images.c), as `fpt data mnist --input DIR` reads them.
 //
 // Input: one option byte, then up to four files separated by FUZZ_SEP, in the
 // order train-images, train-labels, t10k-images, t10k-labels (a file whose part

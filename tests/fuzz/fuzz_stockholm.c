@@ -1,5 +1,5 @@
 // libFuzzer target: Stockholm alignments, plain or gzipped (fpt_stockholm_read
-// and the pfam task built from them, fpt_pfam_load, src/io/protein.c), as
+// and the pfam task built from them, fpt_pfam_load, src/tasks/pfam.c), as
 // `fpt data pfam --input A.sto,B.sto.gz` reads them.
 //
 // Input: one option byte, then up to three files separated by FUZZ_SEP

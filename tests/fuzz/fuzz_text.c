@@ -1,5 +1,5 @@
 // libFuzzer target: the `text` input of `fpt data text --input A,B,...`
-// (fpt_text_load, src/io/text.c): raw bytes cut into next-byte windows.
+// (fpt_text_load, src/tasks/text.c): raw bytes cut into next-byte windows.
 //
 // Input: one option byte, then up to three files separated by FUZZ_SEP.
 // Option byte: seq = byte & 63 (0 and 1 are refused by the loader); bits 6

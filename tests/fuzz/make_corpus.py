@@ -205,7 +205,7 @@ put("stockholm", "second-alignment", join(5, sto_simple + b"# STOCKHOLM 1.0\n//\
 put("stockholm", "no-header", join(5, b"a AC\n//\n"))
 put("stockholm", "same-family", join(5, sto_two_blocks, sto_two_blocks))
 put("stockholm", "gz-cut", join(5, gz(sto_two_blocks)[:-12]))
-# Regression (src/io/protein.c): names were found by a linear scan (quadratic
+# Regression (src/tasks/pfam.c): names were found by a linear scan (quadratic
 # time); 300 names (the table grows past 256) and a second block in reverse.
 many = b"".join(b"n%d AC\n" % i for i in range(300))
 put("stockholm", "regress-many-names", join(5, b"# STOCKHOLM 1.0\n" + many + b"\n" +

@@ -1,8 +1,10 @@
+// The "text" task: byte windows of text files for fpt pretrain (fpt/text.h).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fpt/check.h"
+#include "fpt/task_registry.h"
 #include "fpt/text.h"
 
 static int split_of(size_t byte) {
@@ -80,4 +82,20 @@ int fpt_text_load(const char *const *paths, int n, int seq, fpt_dataset *d) {
   }
   free(buf);
   return 0;
+}
+
+// Task table hook (fpt/task_registry.h): --input is a comma-separated list of
+// UTF-8/ASCII files, read as bytes.
+int fpt_text_build(const fpt_task_def *t, const fpt_task_args *a, fpt_dataset *d) {
+  (void)t;
+  FPT_ENSURE(a->input, "fpt data text: --input FILE[,FILE...] is required");
+  char *copy = fpt_malloc(strlen(a->input) + 1);
+  strcpy(copy, a->input);
+  char **paths = NULL;
+  int n = fpt_task_split_list(copy, &paths);
+  int rc = fpt_text_load((const char *const *)paths, n, (int)a->seq, d);
+  snprintf(d->sources, sizeof d->sources, "%.2000s", a->input);
+  free(paths);
+  free(copy);
+  return rc;
 }

@@ -1,5 +1,6 @@
-// TAPE's IUPAC vocabulary, sequence encoding, Stockholm reading and the
-// "pfam" task (see include/fpt/protein.h for the rules).
+// The "pfam" task: TAPE's IUPAC vocabulary, sequence encoding, Stockholm
+// reading, and the task built from Stockholm files (see include/fpt/protein.h
+// for the rules).
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -14,6 +15,7 @@
 #include "fpt/dataset.h"
 #include "fpt/protein.h"
 #include "fpt/rng.h"
+#include "fpt/task_registry.h"
 
 // tape.tokenizers.IUPAC_VOCAB, in id order. data/tape_homology_to_h5.py has
 // the same list (VOCAB); tests/cli/test_proteins.sh compares them.
@@ -195,191 +197,243 @@ static int find_seq(const sto_list *l, const char *name, int hint) {
   return -1;
 }
 
-// Parse the whole file; fills l and id. Returns 0 or 1 (message set).
-static int parse_stockholm(gzFile gz, const char *path, sto_list *l, char *id, size_t idn) {
-  char *buf = NULL;
-  size_t cap = 0, len = 0;
-  long lineno = 0, block = 0, end_line = 0;
-  int state = 0;    // 0 before the header, 1 inside, 2 after "//"
-  int in_block = 0; // a sequence line was seen since the last blank line
-  int pos = 0;      // index of the line within the current block
-  int rc = 1;
-  id[0] = '\0';
-  while (read_line(gz, &buf, &cap, &len)) {
-    lineno++;
-    if (state == 0) {
-      if (is_blank(buf))
-        continue;
-      if (strcmp(buf, "# STOCKHOLM 1.0") != 0) {
-        fpt_error_set("%s:%ld: not a Stockholm file: expected the header "
-                      "'# STOCKHOLM 1.0', found '%.40s'",
-                      path, lineno, buf);
-        goto out;
-      }
-      state = 1;
-      continue;
-    }
-    if (state == 2) {
-      if (is_blank(buf))
-        continue;
-      if (!strncmp(buf, "# STOCKHOLM", 11))
-        fpt_error_set("%s:%ld: a second alignment starts here; expected one "
-                      "family per file",
-                      path, lineno);
-      else
-        fpt_error_set("%s:%ld: text after the '//' terminator of line %ld", path, lineno, end_line);
-      goto out;
-    }
-    if (is_blank(buf)) {
-      if (in_block)
-        block++;
-      in_block = 0;
-      pos = 0;
-      continue;
-    }
-    if (!strcmp(buf, "//")) {
-      state = 2;
-      end_line = lineno;
-      continue;
-    }
-    if (buf[0] == '#') {
-      if (!strncmp(buf, "#=GF ID", 7) && (buf[7] == ' ' || buf[7] == '\t')) {
-        char *p = buf + 7;
-        p += strspn(p, " \t");
-        size_t k = strcspn(p, " \t");
-        if (k > 0) {
-          if (k >= idn)
-            k = idn - 1;
-          memcpy(id, p, k);
-          id[k] = '\0';
-        }
-      }
-      continue;
-    }
-    if (buf[0] == ' ' || buf[0] == '\t') {
-      fpt_error_set("%s:%ld: sequence line without a name (it starts with "
-                    "whitespace)",
-                    path, lineno);
-      goto out;
-    }
-    // name, residues, nothing else
-    char *name = buf;
-    size_t nl = strcspn(name, " \t");
-    char *p = name + nl;
+// The parser's state between lines.
+typedef struct {
+  gzFile gz;
+  const char *path;
+  sto_list *l;
+  char *id;
+  size_t idn;
+  long lineno, block, end_line;
+  int state;    // 0 before the header, 1 inside, 2 after "//"
+  int in_block; // a sequence line was seen since the last blank line
+  int pos;      // index of the line within the current block
+} sto_parser;
+
+static int sto_before_header(sto_parser *P, const char *buf) {
+  if (is_blank(buf))
+    return 0;
+  if (strcmp(buf, "# STOCKHOLM 1.0") != 0) {
+    fpt_error_set("%s:%ld: not a Stockholm file: expected the header "
+                  "'# STOCKHOLM 1.0', found '%.40s'",
+                  P->path, P->lineno, buf);
+    return 1;
+  }
+  P->state = 1;
+  return 0;
+}
+
+static int sto_after_end(const sto_parser *P, const char *buf) {
+  if (is_blank(buf))
+    return 0;
+  if (!strncmp(buf, "# STOCKHOLM", 11))
+    fpt_error_set("%s:%ld: a second alignment starts here; expected one "
+                  "family per file",
+                  P->path, P->lineno);
+  else
+    fpt_error_set("%s:%ld: text after the '//' terminator of line %ld", P->path, P->lineno,
+                  P->end_line);
+  return 1;
+}
+
+// Markup lines are skipped, except "#=GF ID": the family's name, which
+// becomes its id (the file name is only the fallback).
+static void sto_markup(sto_parser *P, const char *buf) {
+  if (!strncmp(buf, "#=GF ID", 7) && (buf[7] == ' ' || buf[7] == '\t')) {
+    const char *p = buf + 7;
     p += strspn(p, " \t");
-    if (!*p) {
-      fpt_error_set("%s:%ld: sequence line '%.40s' has a name but no residues", path, lineno, name);
-      goto out;
+    size_t k = strcspn(p, " \t");
+    if (k > 0) {
+      if (k >= P->idn)
+        k = P->idn - 1;
+      memcpy(P->id, p, k);
+      P->id[k] = '\0';
     }
-    name[nl] = '\0';
-    char *ali = p;
-    size_t al = strcspn(ali, " \t");
-    if (ali[al]) {
-      fpt_error_set("%s:%ld: sequence line for '%.40s' has more than two "
-                    "fields (whitespace inside the residues?)",
-                    path, lineno, name);
-      goto out;
-    }
-    int i = find_seq(l, name, pos);
-    if (i < 0) {
-      if (l->n == l->cap) {
-        l->cap = l->cap ? 2 * l->cap : 64;
-        sto_seq *ns = realloc(l->s, sizeof *ns * (size_t)l->cap);
-        if (!ns) {
-          fprintf(stderr, "fpt: error: out of memory reading %s\n", path);
-          exit(2);
-        }
-        l->s = ns;
-      }
-      i = l->n++;
-      sto_seq *s = &l->s[i];
-      memset(s, 0, sizeof *s);
-      s->name = fpt_malloc(nl + 1);
-      memcpy(s->name, name, nl + 1);
-      s->block = -1;
-      s->first_line = lineno;
-      index_seq(l);
-    }
-    sto_seq *s = &l->s[i];
-    if (s->block == block) {
-      fpt_error_set("%s:%ld: sequence '%.40s' appears twice in one block "
-                    "(also on line %ld)",
-                    path, lineno, name, s->last_line);
-      goto out;
-    }
-    s->block = block;
-    s->last_line = lineno;
-    in_block = 1;
-    pos++;
-    if (s->len + al + 1 > s->cap) {
-      size_t nc = s->cap ? s->cap : 256;
-      while (nc < s->len + al + 1)
-        nc *= 2;
-      char *nr = realloc(s->res, nc);
-      if (!nr) {
-        fprintf(stderr, "fpt: error: out of memory reading %s\n", path);
+  }
+}
+
+// The sequence `name` (nl bytes), entered in the list if it is new.
+static sto_seq *sto_get_seq(const sto_parser *P, const char *name, size_t nl) {
+  sto_list *l = P->l;
+  int i = find_seq(l, name, P->pos);
+  if (i < 0) {
+    if (l->n == l->cap) {
+      l->cap = l->cap ? 2 * l->cap : 64;
+      sto_seq *ns = realloc(l->s, sizeof *ns * (size_t)l->cap);
+      if (!ns) {
+        fprintf(stderr, "fpt: error: out of memory reading %s\n", P->path);
         exit(2);
       }
-      s->res = nr;
-      s->cap = nc;
+      l->s = ns;
     }
-    for (size_t k = 0; k < al; k++) {
-      int c = (unsigned char)ali[k];
-      if (is_gap(c))
-        continue;
-      int u = toupper(c);
-      if (fpt_protein_token_id(u) < 0) {
-        char cs[16];
-        show_char(c, cs, sizeof cs);
-        fpt_error_set("%s:%ld: unknown letter %s in sequence '%.40s' (column "
-                      "%zu; TAPE's IUPAC vocabulary has A-Z except J, gaps are "
-                      "'-' '.' '_' '~')",
-                      path, lineno, cs, name, s->alen + k + 1);
-        goto out;
-      }
-      s->res[s->len++] = (char)u;
-    }
-    s->res[s->len] = '\0';
-    s->alen += al;
+    i = l->n++;
+    sto_seq *s = &l->s[i];
+    memset(s, 0, sizeof *s);
+    s->name = fpt_malloc(nl + 1);
+    memcpy(s->name, name, nl + 1);
+    s->block = -1;
+    s->first_line = P->lineno;
+    index_seq(l);
   }
-  {
-    int errnum = Z_OK;
-    const char *msg = gzerror(gz, &errnum);
-    if (errnum == Z_ERRNO) {
-      fpt_error_set("%s: read error after line %ld: %s", path, lineno, strerror(errno));
-      goto out;
+  return &l->s[i];
+}
+
+// Add the al aligned columns of ali to s: residues uppercased, gaps only
+// counted (column numbers in messages count them).
+static int sto_append(const sto_parser *P, sto_seq *s, const char *name, const char *ali,
+                      size_t al) {
+  if (s->len + al + 1 > s->cap) {
+    size_t nc = s->cap ? s->cap : 256;
+    while (nc < s->len + al + 1)
+      nc *= 2;
+    char *nr = realloc(s->res, nc);
+    if (!nr) {
+      fprintf(stderr, "fpt: error: out of memory reading %s\n", P->path);
+      exit(2);
     }
-    if (errnum != Z_OK && errnum != Z_STREAM_END) {
-      fpt_error_set("%s: corrupt gzip data after line %ld: %s", path, lineno, msg);
-      goto out;
-    }
+    s->res = nr;
+    s->cap = nc;
   }
-  if (state == 0) {
+  for (size_t k = 0; k < al; k++) {
+    int c = (unsigned char)ali[k];
+    if (is_gap(c))
+      continue;
+    int u = toupper(c);
+    if (fpt_protein_token_id(u) < 0) {
+      char cs[16];
+      show_char(c, cs, sizeof cs);
+      fpt_error_set("%s:%ld: unknown letter %s in sequence '%.40s' (column "
+                    "%zu; TAPE's IUPAC vocabulary has A-Z except J, gaps are "
+                    "'-' '.' '_' '~')",
+                    P->path, P->lineno, cs, name, s->alen + k + 1);
+      return 1;
+    }
+    s->res[s->len++] = (char)u;
+  }
+  s->res[s->len] = '\0';
+  s->alen += al;
+  return 0;
+}
+
+static int sto_seq_line(sto_parser *P, char *buf) {
+  if (buf[0] == ' ' || buf[0] == '\t') {
+    fpt_error_set("%s:%ld: sequence line without a name (it starts with "
+                  "whitespace)",
+                  P->path, P->lineno);
+    return 1;
+  }
+  // name, residues, nothing else
+  char *name = buf;
+  size_t nl = strcspn(name, " \t");
+  char *p = name + nl;
+  p += strspn(p, " \t");
+  if (!*p) {
+    fpt_error_set("%s:%ld: sequence line '%.40s' has a name but no residues", P->path, P->lineno,
+                  name);
+    return 1;
+  }
+  name[nl] = '\0';
+  char *ali = p;
+  size_t al = strcspn(ali, " \t");
+  if (ali[al]) {
+    fpt_error_set("%s:%ld: sequence line for '%.40s' has more than two "
+                  "fields (whitespace inside the residues?)",
+                  P->path, P->lineno, name);
+    return 1;
+  }
+  sto_seq *s = sto_get_seq(P, name, nl);
+  if (s->block == P->block) {
+    fpt_error_set("%s:%ld: sequence '%.40s' appears twice in one block "
+                  "(also on line %ld)",
+                  P->path, P->lineno, name, s->last_line);
+    return 1;
+  }
+  s->block = P->block;
+  s->last_line = P->lineno;
+  P->in_block = 1;
+  P->pos++;
+  return sto_append(P, s, name, ali, al);
+}
+
+// One line (already counted in P->lineno). Returns 0 or 1 (message set).
+static int sto_line(sto_parser *P, char *buf) {
+  if (P->state == 0)
+    return sto_before_header(P, buf);
+  if (P->state == 2)
+    return sto_after_end(P, buf);
+  if (is_blank(buf)) {
+    if (P->in_block)
+      P->block++;
+    P->in_block = 0;
+    P->pos = 0;
+    return 0;
+  }
+  if (!strcmp(buf, "//")) {
+    P->state = 2;
+    P->end_line = P->lineno;
+    return 0;
+  }
+  if (buf[0] == '#') {
+    sto_markup(P, buf);
+    return 0;
+  }
+  return sto_seq_line(P, buf);
+}
+
+// After the last line: a read error (read_line cannot tell it from the end
+// of the file), a missing header or terminator, rows of unequal length.
+static int sto_finish(const sto_parser *P) {
+  const sto_list *l = P->l;
+  int errnum = Z_OK;
+  const char *msg = gzerror(P->gz, &errnum);
+  if (errnum == Z_ERRNO) {
+    fpt_error_set("%s: read error after line %ld: %s", P->path, P->lineno, strerror(errno));
+    return 1;
+  }
+  if (errnum != Z_OK && errnum != Z_STREAM_END) {
+    fpt_error_set("%s: corrupt gzip data after line %ld: %s", P->path, P->lineno, msg);
+    return 1;
+  }
+  if (P->state == 0) {
     fpt_error_set("%s: not a Stockholm file: no '# STOCKHOLM 1.0' header "
                   "(empty file?)",
-                  path);
-    goto out;
+                  P->path);
+    return 1;
   }
-  if (state == 1) {
+  if (P->state == 1) {
     fpt_error_set("%s:%ld: no '//' terminator at the end of the alignment "
                   "(truncated file?)",
-                  path, lineno);
-    goto out;
+                  P->path, P->lineno);
+    return 1;
   }
   if (l->n == 0) {
-    fpt_error_set("%s:%ld: the alignment has no sequences", path, end_line);
-    goto out;
+    fpt_error_set("%s:%ld: the alignment has no sequences", P->path, P->end_line);
+    return 1;
   }
   for (int i = 1; i < l->n; i++)
     if (l->s[i].alen != l->s[0].alen) {
       fpt_error_set("%s:%ld: sequence '%.40s' has %zu aligned columns but "
                     "'%.40s' has %zu (a block is missing or cut short)",
-                    path, l->s[i].last_line, l->s[i].name, l->s[i].alen, l->s[0].name,
+                    P->path, l->s[i].last_line, l->s[i].name, l->s[i].alen, l->s[0].name,
                     l->s[0].alen);
-      goto out;
+      return 1;
     }
-  rc = 0;
-out:
+  return 0;
+}
+
+// Parse the whole file; fills l and id. Returns 0 or 1 (message set).
+static int parse_stockholm(gzFile gz, const char *path, sto_list *l, char *id, size_t idn) {
+  sto_parser P = {.gz = gz, .path = path, .l = l, .id = id, .idn = idn};
+  char *buf = NULL;
+  size_t cap = 0, len = 0;
+  int rc = 0;
+  id[0] = '\0';
+  while (rc == 0 && read_line(gz, &buf, &cap, &len)) {
+    P.lineno++;
+    rc = sto_line(&P, buf);
+  }
+  if (rc == 0)
+    rc = sto_finish(&P);
   free(buf);
   return rc;
 }
@@ -446,13 +500,14 @@ static int64_t held_out(int64_t n) {
   return k < 1 ? 1 : k;
 }
 
-int fpt_pfam_load(const char *const *paths, int n_paths, uint64_t seed, int max_len,
-                  fpt_dataset *d) {
-  memset(d, 0, sizeof *d);
-  FPT_ENSURE(paths != NULL && n_paths >= 1, "pfam: no Stockholm files given");
-  FPT_ENSURE(max_len >= 2, "pfam: max_len %d leaves no room for <cls> and <sep> (need >= 2)",
-             max_len);
-  fpt_stockholm *fam = fpt_calloc((size_t)n_paths, sizeof *fam);
+static void free_families(fpt_stockholm *fam, int n_paths) {
+  for (int f = 0; f < n_paths; f++)
+    fpt_stockholm_free(&fam[f]);
+  free(fam);
+}
+
+// Read every file into fam[]; stops at the first failure (message set).
+static int read_families(const char *const *paths, int n_paths, fpt_stockholm *fam) {
   int rc = 0;
   for (int f = 0; f < n_paths; f++) {
     if (!paths[f]) {
@@ -473,19 +528,16 @@ int fpt_pfam_load(const char *const *paths, int n_paths, uint64_t seed, int max_
     if (rc)
       break;
   }
-  if (rc) {
-    for (int f = 0; f < n_paths; f++)
-      fpt_stockholm_free(&fam[f]);
-    free(fam);
-    return rc;
-  }
+  return rc;
+}
 
-  // Per family: shuffle its sequence indices; the first k go to val, the
-  // next k to test, the rest to train. Members are coded as family << 32 | i.
+// Per family: shuffle its sequence indices; the first k go to val, the
+// next k to test, the rest to train. Members are coded as family << 32 | i.
+static void assign_members(const fpt_stockholm *fam, int n_paths, uint64_t seed, int64_t *list[3],
+                           int64_t cnt[3]) {
   int64_t total = 0;
   for (int f = 0; f < n_paths; f++)
     total += fam[f].n;
-  int64_t *list[3], cnt[3] = {0, 0, 0};
   for (int s = 0; s < 3; s++)
     list[s] = fpt_calloc((size_t)total, sizeof(int64_t));
   for (int f = 0; f < n_paths; f++) {
@@ -500,7 +552,10 @@ int fpt_pfam_load(const char *const *paths, int n_paths, uint64_t seed, int max_
     }
     free(idx);
   }
+}
 
+static void pfam_describe(fpt_dataset *d, const char *const *paths, int n_paths, uint64_t seed,
+                          int max_len) {
   snprintf(d->task, sizeof d->task, "pfam");
   d->seq = max_len;
   d->d_in = 0;
@@ -526,7 +581,13 @@ int fpt_pfam_load(const char *const *paths, int n_paths, uint64_t seed, int max_
            "fpt_pfam_load: %d Stockholm families, max_len %d, seed %llu, "
            "per-family split 70/15/15",
            n_paths, max_len, (unsigned long long)seed);
+}
 
+// Shuffle each split's members and encode them; stops at the first sequence
+// that does not encode (message set).
+static int encode_splits(fpt_dataset *d, const fpt_stockholm *fam, const char *const *paths,
+                         uint64_t seed, int max_len, int64_t *list[3], const int64_t cnt[3]) {
+  int rc = 0;
   for (int s = 0; s < 3 && rc == 0; s++) {
     fpt_shuffle(list[s], cnt[s], (fpt_stream){seed, FPT_SITE_DATA, 0x9FA4u, (uint32_t)s});
     fpt_dataset_alloc(d, s, cnt[s]);
@@ -543,11 +604,28 @@ int fpt_pfam_load(const char *const *paths, int n_paths, uint64_t seed, int max_
       sp->index[j] = i;
     }
   }
+  return rc;
+}
+
+int fpt_pfam_load(const char *const *paths, int n_paths, uint64_t seed, int max_len,
+                  fpt_dataset *d) {
+  memset(d, 0, sizeof *d);
+  FPT_ENSURE(paths != NULL && n_paths >= 1, "pfam: no Stockholm files given");
+  FPT_ENSURE(max_len >= 2, "pfam: max_len %d leaves no room for <cls> and <sep> (need >= 2)",
+             max_len);
+  fpt_stockholm *fam = fpt_calloc((size_t)n_paths, sizeof *fam);
+  int rc = read_families(paths, n_paths, fam);
+  if (rc) {
+    free_families(fam, n_paths);
+    return rc;
+  }
+  int64_t *list[3], cnt[3] = {0, 0, 0};
+  assign_members(fam, n_paths, seed, list, cnt);
+  pfam_describe(d, paths, n_paths, seed, max_len);
+  rc = encode_splits(d, fam, paths, seed, max_len, list, cnt);
   for (int s = 0; s < 3; s++)
     free(list[s]);
-  for (int f = 0; f < n_paths; f++)
-    fpt_stockholm_free(&fam[f]);
-  free(fam);
+  free_families(fam, n_paths);
   if (rc)
     fpt_dataset_free(d);
   return rc;
@@ -602,4 +680,29 @@ void fpt_pfam_free_paths(char **paths, int n) {
   for (int i = 0; i < n; i++)
     free(paths[i]);
   free(paths);
+}
+
+// ---------------------------------------------------------------------------
+// Task table hook (fpt/task_registry.h): --input is a comma-separated list of
+// Stockholm files (one family each); without it, the Pfam families that
+// Debian's hmmer-examples ships.
+
+int fpt_pfam_build(const fpt_task_def *t, const fpt_task_args *a, fpt_dataset *d) {
+  (void)t;
+  FPT_ENSURE(a->max_len >= 3, "option --max-len: must be >= 3");
+  char **paths = NULL;
+  int n = 0;
+  if (a->input) {
+    char *copy = fpt_malloc(strlen(a->input) + 1);
+    strcpy(copy, a->input);
+    n = fpt_task_split_list(copy, &paths);
+    int rc = fpt_pfam_load((const char *const *)paths, n, (uint64_t)a->seed, (int)a->max_len, d);
+    free(paths);
+    free(copy);
+    return rc;
+  }
+  FPT_TRY(fpt_pfam_default_paths(&paths, &n));
+  int rc = fpt_pfam_load((const char *const *)paths, n, (uint64_t)a->seed, (int)a->max_len, d);
+  fpt_pfam_free_paths(paths, n);
+  return rc;
 }

@@ -24,6 +24,7 @@
 #include "fpt/dataset.h"
 #include "fpt/images.h"
 #include "fpt/rng.h"
+#include "fpt/task_registry.h"
 
 const float fpt_cifar_mean[3] = {0.4914f, 0.4822f, 0.4465f};
 const float fpt_cifar_std[3] = {0.2023f, 0.1994f, 0.2010f};
@@ -512,3 +513,39 @@ void fpt_cifar_augment(const float *tokens_in, float *tokens_out, int lra, uint6
                        uint32_t step, int64_t sample) {
   fpt_cifar_augment_with(tokens_in, tokens_out, lra, fpt_cifar_augment_params(seed, step, sample));
 }
+
+// ---------------------------------------------------------------------------
+// Task table hooks (fpt/task_registry.h): the mnist, fashion-mnist, cifar10
+// and cifar10-lra rows.
+
+int fpt_idx_build(const fpt_task_def *t, const fpt_task_args *a, fpt_dataset *d) {
+  return fpt_idx_load(a->input, t->name, a->pad32, d);
+}
+
+static int cifar_build(const fpt_task_def *t, const fpt_task_args *a, int lra, fpt_dataset *d) {
+  FPT_ENSURE(a->input,
+             "fpt data %s: --input DIR (with data_batch_1..5.bin, test_batch.bin) is required",
+             t->name);
+  return fpt_cifar_load(a->input, lra, d);
+}
+
+int fpt_cifar10_build(const fpt_task_def *t, const fpt_task_args *a, fpt_dataset *d) {
+  return cifar_build(t, a, 0, d);
+}
+
+int fpt_cifar10_lra_build(const fpt_task_def *t, const fpt_task_args *a, fpt_dataset *d) {
+  return cifar_build(t, a, 1, d);
+}
+
+static void augment_rgb(float *x, uint64_t seed, uint32_t epoch, int64_t sample) {
+  fpt_cifar_augment(x, x, 0, seed, epoch, sample);
+}
+
+static void augment_grey(float *x, uint64_t seed, uint32_t epoch, int64_t sample) {
+  fpt_cifar_augment(x, x, 1, seed, epoch, sample);
+}
+
+const fpt_task_transform fpt_cifar10_augmentation = {
+    "the paper's CIFAR-10 augmentation (crop, flip, rotation)", 64, 48, augment_rgb};
+const fpt_task_transform fpt_cifar10_lra_augmentation = {
+    "the paper's CIFAR-10 augmentation (crop, flip, rotation)", CIFAR_PIXELS, 1, augment_grey};
