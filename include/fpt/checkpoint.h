@@ -71,4 +71,12 @@ int fpt_same_file(const char *a, const char *b);
 // is not a directory or another non-regular file. `what` names the option.
 int fpt_output_ok(const char *what, const char *path);
 
+// --keep-best (rank 0): the latest checkpoint becomes RUN/checkpoints/best.h5
+// (a hard link: pruning keeps it; renamed into place, never half there), then
+// best.json records {"step", "val_accuracy", "val_loss"}. The checkpoint's own
+// step attribute is the truth should a crash fall between the two renames.
+int fpt_checkpoint_keep_best(const char *run_dir, int64_t step, double val_acc, double val_loss);
+// The validation accuracy best.json records; -INFINITY when there is none.
+int fpt_checkpoint_best_accuracy(const char *run_dir, double *val_acc);
+
 #endif

@@ -6,10 +6,12 @@
 #define FPT_IO_H
 
 #include <hdf5.h>
+#include <mpi.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include "fpt/model.h"
+#include "fpt/run.h"
 
 #define FPT_MODEL_FORMAT_VERSION 1
 
@@ -25,6 +27,13 @@ int fpt_h5_read_attr_str(hid_t file, const char *path, const char *name, char *b
 // Read a float32 dataset of exactly the given shape.
 int fpt_h5_read_floats(hid_t file, const char *path, const char *name, int ndim,
                        const int64_t *dims, float *out);
+// The same on a file by name (opened and closed; src/cli holds no handles).
+int fpt_h5_file_shape(const char *path, const char *name, int *ndim, int64_t *dims);
+int fpt_h5_file_read_floats(const char *path, const char *name, int ndim, const int64_t *dims,
+                            float *out);
+// 1 with a message naming the file, the dataset and the element when x holds
+// a NaN or an infinity (model files, checkpoints, inputs: never trained on).
+int fpt_check_finite(const char *path, const char *name, const float *x, size_t n);
 // Shape of a dataset (ndim in/out; at most 4 dims).
 int fpt_h5_shape(hid_t file, const char *path, const char *name, int *ndim, int64_t *dims);
 int fpt_h5_read_attr_i64(hid_t file, const char *path, const char *name, int64_t *v);
@@ -41,7 +50,43 @@ int fpt_h5_write_attr_i64(hid_t obj, const char *name, int64_t v);
 int fpt_h5_write_attr_f64(hid_t obj, const char *name, double v);
 int fpt_h5_write_attr_str(hid_t obj, const char *name, const char *v);
 
+// ": No space left on device" and the like when errno e says why a file
+// operation failed; "" for an errno that says nothing about it.
+const char *fpt_io_why(int e);
+// The name of the file an HDF5 object belongs to, as its writer will call it:
+// a temporary x.h5.tmp or x.h5.tmp.<pid> is named x.h5.
+void fpt_h5_file_label(hid_t obj, char *buf, size_t n);
+// Collective over comm: every rank passes its own rc. If any rank failed,
+// every rank returns 1 and holds the message of the lowest failing rank (the
+// real cause, on every rank). Call it before each collective HDF5 call that
+// follows something that can fail on one rank only, so that all ranks leave
+// together instead of some waiting in that call for ever.
+int fpt_io_agree(MPI_Comm comm, int rc);
+// Files being written and a full disk. In HDF5 1.10, a failed H5Fclose frees
+// the file's structures but keeps its ID, on which the exit handler then
+// crashes (exit 139), and after one failed flush every later close fails; with
+// MPI-IO, a write that fails on one rank inside a collective call (H5Dcreate's
+// chunk fill, a metadata flush) leaves the other ranks in it for ever. So:
+// fpt_h5_reserve reserves the disk blocks of tmp (fallocate) up to `upto`
+// bytes, before HDF5 writes into them: call it before each call that
+// allocates file space, with upto at least the file's end of allocation after
+// that call. comm: MPI_COMM_NULL for a serial file, else the ranks that opened
+// it (collective: rank 0 reserves, all agree). point: the fault-switch name
+// (fpt_fault_fail). 0, or 1 with a message naming path (every rank).
+int fpt_h5_reserve(const char *tmp, const char *path, MPI_Comm comm, int64_t upto,
+                   const char *point);
+// Close a file written in full (after fpt_h5_reserve with nothing left to
+// allocate); rank 0 then cuts tmp to the end of allocation and fsyncs it.
+// Collective like fpt_h5_reserve. 0, or 1 with a message naming path.
+int fpt_h5_close(hid_t f, const char *tmp, const char *path, MPI_Comm comm, const char *point);
+// Throw away a file being written after a failure (f < 0: only remove tmp):
+// closed without anything that can fail (a serial file's last writes go to
+// memory; a parallel one's into its reserved blocks), then tmp removed by
+// rank 0. Collective when comm is not MPI_COMM_NULL.
+void fpt_h5_discard(hid_t f, const char *tmp, MPI_Comm comm);
+
 // Atomic output: create `path`.tmp.<pid>, and commit by rename.
+// On a full disk: one message naming path, the temporary removed, no crash.
 typedef struct {
   char path[4096], tmp[4200];
   hid_t file;
@@ -108,5 +153,9 @@ int fpt_metrics_find(const char *run_dir, int64_t step, const char *split, doubl
 // On resume: keep only the lines of steps <= step (written before the
 // checkpoint), minus final-evaluation lines (marked "final"), which the run redoes.
 int fpt_metrics_truncate(const char *run_dir, int64_t step);
+
+// The /run group of a checkpoint (fpt/run.h): d as typed attributes of
+// the open file's /run.
+int fpt_run_desc_write(hid_t file, const fpt_run_desc *d);
 
 #endif

@@ -19,8 +19,7 @@ typedef struct {
   const char *checkpoint, *run_dir, *model, *out;
 } export_settings;
 
-#define O(k, t, h)                                                                                 \
-  { #k, FPT_OPT_##t, offsetof(export_settings, k), h }
+#define O(k, t, h) FPT_OPTION(export_settings, k, t, h)
 static const fpt_opt export_opts[] = {
     O(checkpoint, STR, "checkpoint file (RUN/checkpoints/ckpt-*.h5)"),
     O(run_dir, STR, "training run: its newest complete checkpoint"),

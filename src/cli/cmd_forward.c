@@ -1,5 +1,6 @@
 // fpt forward: the backbone alone (no dropout) on /inputs_embeds, so that
 // anyone can check fpt against another GPT-2 implementation.
+#include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +16,7 @@ typedef struct {
   const char *model, *input, *out;
 } forward_settings;
 
-#define O(k, t, h)                                                                                 \
-  { #k, FPT_OPT_##t, offsetof(forward_settings, k), h }
+#define O(k, t, h) FPT_OPTION(forward_settings, k, t, h)
 static const fpt_opt fwd_opts[] = {
     O(model, STR, "backbone model file"),
     O(input, STR, "HDF5 file with /inputs_embeds [N, T, n_embd]"),
@@ -28,30 +28,25 @@ static const int n_fwd_opts = (int)(sizeof fwd_opts / sizeof *fwd_opts);
 static int run(int argc, char **argv) {
   forward_settings s = {0};
   FPT_TRY(fpt_opts_parse(argc, argv, 2, fwd_opts, n_fwd_opts, &s));
-  FPT_ENSURE(s.model && s.input && s.out, "options --model, --input and -o are all required");
+  FPT_ENSURE(s.model && s.input, "options --model and --input are both required");
+  const char *in[] = {s.model, s.input};
+  FPT_TRY(fpt_check_out(s.out, in, 2));
   fpt_run_desc desc;
   fpt_run_desc_init(&desc);
   snprintf(desc.model, sizeof desc.model, "%s", s.model);
   FPT_TRY(fpt_run_desc_read_model(&desc));
   const fpt_backbone_cfg cfg = desc.cfg;
   int max_t = cfg.n_positions ? cfg.n_positions : 1 << 20;
-  hid_t f;
-  FPT_TRY(fpt_h5_open_read(s.input, &f));
   int nd = 3;
   int64_t d[4];
-  int rc = fpt_h5_shape(f, s.input, "/inputs_embeds", &nd, d);
-  if (rc == 0 &&
-      (nd != 3 || d[2] != cfg.n_embd || d[1] < 1 || d[1] > max_t || d[0] < 1)) {
-    fpt_error_set("%s: dataset /inputs_embeds must be [N, T<=%d, %d]", s.input, max_t,
-                  cfg.n_embd);
-    rc = 1;
-  }
-  float *x = NULL;
-  if (rc == 0) {
-    x = fpt_alloc_floats((size_t)(d[0] * d[1] * d[2]));
-    rc = fpt_h5_read_floats(f, s.input, "/inputs_embeds", 3, d, x);
-  }
-  H5Fclose(f);
+  FPT_TRY(fpt_h5_file_shape(s.input, "/inputs_embeds", &nd, d));
+  FPT_ENSURE(nd == 3 && d[2] == cfg.n_embd && d[1] >= 1 && d[1] <= max_t && d[0] >= 1 &&
+                 d[0] <= INT_MAX / d[1],
+             "%s: dataset /inputs_embeds must be [N, T<=%d, %d]", s.input, max_t, cfg.n_embd);
+  float *x = fpt_alloc_floats((size_t)(d[0] * d[1] * d[2]));
+  int rc = fpt_h5_file_read_floats(s.input, "/inputs_embeds", 3, d, x);
+  if (rc == 0)
+    rc = fpt_check_finite(s.input, "/inputs_embeds", x, (size_t)(d[0] * d[1] * d[2]));
   if (rc != 0) {
     free(x);
     return rc;

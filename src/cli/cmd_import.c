@@ -14,8 +14,7 @@ typedef struct {
   long long heads;
 } import_settings;
 
-#define O(k, t, h)                                                                                 \
-  { #k, FPT_OPT_##t, offsetof(import_settings, k), h }
+#define O(k, t, h) FPT_OPTION(import_settings, k, t, h)
 static const fpt_opt import_opts[] = {
     O(out, STR, "output model file (-o)"),
     O(heads, INT, "n_head (default: config.json beside the input, else n_embd/64)"),
@@ -29,7 +28,8 @@ static int run(int argc, char **argv, int rank) {
              "(fpt import MODEL.safetensors -o M.h5)");
   import_settings s = {NULL, 0};
   FPT_TRY(fpt_opts_parse(argc, argv, 3, import_opts, n_import_opts, &s));
-  FPT_ENSURE(s.out, "option -o/--out: an output file is required");
+  const char *in[] = {argv[2]};
+  FPT_TRY(fpt_check_out(s.out, in, 1));
   FPT_ENSURE(s.heads >= 0 && s.heads < (1 << 20), "option --heads: %lld is out of range", s.heads);
   // One writer is enough: under mpirun the other ranks only wait for it.
   if (rank != 0)

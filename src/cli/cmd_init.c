@@ -19,8 +19,7 @@ typedef struct {
   double layer_norm_eps;
 } init_settings;
 
-#define O(k, t, h)                                                                                 \
-  { #k, FPT_OPT_##t, offsetof(init_settings, k), h }
+#define O(k, t, h) FPT_OPTION(init_settings, k, t, h)
 static const fpt_opt init_opts[] = {
     O(layers, INT, "blocks (n_layer)"),
     O(d_model, INT, "width (n_embd)"),
@@ -74,10 +73,11 @@ static int shape_of(const init_settings *s, int argc, char **argv, fpt_backbone_
   return fpt_model_check(c, &none);
 }
 
-static int run(int argc, char **argv) {
+static int run(int argc, char **argv, int rank) {
   init_settings s = {12, 768, 12, 1024, 0, NULL, NULL, "gpt2", "gelu_new", 1, 0, 0.0};
   FPT_TRY(fpt_opts_parse(argc, argv, 2, init_opts, n_init_opts, &s));
-  FPT_ENSURE(s.out, "option -o/--out: an output file is required");
+  const char *in[] = {s.like};
+  FPT_TRY(fpt_check_out(s.out, in, 1));
   fpt_run_desc d;
   fpt_run_desc_init(&d);
   d.seed = s.seed;
@@ -99,7 +99,7 @@ static int run(int argc, char **argv) {
   }
   fpt_model m;
   int rc = fpt_model_build(&m, &d, NULL, NULL, 1);
-  if (rc == 0)
+  if (rc == 0 && rank == 0) // one writer: under mpirun the others only check
     rc = fpt_model_file_write(s.out, &m);
   fpt_model_free(&m);
   return rc;
@@ -115,6 +115,6 @@ int cmd_init(int argc, char **argv) {
   }
   fpt_runtime rt;
   fpt_runtime_init(&rt, &argc, &argv);
-  int rc = run(argc, argv);
+  int rc = run(argc, argv, rt.rank);
   return fpt_runtime_finish(&rt, fpt_runtime_agree(&rt, rc));
 }

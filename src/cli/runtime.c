@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fpt/check.h"
+#include "fpt/checkpoint.h"
 #include "runtime.h"
 
 int fpt_runtime_init(fpt_runtime *rt, int *argc, char ***argv) {
@@ -45,4 +46,13 @@ int fpt_runtime_finish(fpt_runtime *rt, int failed) {
 int fpt_report_error(void) {
   fprintf(stderr, "fpt: error: %s\n", fpt_error_get());
   return 1;
+}
+
+int fpt_check_out(const char *out, const char *const *inputs, int n_inputs) {
+  FPT_ENSURE(out, "option -o/--out: an output file is required");
+  FPT_TRY(fpt_output_ok("option -o", out));
+  for (int i = 0; i < n_inputs; i++)
+    FPT_ENSURE(!inputs[i] || !fpt_same_file(out, inputs[i]),
+               "option -o: %s is an input of this command; writing it would destroy it", out);
+  return 0;
 }

@@ -15,5 +15,9 @@ int fpt_runtime_agree(const fpt_runtime *rt, int rc);
 int fpt_runtime_finish(fpt_runtime *rt, int failed);
 // For single-process commands: print the pending error, return 1.
 int fpt_report_error(void);
+// The -o of a command that writes one file, checked before any work: given,
+// a regular file or nothing yet, in a writable directory, and none of the
+// command's n_inputs inputs (NULL entries: inputs not given).
+int fpt_check_out(const char *out, const char *const *inputs, int n_inputs);
 
 #endif

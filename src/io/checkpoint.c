@@ -54,9 +54,31 @@ static int write_attrs(hid_t f, const fpt_ckpt_state *st, const fpt_run_desc *de
   return fpt_run_desc_write(f, desc);
 }
 
+// The most a checkpoint of m takes on disk: every trainable tensor three
+// times, each a checksummed chunk (4 bytes more) with its metadata (object
+// header, chunk index: at most ~9 KB), and the attributes and groups.
+static int64_t checkpoint_bytes(const fpt_model *m) {
+  fpt_part all = {0, m->cfg.n_layer, 1, 1};
+  fpt_tensor *tab;
+  int n;
+  int64_t room = 320 << 10;
+  if (fpt_model_table(&m->cfg, &m->task, &m->freeze, &all, &tab, &n) != 0)
+    return room;
+  for (int i = 0; i < n; i++)
+    if (tab[i].trainable)
+      room += 3 * ((int64_t)tab[i].shape[0] * (tab[i].ndim > 1 ? tab[i].shape[1] : 1) * 4 + 4 +
+                   (12 << 10));
+  free(tab);
+  return room;
+}
+
 // Every rank creates every dataset (metadata is collective in parallel HDF5);
-// only the owner (replica 0 of the owning stage) selects data to write.
-static int write_tensors(hid_t f, const fpt_model *m, int writer, const char *path) {
+// only the owner (replica 0 of the owning stage) selects data to write. Only
+// the owner's write can fail (a full disk, an I/O error on its node): the
+// ranks agree after each dataset, before the next collective call, so that
+// all of them stop at the same one with the owner's message.
+static int write_tensors(hid_t f, MPI_Comm world, const fpt_model *m, int writer,
+                         const char *path) {
   fpt_part all = {0, m->cfg.n_layer, 1, 1};
   fpt_tensor *tab;
   int n;
@@ -79,6 +101,7 @@ static int write_tensors(hid_t f, const fpt_model *m, int writer, const char *pa
       hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
       H5Pset_chunk(dcpl, tab[i].ndim, d); // one chunk per tensor; Fletcher32 needs chunks
       H5Pset_fletcher32(dcpl);
+      errno = 0;
       hid_t ds = H5Dcreate2(f, name, H5T_IEEE_F32LE, sp, lcpl, dcpl, H5P_DEFAULT);
       herr_t w = -1;
       if (ds >= 0) {
@@ -90,15 +113,22 @@ static int write_tensors(hid_t f, const fpt_model *m, int writer, const char *pa
         w = H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, xfer, mine ? kind_data(m, mine, k) : NULL);
         H5Sclose(fs);
         H5Sclose(ms);
-        H5Dclose(ds);
+        if (H5Dclose(ds) < 0)
+          w = -1;
       }
+      int e = errno;
       H5Pclose(dcpl);
       H5Sclose(sp);
+      if (w >= 0 && fpt_fault_fail("checkpoint-dataset")) {
+        w = -1;
+        e = ENOSPC;
+      }
       if (w < 0) {
-        fpt_error_set("%s: writing %s failed", path, name);
+        fpt_error_set("%s: writing %s failed%s", path, name, fpt_io_why(e));
         rc = 1;
       }
       fpt_fault("checkpoint-dataset", written++);
+      rc = fpt_io_agree(world, rc);
     }
   }
   H5Pclose(xfer);
@@ -139,6 +169,34 @@ static void prune(const char *dir, int keep, const char *newest) {
   }
 }
 
+// rank 0: point `latest` at name (through latest.tmp); 0, or 1 with a message.
+static int update_latest(const char *dir, const char *name) {
+  char lt[4300], ltmp[4400];
+  snprintf(lt, sizeof lt, "%s/latest", dir);
+  snprintf(ltmp, sizeof ltmp, "%s/latest.tmp", dir);
+  errno = 0;
+  FILE *lf = fopen(ltmp, "w");
+  int ok = lf && fprintf(lf, "%s\n", name) > 0 && fflush(lf) == 0 && fsync(fileno(lf)) == 0;
+  int e = errno;
+  if (lf && fclose(lf) != 0 && ok) {
+    ok = 0;
+    e = errno;
+  }
+  if (ok && fpt_fault_fail("checkpoint-latest")) {
+    ok = 0;
+    e = ENOSPC;
+  }
+  if (ok && rename(ltmp, lt) != 0) {
+    ok = 0;
+    e = errno;
+  }
+  if (!ok) {
+    unlink(ltmp);
+    FPT_FAIL("%s: cannot record %s in it%s", lt, name, fpt_io_why(e));
+  }
+  return 0;
+}
+
 int fpt_checkpoint_write(const char *run_dir, MPI_Comm world, const fpt_model *m, int writer,
                          const fpt_ckpt_state *st, const fpt_run_desc *desc, int keep) {
   int rank;
@@ -149,63 +207,75 @@ int fpt_checkpoint_write(const char *run_dir, MPI_Comm world, const fpt_model *m
   snprintf(path, sizeof path, "%s/%s", dir, name);
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
   int rc = 0;
+  errno = 0;
   if (rank == 0 && mkdir(dir, 0777) != 0 && errno != EEXIST) {
-    fpt_error_set("%s: cannot create directory", dir);
+    fpt_error_set("%s: cannot create directory%s", dir, fpt_io_why(errno));
     rc = 1;
   }
-  MPI_Allreduce(MPI_IN_PLACE, &rc, 1, MPI_INT, MPI_MAX, world);
-  FPT_ENSURE(rc == 0, "%s: cannot create directory", dir);
+  FPT_TRY(fpt_io_agree(world, rc));
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
   H5Pset_fapl_mpio(fapl, world, MPI_INFO_NULL);
+  errno = 0;
   hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  int e = errno;
   H5Pclose(fapl);
-  FPT_ENSURE(f >= 0, "%s: cannot create checkpoint file", tmp);
-  fpt_fault("checkpoint-created", 0);
-  rc = write_attrs(f, st, desc);
-  if (rc == 0)
-    rc = write_tensors(f, m, writer, tmp);
-  fpt_fault("checkpoint-before-close", 0);
-  if (H5Fclose(f) < 0 && rc == 0) {
-    fpt_error_set("%s: closing the checkpoint failed", tmp);
-    rc = 1;
+  if (f < 0)
+    fpt_error_set("%s: cannot create the checkpoint file%s", tmp, fpt_io_why(e));
+  if (fpt_io_agree(world, f < 0) != 0) {
+    // Every rank opens the file in one collective call: it fails on all of them.
+    if (rank == 0)
+      unlink(tmp);
+    return 1;
   }
-  MPI_Allreduce(MPI_IN_PLACE, &rc, 1, MPI_INT, MPI_MAX, world);
+  fpt_fault("checkpoint-created", 0);
+  // The disk space the file can take is reserved before HDF5 writes any of
+  // it (fpt/io.h): a full disk then shows here, cleanly, on every rank, and
+  // not inside a collective HDF5 call, where it would leave ranks waiting.
+  rc = fpt_h5_reserve(tmp, path, world, checkpoint_bytes(m), "checkpoint-reserve");
+  if (rc == 0) {
+    // Attributes are metadata, the same on every rank: they fail everywhere or nowhere.
+    rc = write_attrs(f, st, desc);
+    if (rc == 0 && fpt_fault_fail("checkpoint-attrs")) {
+      fpt_error_set("%s: writing the attributes failed%s", path, fpt_io_why(ENOSPC));
+      rc = 1;
+    }
+    rc = fpt_io_agree(world, rc);
+  }
+  if (rc == 0)
+    rc = write_tensors(f, world, m, writer, path);
+  fpt_fault("checkpoint-before-close", 0);
   if (rc != 0) {
+    fpt_h5_discard(f, tmp, world);
+    return 1;
+  }
+  if (fpt_h5_close(f, tmp, path, world, "checkpoint-close") != 0) {
     if (rank == 0)
       unlink(tmp);
     return 1;
   }
   if (rank == 0) {
-    fsync_path(tmp);
     fpt_fault("checkpoint-before-rename", 0);
-    if (rename(tmp, path) != 0) {
-      fpt_error_set("%s: cannot rename the checkpoint into place", path);
+    errno = 0;
+    if (fpt_fault_fail("checkpoint-rename") || rename(tmp, path) != 0) {
+      fpt_error_set("%s: cannot rename the checkpoint into place%s", path, fpt_io_why(errno));
+      unlink(tmp);
       rc = 1;
     }
     fsync_path(dir);
     fpt_fault("checkpoint-before-latest", 0);
-    char lt[4300], ltmp[4400];
-    snprintf(lt, sizeof lt, "%s/latest", dir);
-    snprintf(ltmp, sizeof ltmp, "%s/latest.tmp", dir);
-    FILE *lf = rc == 0 ? fopen(ltmp, "w") : NULL;
-    if (rc == 0 &&
-        (!lf || fprintf(lf, "%s\n", name) < 0 || fflush(lf) != 0 || fsync(fileno(lf)) != 0)) {
-      fpt_error_set("%s: cannot write", ltmp);
-      rc = 1;
-    }
-    if (lf)
-      fclose(lf);
-    if (rc == 0 && rename(ltmp, lt) != 0) {
-      fpt_error_set("%s: cannot update", lt);
+    if (rc == 0 && update_latest(dir, name) != 0) {
+      // Not recorded, so not kept: `latest` still names the previous one
+      // (unless that has this name: fpt probe rewrites step 0).
+      char was[4400] = "";
+      if (fpt_checkpoint_latest(run_dir, was, sizeof was) != 0 || strcmp(was, path) != 0)
+        unlink(path);
       rc = 1;
     }
     fsync_path(dir);
     if (rc == 0 && keep > 0)
       prune(dir, keep, name);
   }
-  MPI_Allreduce(MPI_IN_PLACE, &rc, 1, MPI_INT, MPI_MAX, world);
-  FPT_ENSURE(rc == 0, "%s: checkpoint could not be committed", path);
-  return 0;
+  return fpt_io_agree(world, rc);
 }
 
 int fpt_checkpoint_latest(const char *run_dir, char *path, size_t n) {
@@ -288,6 +358,8 @@ int fpt_checkpoint_load(const char *path, fpt_model *m) {
       int64_t dims[2] = {t->shape[0], t->shape[1]};
       // Fletcher32 makes a corrupted chunk fail this read.
       rc = fpt_h5_read_floats(f, path, name, t->ndim, dims, kind_data(m, t, k));
+      if (rc == 0)
+        rc = fpt_check_finite(path, name, kind_data(m, t, k), t->numel);
     }
   }
   H5Fclose(f);
@@ -324,6 +396,8 @@ int fpt_checkpoint_load_params(const char *path, fpt_model *m, const char *const
       continue;
     int64_t dims[2] = {t->shape[0], t->shape[1]};
     rc = fpt_h5_read_floats(f, path, name, t->ndim, dims, t->data);
+    if (rc == 0)
+      rc = fpt_check_finite(path, name, t->data, t->numel);
     *loaded += rc == 0;
   }
   H5Fclose(f);

@@ -32,15 +32,25 @@ static int write_array(hid_t g, const char *name, hid_t ftype, hid_t mtype, int 
   hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
   if (chunk > 0 && d[0] > 0)
     H5Pset_chunk(dcpl, ndim, c);
+  errno = 0;
   hid_t ds = H5Dcreate2(g, name, ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
   herr_t rc = ds < 0 ? -1 : 0;
   if (rc == 0 && d[0] > 0)
     rc = H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
-  if (ds >= 0)
-    H5Dclose(ds);
+  if (ds >= 0 && H5Dclose(ds) < 0) // a contiguous array's last bytes are written here
+    rc = -1;
+  int e = errno;
   H5Pclose(dcpl);
   H5Sclose(sp);
-  FPT_ENSURE(rc >= 0, "%s: writing dataset %s failed", path, name);
+  if (rc >= 0 && fpt_fault_fail("dataset-array")) {
+    rc = -1;
+    e = ENOSPC;
+  }
+  if (rc < 0) {
+    char g_name[64] = "";
+    H5Iget_name(g, g_name, sizeof g_name);
+    FPT_FAIL("%s: writing dataset %s/%s failed%s", path, g_name, name, fpt_io_why(e));
+  }
   return 0;
 }
 

@@ -1,5 +1,6 @@
 // The probe's feature cache (layout in fpt/features.h): parallel HDF5, every
 // rank writing or reading its own rows with one strided hyperslab selection.
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,23 +61,37 @@ static hsize_t select_2d(hid_t space, const fpt_stripes *rows, const fpt_stripes
   return total;
 }
 
-// One collective transfer of a strided selection of a 2-D dataset.
+// One collective transfer of a strided selection of a 2-D dataset. The ranks
+// agree before it (a rank whose dataset does not fit must not leave the
+// others waiting in it) and after it (a write can fail on one rank only: a
+// full disk, an I/O error on its node), so all of them return the same result
+// with the first failing rank's message.
 static int transfer(fpt_features_file *f, const char *name, hid_t mtype, const fpt_stripes *rows,
                     const fpt_stripes *cols, void *buf, int write) {
   hid_t ds = H5Dopen2(f->file, name, H5P_DEFAULT);
-  FPT_ENSURE(ds >= 0, "%s: dataset %s is missing", f->path, name);
-  hid_t fs = H5Dget_space(ds);
-  hsize_t dims[2] = {0, 0};
-  int nd = H5Sget_simple_extent_dims(fs, dims, NULL);
   int rc = 0;
-  if (nd != 2 || (int64_t)dims[0] != rows->total || (int64_t)dims[1] != cols->total) {
+  if (ds < 0) {
+    fpt_error_set("%s: dataset %s is missing", f->path, name);
+    rc = 1;
+  }
+  hid_t fs = ds >= 0 ? H5Dget_space(ds) : -1;
+  hsize_t dims[2] = {0, 0};
+  int nd = fs >= 0 ? H5Sget_simple_extent_dims(fs, dims, NULL) : -1;
+  if (rc == 0 &&
+      (nd != 2 || (int64_t)dims[0] != rows->total || (int64_t)dims[1] != cols->total)) {
     fpt_error_set("%s: %s is [%llu, %llu], expected [%lld, %lld]", f->path, name,
                   (unsigned long long)dims[0], (unsigned long long)dims[1], (long long)rows->total,
                   (long long)cols->total);
     rc = 1;
-    H5Sselect_none(fs);
   }
-  hsize_t n = rc == 0 ? select_2d(fs, rows, cols) : 0;
+  if (fpt_io_agree(f->comm, rc) != 0) {
+    if (fs >= 0)
+      H5Sclose(fs);
+    if (ds >= 0)
+      H5Dclose(ds);
+    return 1;
+  }
+  hsize_t n = select_2d(fs, rows, cols);
   hid_t ms = H5Screate_simple(1, &n, NULL);
   if (n == 0)
     H5Sselect_none(ms);
@@ -84,14 +99,24 @@ static int transfer(fpt_features_file *f, const char *name, hid_t mtype, const f
   H5Pset_dxpl_mpio(xfer, H5FD_MPIO_COLLECTIVE);
   char dummy[8];
   void *p = n > 0 ? buf : dummy;
+  errno = 0;
   herr_t h = write ? H5Dwrite(ds, mtype, ms, fs, xfer, p) : H5Dread(ds, mtype, ms, fs, xfer, p);
+  int e = errno;
   H5Pclose(xfer);
   H5Sclose(ms);
   H5Sclose(fs);
-  H5Dclose(ds);
-  FPT_TRY(rc);
-  FPT_ENSURE(h >= 0, "%s: %s %s failed", f->path, write ? "writing" : "reading", name);
-  return 0;
+  if (H5Dclose(ds) < 0)
+    h = -1;
+  if (h >= 0 && write && fpt_fault_fail("features-write")) {
+    h = -1;
+    e = ENOSPC;
+  }
+  if (h < 0) {
+    fpt_error_set("%s: %s %s failed%s", f->path, write ? "writing" : "reading", name,
+                  fpt_io_why(e));
+    rc = 1;
+  }
+  return fpt_io_agree(f->comm, rc);
 }
 
 static const char *const str_keys[] = {"model_checksum", "data_checksum", "task", "tokens", "init"};
@@ -215,9 +240,32 @@ int fpt_features_create(fpt_features_file *f, const char *path, const fpt_featur
   snprintf(f->tmp, sizeof f->tmp, "%s.tmp", path);
   f->comm = comm;
   f->writing = 1;
+  int rank;
+  MPI_Comm_rank(comm, &rank);
+  errno = 0;
   f->file = open_mpio(f->tmp, comm, 1);
-  FPT_ENSURE(f->file >= 0, "%s: cannot create the feature cache", f->tmp);
+  int e = errno;
+  if (f->file < 0)
+    fpt_error_set("%s: cannot create the feature cache%s", f->tmp, fpt_io_why(e));
+  if (fpt_io_agree(comm, f->file < 0) != 0) {
+    // One collective open: it failed on every rank.
+    if (rank == 0)
+      unlink(f->tmp);
+    f->file = -1;
+    return 1;
+  }
+  // Attributes and empty datasets: metadata, the same on every rank. The
+  // datasets' space is allocated now (contiguous, at creation): room first,
+  // so that no later write can fail for space on one rank alone.
   fpt_features_meta m = *meta;
+  int64_t room = 320 << 10; // the attributes, the groups, the datasets' object headers
+  for (int s = 0; s < 3; s++)
+    room += 4 * (m.n[s] * m.r * m.n_embd + m.n[s] * m.K);
+  if (fpt_h5_reserve(f->tmp, f->path, comm, room, "features-reserve") != 0) {
+    fpt_h5_discard(f->file, f->tmp, comm);
+    f->file = -1;
+    return 1;
+  }
   int rc = fpt_h5_write_attr_i64(f->file, "format_version", FPT_FEATURES_FORMAT_VERSION);
   for (int i = 0; i < 5 && rc == 0; i++)
     rc = fpt_h5_write_attr_str(f->file, str_keys[i], str_field(&m, i));
@@ -234,8 +282,18 @@ int fpt_features_create(fpt_features_file *f, const char *path, const fpt_featur
     snprintf(name, sizeof name, "/%s/y", fpt_split_names[s]);
     if (rc == 0)
       rc = create_2d(f->file, name, H5T_STD_I32LE, m.n[s], m.K);
+    if (rc != 0)
+      fpt_error_set("%s: cannot create %s in the feature cache", f->path, name);
   }
-  FPT_ENSURE(rc == 0, "%s: cannot write the feature cache", f->tmp);
+  if (rc == 0 && fpt_fault_fail("features-attrs")) {
+    fpt_error_set("%s: writing the attributes failed%s", f->path, fpt_io_why(ENOSPC));
+    rc = 1;
+  }
+  if (fpt_io_agree(comm, rc) != 0) {
+    fpt_h5_discard(f->file, f->tmp, comm);
+    f->file = -1;
+    return 1;
+  }
   return 0;
 }
 
@@ -243,52 +301,51 @@ int fpt_features_write(fpt_features_file *f, int split, const fpt_stripes *rows,
                        const fpt_stripes *samples, const int32_t *y) {
   char name[32];
   hid_t ds;
-  hsize_t d[2];
+  hsize_t d[2] = {0, 0};
   snprintf(name, sizeof name, "/%s/features", fpt_split_names[split]);
   ds = H5Dopen2(f->file, name, H5P_DEFAULT);
-  FPT_ENSURE(ds >= 0, "%s: dataset %s is missing", f->tmp, name);
-  hid_t sp = H5Dget_space(ds);
-  H5Sget_simple_extent_dims(sp, d, NULL);
-  H5Sclose(sp);
-  H5Dclose(ds);
+  if (ds >= 0) {
+    hid_t sp = H5Dget_space(ds);
+    H5Sget_simple_extent_dims(sp, d, NULL);
+    H5Sclose(sp);
+    H5Dclose(ds);
+  }
   fpt_stripes cols = fpt_stripes_range(0, (int64_t)d[1], (int64_t)d[1]);
   FPT_TRY(transfer(f, name, H5T_NATIVE_FLOAT, rows, &cols, (void *)feat, 1));
   snprintf(name, sizeof name, "/%s/y", fpt_split_names[split]);
+  d[0] = d[1] = 0;
   ds = H5Dopen2(f->file, name, H5P_DEFAULT);
-  FPT_ENSURE(ds >= 0, "%s: dataset %s is missing", f->tmp, name);
-  sp = H5Dget_space(ds);
-  H5Sget_simple_extent_dims(sp, d, NULL);
-  H5Sclose(sp);
-  H5Dclose(ds);
+  if (ds >= 0) {
+    hid_t sp = H5Dget_space(ds);
+    H5Sget_simple_extent_dims(sp, d, NULL);
+    H5Sclose(sp);
+    H5Dclose(ds);
+  }
   cols = fpt_stripes_range(0, (int64_t)d[1], (int64_t)d[1]);
   return transfer(f, name, H5T_NATIVE_INT32, samples, &cols, (void *)y, 1);
 }
 
 int fpt_features_commit(fpt_features_file *f) {
-  int rank, rc = 0;
+  int rank;
   MPI_Comm_rank(f->comm, &rank);
-  if (H5Fclose(f->file) < 0)
-    rc = 1;
+  // Its space was reserved at creation: the close cannot fail for space.
+  int rc = fpt_h5_close(f->file, f->tmp, f->path, f->comm, "features-close");
   f->file = -1;
-  MPI_Allreduce(MPI_IN_PLACE, &rc, 1, MPI_INT, MPI_MAX, f->comm);
-  if (rc == 0 && rank == 0 && rename(f->tmp, f->path) != 0)
-    rc = 2;
+  if (rc == 0 && rank == 0) {
+    errno = 0;
+    if (fpt_fault_fail("features-rename") || rename(f->tmp, f->path) != 0) {
+      fpt_error_set("%s: cannot rename the cache into place%s", f->path, fpt_io_why(errno));
+      rc = 1;
+    }
+  }
   if (rc != 0 && rank == 0)
     unlink(f->tmp);
-  MPI_Bcast(&rc, 1, MPI_INT, 0, f->comm);
-  FPT_ENSURE(rc == 0, "%s: %s", rc == 1 ? f->tmp : f->path,
-             rc == 1 ? "closing the feature cache failed" : "cannot rename the cache into place");
-  return 0;
+  return fpt_io_agree(f->comm, rc);
 }
 
 void fpt_features_abort(fpt_features_file *f) {
-  int rank;
-  MPI_Comm_rank(f->comm, &rank);
-  if (f->file >= 0)
-    H5Fclose(f->file);
+  fpt_h5_discard(f->file, f->tmp, f->comm);
   f->file = -1;
-  if (rank == 0)
-    unlink(f->tmp);
 }
 
 int fpt_features_open(fpt_features_file *f, const char *path, fpt_features_meta *meta,

@@ -1,13 +1,73 @@
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE // fallocate, memfd_create
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fpt/check.h"
 #include "fpt/io.h"
 
 void fpt_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+const char *fpt_io_why(int e) {
+  static char buf[160];
+  buf[0] = '\0';
+  if (e == ENOSPC || e == EDQUOT || e == EFBIG || e == EIO || e == EROFS || e == EACCES ||
+      e == EPERM || e == ENOENT || e == ENOTDIR || e == EISDIR || e == ENAMETOOLONG || e == EXDEV)
+    snprintf(buf, sizeof buf, ": %s", strerror(e));
+  return buf;
+}
+
+void fpt_h5_file_label(hid_t obj, char *buf, size_t n) {
+  if (n == 0)
+    return;
+  if (H5Fget_name(obj, buf, n) <= 0) {
+    snprintf(buf, n, "(HDF5 file)");
+    return;
+  }
+  // x.h5.tmp and x.h5.tmp.<pid> are written to become x.h5.
+  char *t = NULL;
+  for (char *p = strstr(buf, ".tmp"); p; p = strstr(p + 1, ".tmp"))
+    t = p;
+  if (t && (t[4] == '\0' || (t[4] == '.' && strspn(t + 5, "0123456789") == strlen(t + 5))))
+    *t = '\0';
+}
+
+int fpt_io_agree(MPI_Comm comm, int rc) {
+  int rank, size;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  int me = rc != 0 ? rank : size, first = size;
+  MPI_Allreduce(&me, &first, 1, MPI_INT, MPI_MIN, comm);
+  if (first == size)
+    return 0;
+  // Every rank reports the cause, not "another rank failed".
+  char msg[FPT_ERROR_MAX];
+  snprintf(msg, sizeof msg, "%s", fpt_error_get());
+  MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, first, comm);
+  fpt_error_clear();
+  fpt_error_set("%s", msg);
+  return 1;
+}
+
+// A file opened with the MPI-IO driver: its metadata (attributes, groups,
+// dataset creation) lives in a cache every rank holds a copy of, so an
+// attribute write cannot fail on one rank alone; only flushes can.
+static int is_parallel(hid_t obj) {
+  hid_t fid = H5Iget_file_id(obj);
+  if (fid < 0)
+    return 0;
+  hid_t fapl = H5Fget_access_plist(fid);
+  int par = fapl >= 0 && H5Pget_driver(fapl) == H5FD_MPIO;
+  if (fapl >= 0)
+    H5Pclose(fapl);
+  H5Fclose(fid); // drops the reference H5Iget_file_id took
+  return par;
+}
 
 int fpt_h5_check_readable(const char *path) {
   FPT_ENSURE(access(path, R_OK) == 0, "%s: cannot open file for reading", path);
@@ -191,13 +251,23 @@ static int write_dataset(hid_t file, const char *name, hid_t filetype, hid_t mem
   hid_t sp = H5Screate_simple(ndim, d, NULL);
   hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
   H5Pset_create_intermediate_group(lcpl, 1);
+  errno = 0;
   hid_t ds = H5Dcreate2(file, name, filetype, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
   herr_t rc = ds >= 0 ? H5Dwrite(ds, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : -1;
-  if (ds >= 0)
-    H5Dclose(ds);
+  if (ds >= 0 && H5Dclose(ds) < 0) // a contiguous dataset's last bytes are written here
+    rc = -1;
+  int e = errno;
   H5Pclose(lcpl);
   H5Sclose(sp);
-  FPT_ENSURE(rc >= 0, "writing dataset %s failed", name);
+  if (rc >= 0 && !is_parallel(file) && fpt_fault_fail("h5-dataset")) {
+    rc = -1;
+    e = ENOSPC;
+  }
+  if (rc < 0) {
+    char f[4096];
+    fpt_h5_file_label(file, f, sizeof f);
+    FPT_FAIL("%s: writing dataset %s failed%s", f, name, fpt_io_why(e));
+  }
   return 0;
 }
 
@@ -218,12 +288,24 @@ int fpt_h5_write_ints(hid_t file, const char *name, int ndim, const int64_t *dim
 
 static int write_attr(hid_t obj, const char *name, hid_t filetype, hid_t memtype, const void *v) {
   hid_t sp = H5Screate(H5S_SCALAR);
+  errno = 0;
   hid_t a = H5Acreate2(obj, name, filetype, sp, H5P_DEFAULT, H5P_DEFAULT);
   herr_t rc = a >= 0 ? H5Awrite(a, memtype, v) : -1;
-  if (a >= 0)
-    H5Aclose(a);
+  if (a >= 0 && H5Aclose(a) < 0)
+    rc = -1;
+  int e = errno;
   H5Sclose(sp);
-  FPT_ENSURE(rc >= 0, "writing attribute %s failed", name);
+  // In a parallel file, attribute writes are the same on every rank (see
+  // is_parallel); its writers have their own fault points.
+  if (rc >= 0 && !is_parallel(obj) && fpt_fault_fail("h5-attr")) {
+    rc = -1;
+    e = ENOSPC;
+  }
+  if (rc < 0) {
+    char f[4096];
+    fpt_h5_file_label(obj, f, sizeof f);
+    FPT_FAIL("%s: writing attribute %s failed%s", f, name, fpt_io_why(e));
+  }
   return 0;
 }
 
@@ -243,31 +325,199 @@ int fpt_h5_write_attr_str(hid_t obj, const char *name, const char *v) {
   return rc;
 }
 
+// ---- files being written: reservation, close, discard ----
+// Two HDF5 1.10.8 behaviours make a full disk dangerous (docs in fpt/io.h):
+// when H5Fclose fails, HDF5 frees the file's structures but keeps its ID,
+// and its exit handler closes that ID again and crashes (exit 139); after
+// one failed flush, every later flush and close of that file fails too. And
+// with the MPI-IO driver, a write that fails on one rank inside a collective
+// call (the chunk fill of H5Dcreate, a metadata flush) leaves the other ranks
+// waiting in that call for ever, where no agreement of ours can reach them.
+// So the disk blocks a file needs are reserved before HDF5 writes into them,
+// and a file that failed is closed with nothing that can fail left to do.
+
+int fpt_h5_reserve(const char *tmp, const char *path, MPI_Comm comm, int64_t upto,
+                   const char *point) {
+  int rank = 0;
+  if (comm != MPI_COMM_NULL)
+    MPI_Comm_rank(comm, &rank);
+  int rc = 0, e = 0;
+  if (rank == 0) {
+    errno = 0;
+    int fd = open(tmp, O_WRONLY);
+    if (fd < 0) {
+      rc = 1;
+      e = errno;
+    }
+    // fallocate, not posix_fallocate: where a filesystem cannot reserve
+    // (EOPNOTSUPP), glibc would write zeros to "reserve", which could race
+    // with HDF5's own writes; there the reservation is skipped.
+    if (fd >= 0 && upto > 0 && fallocate(fd, 0, 0, (off_t)upto) != 0 && errno != EOPNOTSUPP &&
+        errno != ENOSYS) {
+      rc = 1;
+      e = errno;
+    }
+    if (fd >= 0)
+      close(fd);
+    if (rc == 0 && fpt_fault_fail(point)) {
+      rc = 1;
+      e = ENOSPC;
+    }
+    if (rc && e == ENOSPC && upto >= (1 << 20))
+      fpt_error_set("%s: writing the file failed%s (it needs up to %.1f MB)", path,
+                    fpt_io_why(e), (double)upto / (1 << 20));
+    else if (rc && e == ENOSPC)
+      fpt_error_set("%s: writing the file failed%s (it needs up to %lld KB)", path,
+                    fpt_io_why(e), (long long)(upto + 1023) / 1024);
+    else if (rc)
+      fpt_error_set("%s: writing the file failed%s", path, fpt_io_why(e));
+  }
+  return comm == MPI_COMM_NULL ? rc : fpt_io_agree(comm, rc);
+}
+
+// rank 0, after the close: the file cut to the end of allocation HDF5
+// recorded (a reservation may reach past it), and written to disk.
+static int settle(const char *tmp, const char *path) {
+  hid_t f = H5Fopen(tmp, H5F_ACC_RDONLY, H5P_DEFAULT);
+  haddr_t eoa = 0;
+  int have = f >= 0 && H5Fget_eoa(f, &eoa) >= 0 && eoa > 0;
+  if (f >= 0)
+    H5Fclose(f);
+  errno = 0;
+  int fd = open(tmp, O_WRONLY);
+  int ok = fd >= 0;
+  struct stat st;
+  if (ok && have && fstat(fd, &st) == 0 && st.st_size > (off_t)eoa)
+    ok = ftruncate(fd, (off_t)eoa) == 0;
+  if (ok)
+    ok = fsync(fd) == 0;
+  int e = errno;
+  if (fd >= 0)
+    close(fd);
+  FPT_ENSURE(ok, "%s: writing the file failed%s", path, fpt_io_why(e));
+  return 0;
+}
+
+int fpt_h5_close(hid_t f, const char *tmp, const char *path, MPI_Comm comm, const char *point) {
+  int rank = 0;
+  if (comm != MPI_COMM_NULL)
+    MPI_Comm_rank(comm, &rank);
+  errno = 0;
+  int rc = H5Fclose(f) < 0;
+  int e = errno;
+  if (rc == 0 && fpt_fault_fail(point)) {
+    rc = 1;
+    e = ENOSPC;
+  }
+  if (rc)
+    fpt_error_set("%s: closing the file failed%s", path, fpt_io_why(e));
+  if (comm != MPI_COMM_NULL)
+    rc = fpt_io_agree(comm, rc);
+  if (rc == 0 && rank == 0)
+    rc = settle(tmp, path);
+  if (comm != MPI_COMM_NULL)
+    rc = fpt_io_agree(comm, rc);
+  return rc;
+}
+
+void fpt_h5_discard(hid_t f, const char *tmp, MPI_Comm comm) {
+  int rank = 0;
+  if (comm != MPI_COMM_NULL)
+    MPI_Comm_rank(comm, &rank);
+  if (f >= 0 && comm == MPI_COMM_NULL) {
+    // What HDF5 still writes while closing goes to an anonymous memory file
+    // instead of the (full) disk, so the close cannot fail. (Before any
+    // flush: a failed one would make the close fail anyway.)
+    int *fd = NULL;
+    hid_t fapl = H5Fget_access_plist(f);
+    if (fapl >= 0 && H5Pget_driver(fapl) == H5FD_SEC2 &&
+        H5Fget_vfd_handle(f, fapl, (void **)&fd) >= 0 && fd && *fd >= 0) {
+      int m = memfd_create("fpt-discarded", MFD_CLOEXEC);
+      if (m >= 0) {
+        dup2(m, *fd);
+        close(m);
+      }
+    }
+    if (fapl >= 0)
+      H5Pclose(fapl);
+    H5Fclose(f);
+  } else if (f >= 0) {
+    // Parallel: every failure is agreed on before HDF5 writes past the
+    // reserved blocks, so the (collective) close finds its room.
+    H5Fclose(f);
+  }
+  if (rank == 0)
+    unlink(tmp);
+}
+
 int fpt_h5_out_create(fpt_h5_out *o, const char *path) {
   snprintf(o->path, sizeof o->path, "%s", path);
   snprintf(o->tmp, sizeof o->tmp, "%s.tmp.%ld", path, (long)getpid());
+  errno = 0;
   o->file = H5Fcreate(o->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  FPT_ENSURE(o->file >= 0, "%s: cannot create output file", path);
+  if (o->file < 0) {
+    int e = errno;
+    unlink(o->tmp); // created, but not as an HDF5 file (a full disk)
+    FPT_FAIL("%s: cannot create output file%s", path, fpt_io_why(e));
+  }
   return 0;
 }
 
 int fpt_h5_out_commit(fpt_h5_out *o) {
-  herr_t rc = H5Fclose(o->file);
-  o->file = -1;
-  if (rc < 0) {
-    unlink(o->tmp);
-    FPT_FAIL("%s: closing output file failed", o->path);
+  // Reserve what is still to be written (metadata, below the end of
+  // allocation), so that the close cannot fail for space; if there is no room,
+  // the file is discarded before any flush is tried.
+  haddr_t eoa = 0;
+  if (H5Fget_eoa(o->file, &eoa) < 0)
+    eoa = 0; // not the default driver: no reservation
+  if (fpt_h5_reserve(o->tmp, o->path, MPI_COMM_NULL, (int64_t)eoa, "h5-reserve") != 0) {
+    fpt_h5_out_abort(o);
+    return 1;
   }
-  if (rename(o->tmp, o->path) != 0) {
+  int rc = fpt_h5_close(o->file, o->tmp, o->path, MPI_COMM_NULL, "h5-close");
+  o->file = -1;
+  if (rc != 0) {
     unlink(o->tmp);
-    FPT_FAIL("%s: cannot rename temporary output into place", o->path);
+    return 1;
+  }
+  errno = 0;
+  rc = fpt_fault_fail("h5-rename") || rename(o->tmp, o->path) != 0;
+  int e = errno;
+  if (rc != 0) {
+    unlink(o->tmp);
+    FPT_FAIL("%s: cannot rename the temporary output into place%s", o->path, fpt_io_why(e));
   }
   return 0;
 }
 
 void fpt_h5_out_abort(fpt_h5_out *o) {
-  if (o->file >= 0)
-    H5Fclose(o->file);
+  fpt_h5_discard(o->file, o->tmp, MPI_COMM_NULL);
   o->file = -1;
-  unlink(o->tmp);
+}
+
+// A float32 array of a file whose shape the caller checks first (so that a
+// bogus shape is refused before anything is allocated): two calls, each
+// opening and closing the file, for commands that hold no HDF5 handles.
+int fpt_h5_file_shape(const char *path, const char *name, int *ndim, int64_t *dims) {
+  hid_t f;
+  FPT_TRY(fpt_h5_open_read(path, &f));
+  int rc = fpt_h5_shape(f, path, name, ndim, dims);
+  H5Fclose(f);
+  return rc;
+}
+
+int fpt_h5_file_read_floats(const char *path, const char *name, int ndim, const int64_t *dims,
+                            float *out) {
+  hid_t f;
+  FPT_TRY(fpt_h5_open_read(path, &f));
+  int rc = fpt_h5_read_floats(f, path, name, ndim, dims, out);
+  H5Fclose(f);
+  return rc;
+}
+
+int fpt_check_finite(const char *path, const char *name, const float *x, size_t n) {
+  for (size_t j = 0; j < n; j++)
+    FPT_ENSURE(x[j] - x[j] == 0.0f, "%s: dataset %s holds a NaN or Inf (%g) at element %zu", path, name,
+               x[j], j);
+  return 0;
 }

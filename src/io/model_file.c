@@ -74,11 +74,8 @@ int fpt_model_file_load(const char *path, fpt_model *m) {
     snprintf(name, sizeof name, "/%s", t->name);
     int64_t dims[2] = {t->shape[0], t->shape[1]};
     rc = fpt_h5_read_floats(f, path, name, t->ndim, dims, t->data);
-    for (size_t j = 0; rc == 0 && j < t->numel; j++)
-      if (!(t->data[j] == t->data[j]) || t->data[j] - t->data[j] != 0.0f) {
-        fpt_error_set("%s: dataset %s holds a NaN or Inf at element %zu", path, name, j);
-        rc = 1;
-      }
+    if (rc == 0)
+      rc = fpt_check_finite(path, name, t->data, t->numel);
   }
   H5Fclose(f);
   return rc;

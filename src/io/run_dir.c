@@ -2,9 +2,11 @@
 // holds its lock; a resume finds the newest checkpoint that verifies, and
 // never starts fresh over checkpoints it cannot read; outputs are never
 // inputs.
+#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,9 +106,9 @@ static char (*list_checkpoints(const char *run_dir, int *n))[64] {
       continue;
     if (*n == cap) {
       cap *= 2;
-      names = realloc(names, (size_t)cap * 64);
+      names = fpt_realloc(names, (size_t)cap * 64);
     }
-    snprintf(names[(*n)++], 64, "%s", e->d_name);
+    memcpy(names[(*n)++], e->d_name, L + 1); // L < 64 was checked above
   }
   closedir(d);
   qsort(names, (size_t)*n, 64, cmp_desc);
@@ -184,5 +186,45 @@ int fpt_output_ok(const char *what, const char *path) {
   FPT_ENSURE(stat(dir, &st) == 0 && S_ISDIR(st.st_mode), "%s: %s: directory %s does not exist",
              what, path, dir);
   FPT_ENSURE(access(dir, W_OK) == 0, "%s: %s: directory %s is not writable", what, path, dir);
+  return 0;
+}
+
+int fpt_checkpoint_keep_best(const char *run_dir, int64_t step, double val_acc, double val_loss) {
+  char latest[4400], tmp[4500], best[4500];
+  FPT_TRY(fpt_checkpoint_latest(run_dir, latest, sizeof latest));
+  snprintf(tmp, sizeof tmp, "%s/checkpoints/best.h5.tmp", run_dir);
+  snprintf(best, sizeof best, "%s/checkpoints/best.h5", run_dir);
+  unlink(tmp);
+  FPT_ENSURE(link(latest, tmp) == 0, "%s: cannot link it to %s (%s)", latest, tmp, strerror(errno));
+  FPT_ENSURE(rename(tmp, best) == 0, "%s: cannot rename to %s (%s)", tmp, best, strerror(errno));
+  snprintf(tmp, sizeof tmp, "%s/checkpoints/best.json.tmp", run_dir);
+  snprintf(best, sizeof best, "%s/checkpoints/best.json", run_dir);
+  FILE *f = fopen(tmp, "w");
+  FPT_ENSURE(f, "%s: cannot write (%s)", tmp, strerror(errno));
+  int ok = fprintf(f, "{\"step\": %lld, \"val_accuracy\": %.17g, \"val_loss\": %.17g}\n",
+                   (long long)step, val_acc, val_loss) > 0;
+  ok = (fclose(f) == 0) && ok;
+  FPT_ENSURE(ok, "%s: write failed%s", tmp, fpt_io_why(errno));
+  FPT_ENSURE(rename(tmp, best) == 0, "%s: cannot rename to %s (%s)", tmp, best, strerror(errno));
+  return 0;
+}
+
+int fpt_checkpoint_best_accuracy(const char *run_dir, double *val_acc) {
+  char path[4500], text[512];
+  snprintf(path, sizeof path, "%s/checkpoints/best.json", run_dir);
+  *val_acc = -INFINITY;
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return 0;
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  text[n] = '\0';
+  cJSON *o = cJSON_Parse(text);
+  const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "val_accuracy");
+  int ok = cJSON_IsNumber(a);
+  if (ok)
+    *val_acc = a->valuedouble;
+  cJSON_Delete(o);
+  FPT_ENSURE(ok, "%s: no val_accuracy (a damaged file? delete it to start the best over)", path);
   return 0;
 }

@@ -322,8 +322,9 @@ static const st_entry *find_entry(const st_file *s, const char *prefix, const ch
   return NULL;
 }
 
-// Map every tensor name of the file to its slot; skip heads and mask buffers.
-static int plan_tensors(const st_file *s, st_plan *pl) {
+// The name prefix, n_positions and n_embd (from wpe), and n_layer (one more
+// than the largest block index seen).
+static int plan_shape(const st_file *s, st_plan *pl) {
   const char *p = s->path;
   int plain = find_entry(s, "", "wpe.weight") != NULL;
   int pref = find_entry(s, "transformer.", "wpe.weight") != NULL;
@@ -353,7 +354,13 @@ static int plan_tensors(const st_file *s, st_plan *pl) {
   }
   FPT_ENSURE(pl->n_layer >= 1, "%s: tensor %sh.0.ln_1.weight is missing (no blocks found)", p,
              pl->prefix);
+  return 0;
+}
 
+// Every tensor name of the file to its slot; heads and mask buffers skipped.
+static int plan_slots(const st_file *s, st_plan *pl) {
+  const char *p = s->path;
+  size_t lp = strlen(pl->prefix);
   int n_slots = N_GLOBAL + pl->n_layer * N_BLOCK;
   pl->slot = fpt_calloc((size_t)n_slots, sizeof *pl->slot);
   for (int i = 0; i < s->n; i++) {
@@ -384,9 +391,14 @@ static int plan_tensors(const st_file *s, st_plan *pl) {
     if (k >= 0)
       pl->slot[k] = e; // names are unique (checked in st_open)
   }
+  return 0;
+}
 
-  // Presence, shape and dtype of everything we will read.
-  for (int k = 0; k < n_slots; k++) {
+// Presence, shape and dtype of everything we will read.
+static int plan_check(const st_file *s, const st_plan *pl) {
+  const char *p = s->path;
+  char got[160];
+  for (int k = 0; k < N_GLOBAL + pl->n_layer * N_BLOCK; k++) {
     char want_name[96];
     int ndim;
     int64_t want[2];
@@ -421,6 +433,13 @@ static int plan_tensors(const st_file *s, st_plan *pl) {
                e->dtype);
   }
   return 0;
+}
+
+// Map every tensor name of the file to its slot, and check what will be read.
+static int plan_tensors(const st_file *s, st_plan *pl) {
+  FPT_TRY(plan_shape(s, pl));
+  FPT_TRY(plan_slots(s, pl));
+  return plan_check(s, pl);
 }
 
 // config.json next to the model file (as the hub stores it), if there is one.
@@ -497,10 +516,6 @@ static int write_model(st_file *s, const st_plan *pl, int n_head, double eps,
            fpt_h5_write_attr_i64(o.file, "n_positions", pl->P) ||
            fpt_h5_write_attr_f64(o.file, "layer_norm_epsilon", eps) ||
            fpt_h5_write_attr_i64(o.file, "format_version", FPT_MODEL_FORMAT_VERSION);
-  if (rc != 0) {
-    fpt_error_clear(); // replace the helper's message by one naming the file
-    fpt_error_set("%s: writing the root attributes failed", out_path);
-  }
   int n_slots = N_GLOBAL + pl->n_layer * N_BLOCK;
   for (int k = 0; k < n_slots && rc == 0; k++) {
     const st_entry *e = pl->slot[k];
@@ -514,11 +529,8 @@ static int write_model(st_file *s, const st_plan *pl, int n_head, double eps,
         *c = '/';
     float *data = fpt_malloc(e->numel ? e->numel * sizeof(float) : 1);
     rc = read_tensor(s, e, data);
-    if (rc == 0 && fpt_h5_write_floats(o.file, h5name, e->ndim, e->shape, data) != 0) {
-      fpt_error_clear(); // replace the helper's message by one naming the file
-      fpt_error_set("%s: writing dataset %s failed (disk full?)", out_path, h5name);
-      rc = 1;
-    }
+    if (rc == 0) // the helper's message names the file and the cause
+      rc = fpt_h5_write_floats(o.file, h5name, e->ndim, e->shape, data);
     free(data);
   }
   if (rc != 0) {

@@ -73,9 +73,25 @@ int fpt_model_needs_lengths(const fpt_backbone_cfg *cfg, const fpt_task_shape *t
   return task->readout != FPT_READOUT_LAST || (cfg->n_head > 0 && !cfg->causal);
 }
 
+// The kind's model-file attributes in the ranges its reader accepts: a model
+// fpt builds (fpt init) is one it can read back.
+static int check_attrs(const fpt_backbone *bb, const fpt_backbone_cfg *cfg) {
+  for (int i = 0; i < bb->n_attrs; i++) {
+    const fpt_attr_spec *a = &bb->attrs[i];
+    const char *field = (const char *)cfg + a->offset;
+    double v = a->type == FPT_ATTR_INT     ? *(const int *)field
+               : a->type == FPT_ATTR_FLOAT ? *(const float *)field
+                                           : a->lo;
+    FPT_ENSURE(v >= a->lo && v <= a->hi, "model: %s = %.10g is out of range [%.10g, %.10g]", a->name, v,
+               a->lo, a->hi);
+  }
+  return 0;
+}
+
 int fpt_model_check(const fpt_backbone_cfg *cfg, const fpt_task_shape *task) {
   const fpt_backbone *bb = fpt_backbone_find(cfg->kind);
   FPT_ENSURE(bb, "model: unknown backbone kind '%s' (known: %s)", cfg->kind, fpt_backbone_kinds());
+  FPT_TRY(check_attrs(bb, cfg));
   FPT_ENSURE(cfg->n_layer >= 1 && cfg->n_embd >= 1, "model: n_layer and n_embd must be positive");
   FPT_TRY(bb->check(cfg, "model"));
   FPT_ENSURE((task->d_in > 0) != (task->vocab > 0),

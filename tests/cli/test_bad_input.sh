@@ -24,8 +24,20 @@ expect_error "YAML: a key given twice" "dup.yaml:3: key steps appears twice" "$W
 printf 'lr: &x 0.5\nsteps: *x\nseed: 3\n' > "$W/alias.yaml" # tests/fuzz: the alias was skipped
 expect_error "YAML: an alias" "alias.yaml:2: key steps: aliases (\*name) are not allowed" "$W/e9c" -- train --model "$W/good.h5" --config "$W/alias.yaml"
 expect_error "too many tokens" "bit-memory.*n_positions\|n_positions is 16" "$W/e11" -- train --model "$W/good.h5" --task bit-memory
+LONG=$W/$(printf 'd%.0s' $(seq 200))
+LONG=$LONG/$(basename "$LONG")/$(basename "$LONG")/$(basename "$LONG")/$(basename "$LONG")/$(basename "$LONG")
+expect_error "a 1300-character path keeps the reason at the end of the message" "/m.h5: cannot open" "$W/e11b" -- train --model "$LONG/$(basename "$LONG")/$(basename "$LONG")/m.h5"
+expect_error "a batch that cannot fit in memory names the options" "options --batch-size 16000000, --micro-batches 1: .* GB of activations per rank, but this rank may use" "$W/e11c" -- train --model "$W/good.h5" --batch-size 16000000
 expect_error "forward: missing input" "$W/none.h5: cannot open" "$W/e12" -- "$FPT" forward --model "$W/good.h5" --input "$W/none.h5" -o "$W/y.h5"
 check "forward: no partial output" test ! -e "$W/y.h5"
+/usr/bin/python3 -c "
+import sys, h5py, numpy as np
+n = int(h5py.File(sys.argv[1], 'r').attrs['n_embd'])
+x = np.zeros((2, 4, n), np.float32); x[1, 2, 0] = np.inf
+h5py.File(sys.argv[2], 'w')['inputs_embeds'] = x" "$W/good.h5" "$W/inf.h5"
+expect_error "forward: a non-finite input" "inf.h5: dataset /inputs_embeds holds a NaN or Inf (inf) at element" "$W/e12b" -- "$FPT" forward --model "$W/good.h5" --input "$W/inf.h5" -o "$W/y.h5"
+check "  ... and no output" test ! -e "$W/y.h5"
+expect_error "forward: -o is the input" "option -o: $W/inf.h5 is an input" "$W/e12c" -- "$FPT" forward --model "$W/good.h5" --input "$W/inf.h5" -o "$W/inf.h5"
 expect_error "init: bad heads" "n_embd (16) is not divisible by n_head (3)" "$W/e13" -- "$FPT" init --layers 1 --d-model 16 --heads 3 -o "$W/new.h5"
 check "init: no partial output" test -z "$(ls "$W" | grep -E '^new.h5')"
 

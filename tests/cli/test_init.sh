@@ -49,4 +49,18 @@ with h5py.File(f"{w}/base.h5") as b, h5py.File(f"{w}/like.h5") as l:
 sys.exit(0 if ok else 1)
 PY
 [ $? -eq 0 ] && ok "statistics" || bad "statistics"
+
+# Outputs are checked before any work, and fpt init writes only what it can read.
+mkdir -p "$W/adir"
+expect_error "-o names a directory" "option -o: $W/adir exists and is not a regular file" "$W/e1" -- \
+  "$FPT" init --layers 1 --d-model 8 --heads 2 --positions 8 -o "$W/adir"
+expect_error "-o in a directory that does not exist" "directory $W/nodir does not exist" "$W/e2" -- \
+  "$FPT" init --layers 1 --d-model 8 --heads 2 --positions 8 -o "$W/nodir/m.h5"
+cp "$W/base.h5" "$W/base-copy.h5"
+expect_error "-o is the --like input" "option -o: $W/base-copy.h5 is an input" "$W/e3" -- \
+  "$FPT" init --like "$W/base-copy.h5" -o "$W/base-copy.h5"
+cmp -s "$W/base.h5" "$W/base-copy.h5" && ok "  ... and the input is untouched" || bad "--like input changed"
+expect_error "n_positions beyond what model files may hold" "model: n_positions = 2000000 is out of range \[1, 1048576\]" "$W/e4" -- \
+  "$FPT" init --layers 1 --d-model 8 --heads 2 --positions 2000000 -o "$W/big.h5"
+[ ! -e "$W/big.h5" ] && ok "  ... and nothing is written" || bad "an unreadable model file was written"
 finish
