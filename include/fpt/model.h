@@ -238,5 +238,18 @@ void fpt_scale_grad(fpt_model *m, float c);
 // Clip to max_norm (torch clip_grad_norm_ semantics); returns the norm.
 double fpt_clip_grad(fpt_model *m, double max_norm);
 void fpt_adam_step(fpt_model *m, float lr);
+// The learning rate of a step: linear warm-up over `warmup` steps, then
+// constant or a cosine decay to lr/10 at `steps`. A function of the step
+// alone, so that a resumed run follows the same curve.
+typedef struct {
+  double lr;
+  int64_t warmup, steps;
+  int cosine;
+} fpt_lr_schedule;
+double fpt_lr_at(const fpt_lr_schedule *s, int64_t step);
+// One optimizer step on gradients already summed over replicas: clip by the
+// global norm sqrt(global_sumsq) (every pipeline stage's gradients; torch's
+// clip_grad_norm_), then Adam at lr. Returns the norm before clipping.
+double fpt_optimizer_step(fpt_model *m, double global_sumsq, double clip, float lr);
 
 #endif

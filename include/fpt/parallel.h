@@ -56,12 +56,14 @@ typedef struct {
 int fpt_pipeline_create(fpt_pipeline *p, fpt_grid *g, fpt_model *m, fpt_source *src, int B, int M,
                         int kind);
 void fpt_pipeline_free(fpt_pipeline *p);
-// One training step: forward/backward of every micro-batch along the
-// schedule, gradient all-reduce over replicas, global-norm clipping across
-// all stages, Adam. *loss and *acc (means over the global batch) and the
-// gradient norm are the same on every rank.
-int fpt_pipeline_train_step(fpt_pipeline *p, int64_t step, uint64_t seed, double clip, float lr,
-                            double *loss, double *acc, double *grad_norm);
+// The gradients of one training step: forward/backward of every micro-batch
+// along the schedule, the all-reduce over replicas, and the sum of squares of
+// every stage's gradients (for the global-norm clip). The optimizer step is
+// the model's (fpt_optimizer_step): the executor knows nothing of Adam.
+// *loss and *acc (means over the global batch) and *global_sumsq are the same
+// on every rank.
+int fpt_pipeline_train_step(fpt_pipeline *p, int64_t step, uint64_t seed, double *loss,
+                            double *acc, double *global_sumsq);
 // Whole val or test split, forward only. Same value on every rank.
 int fpt_pipeline_evaluate(fpt_pipeline *p, int split, double *loss, double *acc);
 // The same over any split (train included, in order, unaugmented), handing

@@ -7,7 +7,6 @@
 #ifndef FPT_RUN_H
 #define FPT_RUN_H
 
-#include <hdf5.h>
 #include <stdint.h>
 
 #include "fpt/model.h"
@@ -63,9 +62,9 @@ int fpt_model_build(fpt_model *m, const fpt_run_desc *d, const fpt_part *part, f
 // d->cfg (and checks) from d->model's file.
 int fpt_run_desc_read_model(fpt_run_desc *d);
 
-// The /run group of a checkpoint: write d, read it back. A checkpoint of
-// format 1 (a YAML text) is read from that text and the backbone file.
-int fpt_run_desc_write(hid_t file, const fpt_run_desc *d);
+// The /run group of a checkpoint, read back (written by fpt_run_desc_write,
+// fpt/io.h). A checkpoint of format 1 (a YAML text) is read from that text
+// and the backbone file.
 int fpt_run_desc_read(const char *path, fpt_run_desc *d);
 // The fields in which two descriptions differ that change a run's numbers:
 // "init pretrained -> random, freeze_ln false -> true" (empty: none).

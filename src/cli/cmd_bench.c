@@ -26,25 +26,26 @@ typedef struct {
   const char *data, *kind;
 } bench_settings;
 
-#define O(k, t, h)                                                                                 \
-  { #k, FPT_OPT_##t, offsetof(bench_settings, k), h }
+#define O(k, t, h) FPT_OPTION(bench_settings, k, t, h)
+#define R(k, t, lo, hi, h) FPT_OPTION_RANGE(bench_settings, k, t, lo, hi, h)
 static const fpt_opt bench_opts[] = {
-    O(layers, INT, "blocks"),
-    O(d_model, INT, "width"),
-    O(heads, INT, "heads"),
-    O(batch_size, INT, "samples per step"),
-    O(seq, INT, "tokens per sample"),
-    O(d_in, INT, "input features per token"),
-    O(classes, INT, "output classes"),
-    O(steps, INT, "timed steps"),
-    O(warmup, INT, "untimed steps first"),
-    O(seed, INT, "seed"),
-    O(dropout, FLOAT, "dropout probability"),
-    O(full, INT, "1: train every weight (full training), 0: the paper's FPT set"),
-    O(eval_samples, INT, "also time evaluation (no dropout, no backward) of this many samples"),
+    R(layers, INT, 1, 4096, "blocks"),
+    R(d_model, INT, 1, 1 << 16, "width"),
+    R(heads, INT, 1, 4096, "heads"),
+    R(batch_size, INT, 1, 1 << 20, "samples per step"),
+    R(seq, INT, 1, 1 << 20, "tokens per sample"),
+    R(d_in, INT, 1, 1 << 20, "input features per token"),
+    R(classes, INT, 2, 1 << 20, "output classes"),
+    R(steps, INT, 1, 1 << 20, "timed steps"),
+    R(warmup, INT, 0, 1 << 20, "untimed steps first"),
+    R(seed, INT, 0, 9007199254740991.0, "seed"),
+    R(dropout, FLOAT, 0, 0.99, "dropout probability"),
+    R(full, INT, 0, 1, "1: train every weight (full training), 0: the paper's FPT set"),
+    R(eval_samples, INT, 0, 1 << 24, "also time evaluation (no dropout, no backward) of this many samples"),
     O(data, STR, "instead: time the parallel reader on this dataset file's train split"),
     O(kind, STR, "backbone: gpt2 (transformer) or lstm (the paper's LN-LSTM; --heads unused)"),
 };
+#undef R
 #undef O
 static const int n_bench_opts = (int)(sizeof bench_opts / sizeof *bench_opts);
 
@@ -228,66 +229,11 @@ static int bench_model(const bench_settings *s, fpt_model *m, fpt_backbone_cfg *
   return fpt_model_build(m, &d, NULL, NULL, 1);
 }
 
-static int run(int argc, char **argv, int rank, int R) {
-  bench_settings s = {12, 768, 12, 16, 64, 48, 10, 10, 2, 0, 0, 0, 0.1, NULL, "gpt2"};
-  FPT_TRY(fpt_opts_parse(argc, argv, 2, bench_opts, n_bench_opts, &s));
-  if (s.data)
-    return bench_reader(&s, rank, R);
-  FPT_ENSURE(s.steps >= 1, "option --steps: must be >= 1");
-  FPT_ENSURE(s.full == 0 || s.full == 1, "option --full: must be 0 or 1");
-  FPT_ENSURE(s.eval_samples >= 0, "option --eval-samples: must be >= 0");
-  FPT_ENSURE(s.dropout >= 0 && s.dropout < 1, "option --dropout: must be in [0, 1)");
-  fpt_model m;
-  fpt_backbone_cfg cfg;
-  FPT_TRY(bench_model(&s, &m, &cfg));
-  int B = (int)s.batch_size, T = (int)s.seq;
-  float *x = fpt_alloc_floats((size_t)B * T * s.d_in);
-  int32_t *y = fpt_calloc((size_t)B, sizeof(int32_t));
-  int64_t *ids = fpt_calloc((size_t)B, sizeof(int64_t));
-  fpt_stream st = {(uint64_t)s.seed, FPT_SITE_DATA, 9, 0};
-  for (size_t i = 0; i < (size_t)B * T * s.d_in; i++)
-    x[i] = fpt_stream_uniform(st, i);
-  for (int i = 0; i < B; i++) {
-    y[i] = (int32_t)(fpt_stream_u32(st, (uint64_t)1 << 40 | (uint64_t)i) % s.classes);
-    ids[i] = i;
-  }
-  fpt_acts a;
-  fpt_acts_create(&a, &m, B, 0, cfg.n_layer, 1, 1);
-  fpt_batch b = {B, x, NULL, y, ids, NULL};
-  int nt = (int)(s.warmup + s.steps);
-  double *times = fpt_calloc((size_t)nt, sizeof(double));
-  double loss = 0;
-  for (int i = 0; i < nt; i++) {
-    fpt_pass p = {1, (uint64_t)s.seed, (uint32_t)i};
-    double t0 = now();
-    fpt_zero_grad(&m);
-    loss = fpt_forward_backward(&m, &a, &b, &p, 1.0f / (B * m.K), NULL) / (B * m.K);
-    fpt_clip_grad(&m, 1.0);
-    fpt_adam_step(&m, 1e-3f);
-    times[i] = now() - t0;
-  }
-  double med = median(times + s.warmup, (int)s.steps);
-  double flops = step_flops(&m, B);
-  double ev = s.eval_samples > 0 ? eval_seconds(&m, &a, &b, (int)s.eval_samples) : 0;
-  printf("fpt bench: %s, %lld layers x %lld wide, %lld heads; batch %d x %d tokens x %lld "
-         "features; %lld classes; %s\n",
-         s.kind, s.layers, s.d_model, s.heads, B, T, s.d_in, s.classes,
-         s.full ? "full training" : "FPT (the paper's trainable set)");
-  char cpu[512];
-  fpt_cpu_summary(cpu, sizeof cpu);
-  printf("%s\n", cpu);
-  printf("threads %d (ours; OpenBLAS 1 per call), dropout %.2f, last loss %.4f\n",
-         fpt_num_threads(), s.dropout, loss);
-  printf("step: median %.1f ms over %lld steps (min %.1f, max %.1f)\n", med * 1e3, s.steps,
-         times[s.warmup] * 1e3, times[nt - 1] * 1e3);
-  printf("throughput: %.1f tokens/s, %.2f samples/s, %.1f GFLOP/s (%.1f GFLOP per step)\n",
-         B * T / med, B / med, flops / med * 1e-9, flops * 1e-9);
-  if (s.eval_samples > 0)
-    printf("eval: %lld samples in batches of %d: median %.1f ms (%.2f ms per sample)\neval_ms=%.3f\n",
-           s.eval_samples, B, ev * 1e3, ev * 1e3 / s.eval_samples, ev * 1e3);
-
+// The GEMMs of one step, each timed alone: raw cblas_sgemm and fpt_gemm;
+// the step's rate against theirs and against the measured FMA peak.
+static void gemm_report(const fpt_model *m, int B, double med, double flops, uint64_t seed) {
   gemm_shape g[16];
-  int ng = step_gemms(&m, B, g);
+  int ng = step_gemms(m, B, g);
   size_t maxa = 0, maxb = 0, maxc = 0;
   for (int i = 0; i < ng; i++) {
     size_t ea = (size_t)g[i].M * g[i].K, eb = (size_t)g[i].K * g[i].N, ec = (size_t)g[i].M * g[i].N;
@@ -295,6 +241,7 @@ static int run(int argc, char **argv, int rank, int R) {
     maxb = eb > maxb ? eb : maxb;
     maxc = ec > maxc ? ec : maxc;
   }
+  fpt_stream st = {seed, FPT_SITE_DATA, 9, 0};
   float *A = fpt_alloc_floats(maxa), *Bm = fpt_alloc_floats(maxb), *Cm = fpt_alloc_floats(maxc);
   for (size_t i = 0; i < maxa; i++)
     A[i] = fpt_stream_uniform(st, i) - 0.5f;
@@ -315,9 +262,11 @@ static int run(int argc, char **argv, int rank, int R) {
     gsec += sec * g[i].count;
     osec += our * g[i].count;
   }
-  double sgemm_rate = gflops / gsec;
+  free(A);
+  free(Bm);
+  free(Cm);
+  double sgemm_rate = gflops / gsec, step_rate = flops / med;
   printf("fpt_gemm rate (weighted by the step's GEMMs): %.1f GFLOP/s\n", gflops / osec * 1e-9);
-  double step_rate = flops / med;
   printf("sgemm rate (weighted by the step's GEMMs): %.1f GFLOP/s\n", sgemm_rate * 1e-9);
   printf("step rate / sgemm rate: %.3f\n", step_rate / sgemm_rate);
   const char *unit;
@@ -328,14 +277,89 @@ static int run(int argc, char **argv, int rank, int R) {
            unit, threads, peak * 1e-9, step_rate / peak, sgemm_rate / peak);
   else
     printf("FMA peak: n/a (no FMA unit)\n");
+}
+
+// Seeded inputs and labels of the benchmark batch.
+typedef struct {
+  float *x;
+  int32_t *y;
+  int64_t *ids;
+} bench_batch;
+
+static fpt_batch bench_inputs(const bench_settings *s, bench_batch *d) {
+  int B = (int)s->batch_size, T = (int)s->seq;
+  d->x = fpt_alloc_floats((size_t)B * T * s->d_in);
+  d->y = fpt_calloc((size_t)B, sizeof(int32_t));
+  d->ids = fpt_calloc((size_t)B, sizeof(int64_t));
+  fpt_stream st = {(uint64_t)s->seed, FPT_SITE_DATA, 9, 0};
+  for (size_t i = 0; i < (size_t)B * T * s->d_in; i++)
+    d->x[i] = fpt_stream_uniform(st, i);
+  for (int i = 0; i < B; i++) {
+    d->y[i] = (int32_t)(fpt_stream_u32(st, (uint64_t)1 << 40 | (uint64_t)i) % s->classes);
+    d->ids[i] = i;
+  }
+  fpt_batch b = {B, d->x, NULL, d->y, d->ids, NULL};
+  return b;
+}
+
+// Warm-up plus timed training steps (forward, backward, clip, Adam): the
+// seconds of each in times[]; returns the last loss.
+static double time_steps(const bench_settings *s, fpt_model *m, fpt_acts *a, const fpt_batch *b,
+                         double *times) {
+  double loss = 0;
+  int B = b->B;
+  for (int i = 0; i < (int)(s->warmup + s->steps); i++) {
+    fpt_pass p = {1, (uint64_t)s->seed, (uint32_t)i};
+    double t0 = now();
+    fpt_zero_grad(m);
+    loss = fpt_forward_backward(m, a, b, &p, 1.0f / (B * m->K), NULL) / (B * m->K);
+    fpt_clip_grad(m, 1.0);
+    fpt_adam_step(m, 1e-3f);
+    times[i] = now() - t0;
+  }
+  return loss;
+}
+
+static int run(int argc, char **argv, int rank, int R) {
+  bench_settings s = {12, 768, 12, 16, 64, 48, 10, 10, 2, 0, 0, 0, 0.1, NULL, "gpt2"};
+  FPT_TRY(fpt_opts_parse(argc, argv, 2, bench_opts, n_bench_opts, &s));
+  if (s.data)
+    return bench_reader(&s, rank, R);
+  fpt_model m;
+  fpt_backbone_cfg cfg;
+  FPT_TRY(bench_model(&s, &m, &cfg));
+  int B = (int)s.batch_size, T = (int)s.seq, nt = (int)(s.warmup + s.steps);
+  bench_batch data;
+  fpt_batch b = bench_inputs(&s, &data);
+  fpt_acts a;
+  fpt_acts_create(&a, &m, B, 0, cfg.n_layer, 1, 1);
+  double *times = fpt_calloc((size_t)nt, sizeof(double));
+  double loss = time_steps(&s, &m, &a, &b, times);
+  double med = median(times + s.warmup, (int)s.steps);
+  double flops = step_flops(&m, B);
+  double ev = s.eval_samples > 0 ? eval_seconds(&m, &a, &b, (int)s.eval_samples) : 0;
+  printf("fpt bench: %s, %lld layers x %lld wide, %lld heads; batch %d x %d tokens x %lld "
+         "features; %lld classes; %s\n",
+         s.kind, s.layers, s.d_model, s.heads, B, T, s.d_in, s.classes,
+         s.full ? "full training" : "FPT (the paper's trainable set)");
+  char cpu[512];
+  fpt_cpu_summary(cpu, sizeof cpu);
+  printf("%s\n", cpu);
+  printf("threads %d (ours; OpenBLAS 1 per call), dropout %.2f, last loss %.4f\n",
+         fpt_num_threads(), s.dropout, loss);
+  printf("step: median %.1f ms over %lld steps (min %.1f, max %.1f)\n", med * 1e3, s.steps,
+         times[s.warmup] * 1e3, times[nt - 1] * 1e3);
+  printf("throughput: %.1f tokens/s, %.2f samples/s, %.1f GFLOP/s (%.1f GFLOP per step)\n",
+         B * T / med, B / med, flops / med * 1e-9, flops * 1e-9);
+  if (s.eval_samples > 0)
+    printf("eval: %lld samples in batches of %d: median %.1f ms (%.2f ms per sample)\neval_ms=%.3f\n",
+           s.eval_samples, B, ev * 1e3, ev * 1e3 / s.eval_samples, ev * 1e3);
+  gemm_report(&m, B, med, flops, (uint64_t)s.seed);
   printf("median_ms_per_step=%.3f\n", med * 1e3);
-  free(A);
-  free(Bm);
-  free(Cm);
   free(times);
-  free(x);
-  free(y);
-  free(ids);
+  free(data.x);
+  free(data.y);
+  free(data.ids);
   fpt_acts_free(&a);
   fpt_model_free(&m);
   return 0;

@@ -43,10 +43,16 @@ static int parse_lambdas(const train_settings *s, double *l, int *n) {
   const char *opt = lambda_opt(s);
   const char *text = s->lambda ? s->lambda : s->lambdas ? s->lambdas : default_lambdas;
   char buf[2048];
+  FPT_ENSURE(strlen(text) < sizeof buf, "option %s: longer than %zu characters", opt,
+             sizeof buf - 1);
   snprintf(buf, sizeof buf, "%s", text);
   *n = 0;
-  char *save = NULL;
-  for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+  // Every comma separates two values: "1,,2" or "1," is a typo, not two values.
+  for (char *tok = buf, *next; tok; tok = next) {
+    next = strchr(tok, ',');
+    if (next)
+      *next++ = '\0';
+    FPT_ENSURE(*tok, "option %s: an empty value in '%s'", opt, text);
     FPT_ENSURE(*n < MAX_LAMBDAS, "option %s: at most %d values", opt, MAX_LAMBDAS);
     char *end = NULL;
     double v = strtod(tok, &end);
@@ -261,279 +267,404 @@ static int solve_error(const train_settings *s, double lambda, int method, const
            s->data);
 }
 
-int fpt_probe_run(const train_settings *s, const fpt_runtime *rt, fpt_grid *g, fpt_model *m,
-                  fpt_source *src, fpt_pipeline *pl, fpt_ckpt_state *st,
-                  const fpt_run_desc *desc) {
-  const fpt_task_shape *t = &m->task;
-  int C = m->cfg.n_embd, K = m->K, nout = t->n_out, r = t->r;
+// One run's state: fpt_probe_run's arguments and what its steps hand on.
+typedef struct {
+  const train_settings *s;
+  const fpt_runtime *rt;
+  fpt_grid *g;
+  fpt_model *m;
+  fpt_source *src;
+  fpt_pipeline *pl;
+  fpt_ckpt_state *st;
+  const fpt_run_desc *desc;
+  const fpt_task_shape *t;
+  int C, K, nout, r;
   double lams[MAX_LAMBDAS];
-  int nl = 0;
-  int rc = parse_lambdas(s, lams, &nl);
-  int both = !strcmp(s->solver, "both");
-  int method = !strcmp(s->solver, "gels") ? FPT_RIDGE_GELS : FPT_RIDGE_POSV;
-  if (rc == 0 && !both && strcmp(s->solver, "posv") && strcmp(s->solver, "gels")) {
+  int nl, both, method;
+  int64_t N, M; // training samples, readout rows
+  fpt_features_meta meta;
+  char cache[4200];
+  int usable;
+  int64_t tokens;
+  fpt_ridge R;
+  slice sl[3];
+  double *W, *W2, *Wbest, *Wbest2;
+  float *Wf, *bf;
+  sweep_row *sw;
+  int nsw, best;
+  double feature_s, feature_cpu, read_s, solve_s, solve_cpu, gram_cpu;
+} probe;
+
+static int check_args(probe *p) {
+  const train_settings *s = p->s;
+  int rc = parse_lambdas(s, p->lams, &p->nl);
+  p->both = !strcmp(s->solver, "both");
+  p->method = !strcmp(s->solver, "gels") ? FPT_RIDGE_GELS : FPT_RIDGE_POSV;
+  if (rc == 0 && !p->both && strcmp(s->solver, "posv") && strcmp(s->solver, "gels")) {
     fpt_error_set("option --solver: '%s' is not posv, gels or both", s->solver);
     rc = 1;
   }
-  if (rc == 0 && s->block_size < 1) {
-    fpt_error_set("option --block-size: must be >= 1");
-    rc = 1;
-  }
-  int64_t N = fpt_source_size(src, FPT_TRAIN), M = N * r;
-  if (rc == 0 && M < C + 1) {
+  int C = p->C, r = p->r;
+  p->N = fpt_source_size(p->src, FPT_TRAIN);
+  p->M = p->N * r;
+  if (rc == 0 && p->M < C + 1) {
     fpt_error_set("%s: /train has %lld samples%s (%lld readout rows) but the output layer has "
                   "%d unknowns per output (n_embd %d + bias): more unknowns than equations, the "
                   "fit would only reflect lambda; use at least %d training samples",
-                  s->data, (long long)N, s->train_limit ? " used (--train-limit)" : "",
-                  (long long)M, C + 1, C, (C + r) / r);
+                  s->data, (long long)p->N, s->train_limit ? " used (--train-limit)" : "",
+                  (long long)p->M, C + 1, C, (C + r) / r);
     rc = 1;
   }
-  if (fpt_runtime_agree(rt, rc) != 0)
-    return 1;
+  return fpt_runtime_agree(p->rt, rc);
+}
 
-  // The cache: reused when it was made from the same backbone, data and input layer.
-  fpt_features_meta meta;
-  memset(&meta, 0, sizeof meta);
-  memcpy(meta.model_checksum, desc->model_checksum, sizeof meta.model_checksum);
-  snprintf(meta.data_path, sizeof meta.data_path, "%s", s->data);
-  snprintf(meta.task, sizeof meta.task, "%s", src->task);
-  snprintf(meta.tokens, sizeof meta.tokens, "%s", s->tokens ? s->tokens : "x");
-  snprintf(meta.init, sizeof meta.init, "%s", s->init);
-  meta.seed = s->seed;
-  meta.orth_gain = s->orth_gain;
-  meta.n_embd = C;
-  meta.r = r;
-  meta.K = K;
-  meta.n_out = nout;
-  meta.n_cls = t->n_cls;
+// The cache's identity: it is reused when it was made from the same backbone,
+// data and input layer.
+static void fill_meta(probe *p) {
+  const train_settings *s = p->s;
+  fpt_features_meta *meta = &p->meta;
+  memcpy(meta->model_checksum, p->desc->model_checksum, sizeof meta->model_checksum);
+  snprintf(meta->data_path, sizeof meta->data_path, "%s", s->data);
+  snprintf(meta->task, sizeof meta->task, "%s", p->src->task);
+  snprintf(meta->tokens, sizeof meta->tokens, "%s", s->tokens ? s->tokens : "x");
+  snprintf(meta->init, sizeof meta->init, "%s", s->init);
+  meta->seed = s->seed;
+  meta->orth_gain = s->orth_gain;
+  meta->n_embd = p->C;
+  meta->r = p->r;
+  meta->K = p->K;
+  meta->n_out = p->nout;
+  meta->n_cls = p->t->n_cls;
   for (int i = 0; i < 3; i++)
-    meta.n[i] = fpt_source_size(src, i);
-  char cache[4200], why[4400] = "";
+    meta->n[i] = fpt_source_size(p->src, i);
+}
+
+// Rank 0 alone reads the data file (its checksum) and the cache's identity;
+// every rank learns the verdict.
+static int check_cache(probe *p) {
+  const train_settings *s = p->s;
+  char why[4400] = "";
   if (s->cache)
-    snprintf(cache, sizeof cache, "%s", s->cache);
+    snprintf(p->cache, sizeof p->cache, "%s", s->cache);
   else
-    snprintf(cache, sizeof cache, "%s/features.h5", s->run_dir);
-  int usable = 0;
+    snprintf(p->cache, sizeof p->cache, "%s/features.h5", s->run_dir);
+  int rc = 0;
   double t0 = now();
-  if (g->rank == 0) {
-    rc = fpt_file_checksum(s->data, meta.data_checksum);
+  if (p->g->rank == 0) {
+    rc = fpt_file_checksum(s->data, p->meta.data_checksum);
     if (rc == 0)
-      fpt_features_check(cache, &meta, &usable, why, sizeof why);
-    if (s->recompute && usable) {
-      usable = 0;
+      fpt_features_check(p->cache, &p->meta, &p->usable, why, sizeof why);
+    if (s->recompute && p->usable) {
+      p->usable = 0;
       snprintf(why, sizeof why, "--recompute true");
     }
   }
-  if (fpt_runtime_agree(rt, rc) != 0)
+  if (fpt_runtime_agree(p->rt, rc) != 0)
     return 1;
-  MPI_Bcast(meta.data_checksum, sizeof meta.data_checksum, MPI_CHAR, 0, MPI_COMM_WORLD);
-  MPI_Bcast(&usable, 1, MPI_INT, 0, MPI_COMM_WORLD);
-  double checksum_s = now() - t0, feature_s = 0, feature_cpu = 0;
-  if (g->rank == 0)
-    printf("features: %s %s (%s; data checksum %.2f s)\n", usable ? "reusing" : "computing", cache,
-           why, checksum_s);
-  if (!usable && feature_pass(rt, g, m, pl, cache, &meta, &feature_s, &feature_cpu) != 0)
+  MPI_Bcast(p->meta.data_checksum, sizeof p->meta.data_checksum, MPI_CHAR, 0, MPI_COMM_WORLD);
+  MPI_Bcast(&p->usable, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  double checksum_s = now() - t0;
+  if (p->g->rank == 0)
+    printf("features: %s %s (%s; data checksum %.2f s)\n", p->usable ? "reusing" : "computing",
+           p->cache, why, checksum_s);
+  return 0;
+}
+
+static int compute_features(probe *p) {
+  if (!p->usable && feature_pass(p->rt, p->g, p->m, p->pl, p->cache, &p->meta, &p->feature_s,
+                                 &p->feature_cpu) != 0)
     return 1;
-  int64_t tokens = 0;
+  const int64_t *n = p->meta.n;
   for (int i = 0; i < 3; i++)
-    tokens += meta.n[i] * t->seq;
-  if (!usable && g->rank == 0)
+    p->tokens += n[i] * p->t->seq;
+  if (!p->usable && p->g->rank == 0)
     printf("features: %lld samples in %.2f s, %.2f CPU s per rank (%.0f samples/s, %.0f "
            "tokens/s)\n",
-           (long long)(meta.n[0] + meta.n[1] + meta.n[2]), feature_s, feature_cpu,
-           (meta.n[0] + meta.n[1] + meta.n[2]) / feature_s, tokens / feature_s);
+           (long long)(n[0] + n[1] + n[2]), p->feature_s, p->feature_cpu,
+           (n[0] + n[1] + n[2]) / p->feature_s, p->tokens / p->feature_s);
+  return 0;
+}
 
-  // The distributed system, read from the cache block-cyclically.
-  t0 = now();
-  fpt_features_file fc;
+static int open_cache(probe *p, fpt_features_file *fc) {
   fpt_features_meta have;
-  fpt_ridge R;
-  memset(&R, 0, sizeof R);
-  rc = fpt_features_open(&fc, cache, &have, MPI_COMM_WORLD);
-  if (fpt_runtime_agree(rt, rc) != 0) {
-    fpt_features_close(&fc);
+  int rc = fpt_features_open(fc, p->cache, &have, MPI_COMM_WORLD);
+  if (fpt_runtime_agree(p->rt, rc) != 0) {
+    fpt_features_close(fc);
     return 1;
   }
-  rc = fpt_ridge_create(&R, MPI_COMM_WORLD, M, C, nout, (int)s->block_size);
+  return 0;
+}
+
+// The distributed system, read from the cache block-cyclically, and this
+// rank's slices of the three splits for scoring; closes fc.
+static int read_system(probe *p, fpt_features_file *fc) {
+  int C = p->C, K = p->K, r = p->r;
+  int rc = fpt_ridge_create(&p->R, MPI_COMM_WORLD, p->M, C, p->nout, (int)p->s->block_size);
   fpt_stripes rows, cols;
-  fpt_ridge_local(&R, &rows, &cols);
+  fpt_ridge_local(&p->R, &rows, &cols);
   int64_t nr = fpt_stripes_count(&rows), ncl = fpt_stripes_count(&cols);
   float *feat = fpt_malloc(sizeof(float) * (size_t)(nr > 0 ? nr : 1) * (ncl > 0 ? ncl : 1));
-  int32_t *yall = fpt_malloc(sizeof(int32_t) * (size_t)N * K);
-  fpt_stripes all = fpt_stripes_range(0, N, N);
+  int32_t *yall = fpt_malloc(sizeof(int32_t) * (size_t)p->N * K);
+  fpt_stripes all = fpt_stripes_range(0, p->N, p->N);
   if (rc == 0)
-    rc = fpt_features_read(&fc, FPT_TRAIN, &rows, &cols, feat);
+    rc = fpt_features_read(fc, FPT_TRAIN, &rows, &cols, feat);
   if (rc == 0)
-    rc = fpt_features_read_labels(&fc, FPT_TRAIN, &all, K, yall);
-  slice sl[3];
-  memset(sl, 0, sizeof sl);
+    rc = fpt_features_read_labels(fc, FPT_TRAIN, &all, K, yall);
   for (int i = 0; i < 3 && rc == 0; i++)
-    rc = read_slice(&fc, i, meta.n[i], r, C, K, &sl[i]);
-  fpt_features_close(&fc);
+    rc = read_slice(fc, i, p->meta.n[i], r, C, K, &p->sl[i]);
+  fpt_features_close(fc);
   long long bad = 0;
   if (rc == 0) {
-    targets tg = {t, yall, K};
-    bad = fpt_ridge_fill(&R, feat, target, &tg);
+    targets tg = {p->t, yall, K};
+    bad = fpt_ridge_fill(&p->R, feat, target, &tg);
   }
   free(feat);
   free(yall);
   MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
   if (rc == 0 && bad > 0) {
     fpt_error_set("%s: %lld training features are NaN or Inf: the backbone %s diverges on %s",
-                  cache, bad, s->model, s->data);
+                  p->cache, bad, p->s->model, p->s->data);
     rc = 1;
   }
-  double read_s = now() - t0;
-  double *W = fpt_malloc(sizeof(double) * (R.F > 0 ? R.F : 1) * nout);
-  double *W2 = fpt_malloc(sizeof(double) * (R.F > 0 ? R.F : 1) * nout);
-  double *Wbest = fpt_calloc((size_t)(R.F > 0 ? R.F : 1) * nout, sizeof(double));
-  double *Wbest2 = both ? fpt_calloc((size_t)(R.F > 0 ? R.F : 1) * nout, sizeof(double)) : NULL;
-  float *Wf = fpt_malloc(sizeof(float) * (size_t)C * nout), *bf = fpt_malloc(sizeof(float) * nout);
-  sweep_row *sw = fpt_calloc((size_t)nl * 2, sizeof(sweep_row));
-  int nsw = 0, best = -1;
-  if (fpt_runtime_agree(rt, rc) == 0) {
-    if (g->rank == 0) {
-      printf("system: %lld rows x %d unknowns x %d outputs, %d x %d BLACS grid, %d x %d blocks; "
-             "read in %.2f s\n",
-             (long long)M, R.F, nout, R.nprow, R.npcol, R.nb, R.nb, read_s);
-      printf("%-10s %-6s %10s %10s %10s %9s %9s\n", "lambda", "solver", "val acc", "val mse",
-             "rcond", "solve s", "CPU s");
-    }
-    for (int i = 0; i < nl && rc == 0; i++) {
-      for (int k = 0; k < 1 + both && rc == 0; k++) {
-        int meth = both ? (k == 0 ? FPT_RIDGE_POSV : FPT_RIDGE_GELS) : method;
-        sweep_row *row = &sw[nsw];
-        row->lambda = lams[i];
-        row->method = meth;
-        double *Wk = k == 0 ? W : W2;
-        rc = fpt_ridge_solve(&R, meth, lams[i], Wk, &row->st);
-        MPI_Allreduce(MPI_IN_PLACE, &row->st.cpu_seconds, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-        // One lambda: an error. In a sweep: reported, skipped; an error if all are.
-        if (rc == FPT_RIDGE_SINGULAR && nl == 1)
-          rc = solve_error(s, lams[i], meth, &R, &row->st, 1);
-        if (rc == FPT_RIDGE_SINGULAR) {
-          rc = 0;
-          row->singular = 1;
-          if (g->rank == 0 && row->st.info > 0)
-            printf("%-10g %-6s singular in double precision (Cholesky pivot %d): skipped\n",
-                   lams[i], "posv", row->st.info);
-          else if (g->rank == 0)
-            printf("%-10g %-6s singular in double precision (rcond %.1e): skipped\n", lams[i],
-                   meth == FPT_RIDGE_POSV ? "posv" : "gels", row->st.rcond);
-          nsw++;
-          continue;
-        }
-        if (rc != 0)
-          break;
-        to_head(Wk, C, nout, Wf, bf);
-        row->val = score(t, C, K, &sl[FPT_VAL], Wf, bf);
-        if (g->rank == 0)
-          printf("%-10g %-6s %10.6f %10.6f %10.2e %9.4f %9.4f\n", lams[i],
-                 meth == FPT_RIDGE_POSV ? "posv" : "gels", row->val.acc, row->val.mse,
-                 row->st.rcond, row->st.seconds, row->st.cpu_seconds);
-        nsw++;
-      }
-      if (rc != 0)
-        break;
-      sweep_row *p = &sw[nsw - 1 - both]; // the primary solver's row
-      if (p->singular)
-        continue;
-      // Best validation accuracy; ties go to the larger lambda (the smoother fit).
-      if (best < 0 || p->val.acc > sw[best].val.acc ||
-          (p->val.acc == sw[best].val.acc && p->lambda > sw[best].lambda)) {
-        best = nsw - 1 - both;
-        memcpy(Wbest, W, sizeof(double) * R.F * nout);
-        if (both)
-          memcpy(Wbest2, W2, sizeof(double) * R.F * nout);
-      }
-      if (both && !sw[nsw - 1].singular && g->rank == 0) {
-        double dmax = 0, wmax = 0;
-        for (int j = 0; j < R.F * nout; j++) {
-          dmax = fmax(dmax, fabs(W[j] - W2[j]));
-          wmax = fmax(wmax, fabs(W2[j]));
-        }
-        printf("%-10s posv vs gels: max |dW| / max |W| = %.2e\n", "", dmax / (wmax > 0 ? wmax : 1));
-      }
-    }
+  return rc;
+}
+
+static void alloc_solutions(probe *p) {
+  int F = p->R.F > 0 ? p->R.F : 1, nout = p->nout;
+  p->W = fpt_malloc(sizeof(double) * F * nout);
+  p->W2 = fpt_malloc(sizeof(double) * F * nout);
+  p->Wbest = fpt_calloc((size_t)F * nout, sizeof(double));
+  p->Wbest2 = p->both ? fpt_calloc((size_t)F * nout, sizeof(double)) : NULL;
+  p->Wf = fpt_malloc(sizeof(float) * (size_t)p->C * nout);
+  p->bf = fpt_malloc(sizeof(float) * nout);
+  p->sw = fpt_calloc((size_t)p->nl * 2, sizeof(sweep_row));
+  p->nsw = 0;
+  p->best = -1;
+}
+
+// Solver k of lambda i (posv, then gels with --solver both). A singular row
+// is kept too, so that sweep_lambda finds the primary row at nsw - 1 - both.
+static int solve_row(probe *p, int i, int k) {
+  int meth = p->both ? (k == 0 ? FPT_RIDGE_POSV : FPT_RIDGE_GELS) : p->method;
+  int rank0 = p->g->rank == 0;
+  double lam = p->lams[i];
+  sweep_row *row = &p->sw[p->nsw];
+  row->lambda = lam;
+  row->method = meth;
+  double *Wk = k == 0 ? p->W : p->W2;
+  int rc = fpt_ridge_solve(&p->R, meth, lam, Wk, &row->st);
+  MPI_Allreduce(MPI_IN_PLACE, &row->st.cpu_seconds, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  // One lambda: an error. In a sweep: reported, skipped; an error if all are.
+  if (rc == FPT_RIDGE_SINGULAR && p->nl == 1)
+    rc = solve_error(p->s, lam, meth, &p->R, &row->st, 1);
+  if (rc == FPT_RIDGE_SINGULAR) {
+    row->singular = 1;
+    if (rank0 && row->st.info > 0)
+      printf("%-10g %-6s singular in double precision (Cholesky pivot %d): skipped\n", lam, "posv",
+             row->st.info);
+    else if (rank0)
+      printf("%-10g %-6s singular in double precision (rcond %.1e): skipped\n", lam,
+             meth == FPT_RIDGE_POSV ? "posv" : "gels", row->st.rcond);
+    p->nsw++;
+    return 0;
   }
-  if (rc == 0 && best < 0) // every lambda of the sweep was singular
-    rc = solve_error(s, sw[nsw - 1].lambda, sw[nsw - 1].method, &R, &sw[nsw - 1].st, nl);
+  if (rc != 0)
+    return rc;
+  to_head(Wk, p->C, p->nout, p->Wf, p->bf);
+  row->val = score(p->t, p->C, p->K, &p->sl[FPT_VAL], p->Wf, p->bf);
+  if (rank0)
+    printf("%-10g %-6s %10.6f %10.6f %10.2e %9.4f %9.4f\n", lam,
+           meth == FPT_RIDGE_POSV ? "posv" : "gels", row->val.acc, row->val.mse, row->st.rcond,
+           row->st.seconds, row->st.cpu_seconds);
+  p->nsw++;
+  return 0;
+}
+
+static void print_solver_gap(const probe *p) {
+  double dmax = 0, wmax = 0;
+  for (int j = 0; j < p->R.F * p->nout; j++) {
+    dmax = fmax(dmax, fabs(p->W[j] - p->W2[j]));
+    wmax = fmax(wmax, fabs(p->W2[j]));
+  }
+  printf("%-10s posv vs gels: max |dW| / max |W| = %.2e\n", "", dmax / (wmax > 0 ? wmax : 1));
+}
+
+static int sweep_lambda(probe *p, int i) {
+  int rc = 0, both = p->both;
+  for (int k = 0; k < 1 + both && rc == 0; k++)
+    rc = solve_row(p, i, k);
+  if (rc != 0)
+    return rc;
+  sweep_row *sw = p->sw, *pr = &sw[p->nsw - 1 - both]; // the primary solver's row
+  if (pr->singular)
+    return 0;
+  // Best validation accuracy; ties go to the larger lambda (the smoother fit).
+  if (p->best < 0 || pr->val.acc > sw[p->best].val.acc ||
+      (pr->val.acc == sw[p->best].val.acc && pr->lambda > sw[p->best].lambda)) {
+    p->best = p->nsw - 1 - both;
+    memcpy(p->Wbest, p->W, sizeof(double) * p->R.F * p->nout);
+    if (both)
+      memcpy(p->Wbest2, p->W2, sizeof(double) * p->R.F * p->nout);
+  }
+  if (both && !sw[p->nsw - 1].singular && p->g->rank == 0)
+    print_solver_gap(p);
+  return 0;
+}
+
+static int sweep(probe *p) {
+  if (p->g->rank == 0) {
+    printf("system: %lld rows x %d unknowns x %d outputs, %d x %d BLACS grid, %d x %d blocks; "
+           "read in %.2f s\n",
+           (long long)p->M, p->R.F, p->nout, p->R.nprow, p->R.npcol, p->R.nb, p->R.nb, p->read_s);
+    printf("%-10s %-6s %10s %10s %10s %9s %9s\n", "lambda", "solver", "val acc", "val mse", "rcond",
+           "solve s", "CPU s");
+  }
+  int rc = 0;
+  for (int i = 0; i < p->nl && rc == 0; i++)
+    rc = sweep_lambda(p, i);
+  return rc;
+}
+
+static int write_metrics(const probe *p, const scores *sc) {
+  const sweep_row *sw = p->sw, *b = &sw[p->best];
+  fpt_metrics mt = {0};
+  int rc = fpt_metrics_open(&mt, p->s->run_dir);
+  for (int i = 0; i < p->nsw && rc == 0; i++) {
+    if (sw[i].singular)
+      continue;
+    const char *nm[5] = {"lambda", "mse", "rcond", "solve_s", "sweep"};
+    double v[5] = {sw[i].lambda, sw[i].val.mse, sw[i].st.rcond, sw[i].st.seconds,
+                   sw[i].method == FPT_RIDGE_POSV ? 1 : 2};
+    rc = fpt_metrics_write(&mt, 0, "val", sw[i].val.loss, sw[i].val.acc, 0, 5, nm, v);
+  }
+  for (int i = 0; i < 3 && rc == 0; i++) {
+    printf("probe %-5s loss %.6f  accuracy %.6f  mse %.6f  (%lld samples)\n", fpt_split_names[i],
+           sc[i].loss, sc[i].acc, sc[i].mse, (long long)p->meta.n[i]);
+    const char *nm[9] = {"lambda", "mse",           "feature_s",  "gram_s",     "solve_s",
+                         "final",  "feature_cpu_s", "gram_cpu_s", "solve_cpu_s"};
+    double v[9] = {b->lambda, sc[i].mse,      p->feature_s, p->R.gram_s, p->solve_s,
+                   1,         p->feature_cpu, p->gram_cpu,  p->solve_cpu};
+    double tps = i == 0 && !p->usable && p->feature_s > 0 ? p->tokens / p->feature_s : 0;
+    rc = fpt_metrics_write(&mt, 0, fpt_split_names[i], sc[i].loss, sc[i].acc, tps, 9, nm, v);
+  }
+  fpt_metrics_close(&mt);
+  return rc;
+}
+
+// Rank 0's share of the report: the summary, metrics.jsonl and probe.h5.
+static int write_report(const probe *p, const scores *sc) {
+  const sweep_row *b = &p->sw[p->best];
+  printf("chosen lambda %g (%s; best validation accuracy of %d)\n", b->lambda,
+         b->method == FPT_RIDGE_POSV ? "posv" : "gels", p->nl);
+  printf("time: features %.2f s%s, cache read %.2f s, X^T X %.3f s, solves %.3f s; CPU per "
+         "rank: features %.2f s, X^T X %.3f s, solves %.3f s\n",
+         p->feature_s, p->usable ? " (cached)" : "", p->read_s, p->R.gram_s, p->solve_s,
+         p->feature_cpu, p->gram_cpu, p->solve_cpu);
+  int rc = write_metrics(p, sc);
+  if (rc == 0)
+    rc = write_solution(p->s->run_dir, p->Wbest, p->Wbest2, p->R.F, p->nout, p->sw, p->nsw,
+                        b->lambda, p->s->solver);
+  return rc;
+}
+
+// The head into the model (last stage), then a step-0 checkpoint of the
+// trainable tensors: the input layer and the output layer.
+static int write_checkpoint(probe *p) {
+  const train_settings *s = p->s;
+  fpt_model *m = p->m;
+  if (m->part.has_head) {
+    memcpy(m->out_w.w, p->Wf, sizeof(float) * (size_t)p->C * p->nout);
+    memcpy(m->out_b.w, p->bf, sizeof(float) * p->nout);
+  }
+  fpt_ckpt_state *st = p->st;
+  st->step = st->adam_t = st->sample_offset = 0;
+  int rc = fpt_checkpoint_write(s->run_dir, MPI_COMM_WORLD, m, p->g->replica == 0, st, p->desc, 1);
+  if (rc == 0 && p->g->rank == 0)
+    printf("checkpoint: %s/checkpoints/ckpt-000000000.h5 (fpt eval --checkpoint, fpt train "
+           "--init-head-from); solution in double: %s/probe.h5\n",
+           s->run_dir, s->run_dir);
+  return fpt_runtime_agree(p->rt, rc);
+}
+
+// The chosen head: scores, metrics, the solution file, the checkpoint.
+static int finish(probe *p) {
+  sweep_row *b = &p->sw[p->best];
+  to_head(p->Wbest, p->C, p->nout, p->Wf, p->bf);
+  scores sc[3];
+  for (int i = 0; i < 3; i++)
+    sc[i] = i == FPT_VAL ? b->val : score(p->t, p->C, p->K, &p->sl[i], p->Wf, p->bf);
+  p->gram_cpu = p->R.gram_cpu_s;
+  for (int i = 0; i < p->nsw; i++) {
+    p->solve_s += p->sw[i].st.seconds;
+    p->solve_cpu += p->sw[i].st.cpu_seconds;
+  }
+  MPI_Allreduce(MPI_IN_PLACE, &p->gram_cpu, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  int rc = 0;
+  if (p->g->rank == 0)
+    rc = write_report(p, sc);
+  if (fpt_runtime_agree(p->rt, rc) != 0)
+    return 1;
+  return write_checkpoint(p);
+}
+
+static void probe_free(probe *p) {
+  for (int i = 0; i < 3; i++) {
+    free(p->sl[i].feat);
+    free(p->sl[i].y);
+  }
+  free(p->W);
+  free(p->W2);
+  free(p->Wbest);
+  free(p->Wbest2);
+  free(p->Wf);
+  free(p->bf);
+  free(p->sw);
+  fpt_ridge_free(&p->R);
+}
+
+int fpt_probe_run(const train_settings *s, const fpt_runtime *rt, fpt_grid *g, fpt_model *m,
+                  fpt_source *src, fpt_pipeline *pl, fpt_ckpt_state *st, const fpt_run_desc *desc) {
+  probe p;
+  memset(&p, 0, sizeof p);
+  p.s = s;
+  p.rt = rt;
+  p.g = g;
+  p.m = m;
+  p.src = src;
+  p.pl = pl;
+  p.st = st;
+  p.desc = desc;
+  p.t = &m->task;
+  p.C = m->cfg.n_embd;
+  p.K = m->K;
+  p.nout = p.t->n_out;
+  p.r = p.t->r;
+  if (check_args(&p) != 0)
+    return 1;
+  fill_meta(&p);
+  if (check_cache(&p) != 0 || compute_features(&p) != 0)
+    return 1;
+  double t0 = now();
+  fpt_features_file fc;
+  if (open_cache(&p, &fc) != 0)
+    return 1;
+  int rc = read_system(&p, &fc);
+  p.read_s = now() - t0;
+  alloc_solutions(&p);
+  // A read that failed on one rank fails every rank here, once.
+  if (fpt_runtime_agree(rt, rc) != 0) {
+    probe_free(&p);
+    return 1;
+  }
+  rc = sweep(&p);
+  if (rc == 0 && p.best < 0) { // every lambda of the sweep was singular
+    const sweep_row *last = &p.sw[p.nsw - 1];
+    rc = solve_error(s, last->lambda, last->method, &p.R, &last->st, p.nl);
+  }
   if (fpt_runtime_agree(rt, rc) != 0)
     rc = 1;
-
-  // The chosen head: scores, metrics, the solution file, the checkpoint.
-  if (rc == 0) {
-    sweep_row *b = &sw[best];
-    to_head(Wbest, C, nout, Wf, bf);
-    scores sc[3];
-    for (int i = 0; i < 3; i++)
-      sc[i] = i == FPT_VAL ? b->val : score(t, C, K, &sl[i], Wf, bf);
-    double solve_s = 0, solve_cpu = 0, gram_cpu = R.gram_cpu_s;
-    for (int i = 0; i < nsw; i++) {
-      solve_s += sw[i].st.seconds;
-      solve_cpu += sw[i].st.cpu_seconds;
-    }
-    MPI_Allreduce(MPI_IN_PLACE, &gram_cpu, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-    fpt_metrics mt = {0};
-    if (g->rank == 0) {
-      printf("chosen lambda %g (%s; best validation accuracy of %d)\n", b->lambda,
-             b->method == FPT_RIDGE_POSV ? "posv" : "gels", nl);
-      printf("time: features %.2f s%s, cache read %.2f s, X^T X %.3f s, solves %.3f s; CPU per "
-             "rank: features %.2f s, X^T X %.3f s, solves %.3f s\n",
-             feature_s, usable ? " (cached)" : "", read_s, R.gram_s, solve_s, feature_cpu, gram_cpu,
-             solve_cpu);
-      rc = fpt_metrics_open(&mt, s->run_dir);
-      for (int i = 0; i < nsw && rc == 0; i++) {
-        if (sw[i].singular)
-          continue;
-        const char *nm[5] = {"lambda", "mse", "rcond", "solve_s", "sweep"};
-        double v[5] = {sw[i].lambda, sw[i].val.mse, sw[i].st.rcond, sw[i].st.seconds,
-                       sw[i].method == FPT_RIDGE_POSV ? 1 : 2};
-        rc = fpt_metrics_write(&mt, 0, "val", sw[i].val.loss, sw[i].val.acc, 0, 5, nm, v);
-      }
-      for (int i = 0; i < 3 && rc == 0; i++) {
-        printf("probe %-5s loss %.6f  accuracy %.6f  mse %.6f  (%lld samples)\n",
-               fpt_split_names[i], sc[i].loss, sc[i].acc, sc[i].mse, (long long)meta.n[i]);
-        const char *nm[9] = {"lambda", "mse",           "feature_s",  "gram_s",     "solve_s",
-                             "final",  "feature_cpu_s", "gram_cpu_s", "solve_cpu_s"};
-        double v[9] = {b->lambda, sc[i].mse,   feature_s, R.gram_s, solve_s,
-                       1,         feature_cpu, gram_cpu,  solve_cpu};
-        double tps = i == 0 && !usable && feature_s > 0 ? tokens / feature_s : 0;
-        rc = fpt_metrics_write(&mt, 0, fpt_split_names[i], sc[i].loss, sc[i].acc, tps, 9, nm, v);
-      }
-      fpt_metrics_close(&mt);
-      if (rc == 0)
-        rc = write_solution(s->run_dir, Wbest, Wbest2, R.F, nout, sw, nsw, b->lambda, s->solver);
-    }
-    if (fpt_runtime_agree(rt, rc) == 0) {
-      // The head into the model (last stage), then a step-0 checkpoint of the
-      // trainable tensors: the input layer and the output layer.
-      if (m->part.has_head) {
-        memcpy(m->out_w.w, Wf, sizeof(float) * (size_t)C * nout);
-        memcpy(m->out_b.w, bf, sizeof(float) * nout);
-      }
-      st->step = st->adam_t = st->sample_offset = 0;
-      rc = fpt_checkpoint_write(s->run_dir, MPI_COMM_WORLD, m, g->replica == 0, st, desc, 1);
-      if (rc == 0 && g->rank == 0)
-        printf("checkpoint: %s/checkpoints/ckpt-000000000.h5 (fpt eval --checkpoint, fpt train "
-               "--init-head-from); solution in double: %s/probe.h5\n",
-               s->run_dir, s->run_dir);
-      rc = fpt_runtime_agree(rt, rc);
-    } else {
-      rc = 1;
-    }
-  }
-  for (int i = 0; i < 3; i++) {
-    free(sl[i].feat);
-    free(sl[i].y);
-  }
-  free(W);
-  free(W2);
-  free(Wbest);
-  free(Wbest2);
-  free(Wf);
-  free(bf);
-  free(sw);
-  fpt_ridge_free(&R);
+  if (rc == 0)
+    rc = finish(&p);
+  probe_free(&p);
   return rc;
 }

@@ -61,6 +61,10 @@ static void get_bits(uint32_t *dst, const uint32_t *src, int nw, int off, int n)
   }
 }
 
+// Long (about 90 lines): one OpenMP region over (sample, head, query block)
+// whose body is the online-softmax recurrence over key blocks; split into
+// calls, its dozen block pointers would travel as arguments and the
+// recurrence would no longer read in one place.
 void attention_flash_forward(float *out, float *lse, uint32_t *mask, const float *qkv, int B, int T,
                              int q0, int C, int NH, const fpt_attn_mask *am, const fpt_dropout *d,
                              uint32_t site, float *work) {
@@ -149,6 +153,8 @@ void attention_flash_forward(float *out, float *lse, uint32_t *mask, const float
   }
 }
 
+// Long (about 95 lines), for the forward's reason: one parallel region, the
+// recomputed scores and their gradient read as one recurrence.
 void attention_flash_backward(float *dqkv, const float *dout, const float *out, const float *lse,
                               const uint32_t *mask, const float *qkv, int B, int T, int q0, int C,
                               int NH, const fpt_attn_mask *am, const fpt_dropout *d, uint32_t site,

@@ -17,6 +17,28 @@ static double now(void) {
   return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
+// The activations grow linearly with the samples of a micro-batch: those of
+// one sample, measured by building them, times the slots the schedule keeps
+// alive must fit this rank's share of the node's memory. Otherwise one line
+// naming the options, instead of the kernel's OOM killer.
+static int check_memory(const fpt_pipeline *p, fpt_model *m) {
+  double avail = fpt_mem_available();
+  fpt_acts one;
+  fpt_alloc_count_start();
+  FPT_TRY(fpt_acts_create(&one, m, 1, m->part.l0, m->part.l1, m->part.has_input,
+                          m->part.has_head));
+  double need = (double)fpt_alloc_count() * p->mbs * p->n_slots +
+                2.0 * sizeof(float) * (double)fpt_stage_floats(m, p->mbs) * p->M;
+  fpt_acts_free(&one);
+  FPT_ENSURE(avail <= 0 || need < 0.9 * avail,
+             "options --batch-size %d, --micro-batches %d: %d live micro-batch(es) of %d "
+             "sample(s) need %.1f GB of activations per rank, but this rank may use %.1f GB "
+             "(MemAvailable shared by the ranks of this node); use a smaller batch, more "
+             "micro-batches, or more ranks",
+             p->B, p->M, p->n_slots, p->mbs, need / 1e9, avail / 1e9);
+  return 0;
+}
+
 int fpt_pipeline_create(fpt_pipeline *p, fpt_grid *g, fpt_model *m, fpt_source *src, int B, int M,
                         int kind) {
   memset(p, 0, sizeof *p);
@@ -34,6 +56,7 @@ int fpt_pipeline_create(fpt_pipeline *p, fpt_grid *g, fpt_model *m, fpt_source *
   p->ops = fpt_calloc((size_t)p->n_ops, sizeof(fpt_op));
   FPT_TRY(fpt_schedule(kind, g->S, M, g->stage, p->ops));
   p->n_slots = fpt_schedule_max_live(kind, g->S, M, g->stage);
+  FPT_TRY(check_memory(p, m));
   p->acts = fpt_calloc((size_t)p->n_slots, sizeof(fpt_acts));
   for (int k = 0; k < p->n_slots; k++)
     FPT_TRY(fpt_acts_create(&p->acts[k], m, p->mbs, m->part.l0, m->part.l1, m->part.has_input,
@@ -111,96 +134,126 @@ static int agree_data(fpt_pipeline *p) {
   MPI_Allreduce(&me, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
   if (first == p->g->world)
     return 0;
-  char msg[1024];
+  char msg[FPT_ERROR_MAX];
   snprintf(msg, sizeof msg, "%s", fpt_error_get());
   MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, first, MPI_COMM_WORLD);
   fpt_error_set("%s", msg);
   return 1;
 }
 
-int fpt_pipeline_train_step(fpt_pipeline *p, int64_t step, uint64_t seed, double clip, float lr,
-                            double *loss, double *acc, double *grad_norm) {
-  fpt_grid *g = p->g;
-  fpt_model *m = p->m;
-  int S = g->S, s = g->stage, M = p->M, n = p->mbs;
-  int cnt = (int)fpt_stage_floats(m, n);
-  double t0 = now();
-  memset(&p->t, 0, sizeof p->t);
-  int rc = 0;
-  for (int k = 0; k < M && rc == 0; k++) {
+// This replica's micro-batches of the step (samples step*B + replica*B/R + k*n).
+static int load_step(fpt_pipeline *p, int64_t step) {
+  const fpt_grid *g = p->g;
+  int n = p->mbs, rc = 0;
+  for (int k = 0; k < p->M && rc == 0; k++) {
     int64_t first = step * p->B + (int64_t)g->replica * (p->B / g->R) + (int64_t)k * n;
-    rc = fpt_source_train(p->src, first, n, m->part.has_input, m->part.has_head, &p->buf[k]);
+    rc = fpt_source_train(p->src, first, n, p->m->part.has_input, p->m->part.has_head,
+                          &p->buf[k]);
   }
   FPT_TRY(rc);
-  FPT_TRY(agree_data(p));
+  return agree_data(p);
+}
+
+// The step's point-to-point requests: receives by micro-batch, posted up
+// front; sends by micro-batch, [k] activations and [M + k] gradients.
+typedef struct {
+  MPI_Request *act, *grad, *sends;
+  int cnt; // floats per message
+} step_p2p;
+
+static void post_receives(fpt_pipeline *p, step_p2p *q) {
+  int M = p->M, s = p->g->stage;
+  q->cnt = (int)fpt_stage_floats(p->m, p->mbs);
+  q->act = fpt_calloc((size_t)M, sizeof(MPI_Request));
+  q->grad = fpt_calloc((size_t)M, sizeof(MPI_Request));
+  q->sends = fpt_calloc((size_t)2 * M, sizeof(MPI_Request));
+  for (int k = 0; k < M; k++) {
+    q->act[k] = q->grad[k] = q->sends[k] = q->sends[M + k] = MPI_REQUEST_NULL;
+    if (s > 0)
+      MPI_Irecv(p->h_in[k], q->cnt, MPI_FLOAT, s - 1, 2 * k, p->g->pipe, &q->act[k]);
+    if (s < p->g->S - 1)
+      MPI_Irecv(p->g_in[k], q->cnt, MPI_FLOAT, s + 1, 2 * k + 1, p->g->pipe, &q->grad[k]);
+  }
+}
+
+// The divisor of the loss: every target of the global batch, except for
+// masked-LM, where only the chosen positions have one.
+static double step_targets(fpt_pipeline *p) {
+  if (!p->src->mlm)
+    return (double)p->B * p->m->K;
+  int *sizes = fpt_calloc((size_t)p->M, sizeof(int));
+  for (int k = 0; k < p->M; k++)
+    sizes[k] = p->mbs;
+  double targets = count_targets(p, p->M, sizes);
+  free(sizes);
+  return targets;
+}
+
+// One instruction of the schedule; sums[] gathers loss and hits. Returns the
+// seconds spent waiting on other stages.
+static double run_op(fpt_pipeline *p, const fpt_op *op, step_p2p *q, const fpt_pass *ps,
+                     float dscale, double sums[2]) {
+  int k = op->mb, M = p->M, s = p->g->stage;
+  double tw = now();
+  switch (op->kind) {
+  case FPT_OP_RECV_ACT:
+    MPI_Wait(&q->act[k], MPI_STATUS_IGNORE);
+    return now() - tw;
+  case FPT_OP_RECV_GRAD:
+    MPI_Wait(&q->grad[k], MPI_STATUS_IGNORE);
+    return now() - tw;
+  case FPT_OP_FWD: {
+    // The slot's previous micro-batch is done (its backward ran); its sends
+    // still read the slot's buffers until they complete.
+    double wait = 0;
+    if (k >= p->n_slots) {
+      MPI_Wait(&q->sends[k - p->n_slots], MPI_STATUS_IGNORE);
+      MPI_Wait(&q->sends[M + k - p->n_slots], MPI_STATUS_IGNORE);
+      wait = now() - tw;
+    }
+    int64_t hits = 0;
+    sums[0] += stage_forward(p, k, p->mbs, ps, dscale, &hits);
+    sums[1] += (double)hits;
+    return wait;
+  }
+  case FPT_OP_BWD:
+    stage_backward(p, k, ps);
+    return 0;
+  case FPT_OP_SEND_ACT:
+    MPI_Isend(stage_output(p, k), q->cnt, MPI_FLOAT, s + 1, 2 * k, p->g->pipe, &q->sends[k]);
+    return 0;
+  case FPT_OP_SEND_GRAD:
+    MPI_Isend(p->acts[k % p->n_slots].dres, q->cnt, MPI_FLOAT, s - 1, 2 * k + 1, p->g->pipe,
+              &q->sends[M + k]);
+    return 0;
+  }
+  return 0;
+}
+
+int fpt_pipeline_train_step(fpt_pipeline *p, int64_t step, uint64_t seed, double *loss,
+                            double *acc, double *global_sumsq) {
+  fpt_grid *g = p->g;
+  fpt_model *m = p->m;
+  double t0 = now();
+  memset(&p->t, 0, sizeof p->t);
+  FPT_TRY(load_step(p, step));
   double t1 = now();
   p->t.io = t1 - t0;
   fpt_zero_grad(m);
-  MPI_Request *rq_act = fpt_calloc((size_t)M, sizeof(MPI_Request));
-  MPI_Request *rq_grad = fpt_calloc((size_t)M, sizeof(MPI_Request));
-  // Sends by micro-batch: [k] activations, [M + k] gradients.
-  MPI_Request *sends = fpt_calloc((size_t)2 * M, sizeof(MPI_Request));
-  for (int k = 0; k < M; k++) {
-    rq_act[k] = rq_grad[k] = sends[k] = sends[M + k] = MPI_REQUEST_NULL;
-    if (s > 0)
-      MPI_Irecv(p->h_in[k], cnt, MPI_FLOAT, s - 1, 2 * k, g->pipe, &rq_act[k]);
-    if (s < S - 1)
-      MPI_Irecv(p->g_in[k], cnt, MPI_FLOAT, s + 1, 2 * k + 1, g->pipe, &rq_grad[k]);
-  }
+  step_p2p q;
+  post_receives(p, &q);
   fpt_pass ps = {1, seed, (uint32_t)step};
-  double targets = (double)p->B * m->K; // every target counts, except masked-LM's
-  if (p->src->mlm) {
-    int *sizes = fpt_calloc((size_t)M, sizeof(int));
-    for (int k = 0; k < M; k++)
-      sizes[k] = n;
-    targets = count_targets(p, M, sizes);
-    free(sizes);
-  }
+  double targets = step_targets(p);
   float dscale = (float)(1.0 / targets);
   double sums[2] = {0, 0}, wait = 0;
-  for (int i = 0; i < p->n_ops; i++) {
-    int k = p->ops[i].mb;
-    double tw = now();
-    switch (p->ops[i].kind) {
-    case FPT_OP_RECV_ACT:
-      MPI_Wait(&rq_act[k], MPI_STATUS_IGNORE);
-      wait += now() - tw;
-      break;
-    case FPT_OP_RECV_GRAD:
-      MPI_Wait(&rq_grad[k], MPI_STATUS_IGNORE);
-      wait += now() - tw;
-      break;
-    case FPT_OP_FWD: {
-      // The slot's previous micro-batch is done (its backward ran); its sends
-      // still read the slot's buffers until they complete.
-      if (k >= p->n_slots) {
-        MPI_Wait(&sends[k - p->n_slots], MPI_STATUS_IGNORE);
-        MPI_Wait(&sends[M + k - p->n_slots], MPI_STATUS_IGNORE);
-        wait += now() - tw;
-      }
-      int64_t hits = 0;
-      sums[0] += stage_forward(p, k, n, &ps, dscale, &hits);
-      sums[1] += (double)hits;
-      break;
-    }
-    case FPT_OP_BWD:
-      stage_backward(p, k, &ps);
-      break;
-    case FPT_OP_SEND_ACT:
-      MPI_Isend(stage_output(p, k), cnt, MPI_FLOAT, s + 1, 2 * k, g->pipe, &sends[k]);
-      break;
-    case FPT_OP_SEND_GRAD:
-      MPI_Isend(p->acts[k % p->n_slots].dres, cnt, MPI_FLOAT, s - 1, 2 * k + 1, g->pipe,
-                &sends[M + k]);
-      break;
-    }
-  }
+  for (int i = 0; i < p->n_ops; i++)
+    wait += run_op(p, &p->ops[i], &q, &ps, dscale, sums);
   double tw = now();
-  MPI_Waitall(2 * M, sends, MPI_STATUSES_IGNORE);
+  MPI_Waitall(2 * p->M, q.sends, MPI_STATUSES_IGNORE);
   wait += now() - tw;
-  free(rq_act);
-  free(rq_grad);
-  free(sends);
+  free(q.act);
+  free(q.grad);
+  free(q.sends);
   double ta = now();
   if (g->R > 1)
     MPI_Allreduce(MPI_IN_PLACE, m->grad_mem, (int)m->n_train, MPI_FLOAT, MPI_SUM, g->stage_comm);
@@ -210,13 +263,9 @@ int fpt_pipeline_train_step(fpt_pipeline *p, int64_t step, uint64_t seed, double
   MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
   p->t.allreduce = now() - ta;
   p->t.p2p_wait = wait;
-  double norm = sqrt(sq), coef = clip / (norm + 1e-6);
-  if (coef < 1.0)
-    fpt_scale_grad(m, (float)coef);
-  fpt_adam_step(m, lr);
   *loss = sums[0] / targets;
   *acc = sums[1] / targets;
-  *grad_norm = norm;
+  *global_sumsq = sq;
   p->t.compute = now() - t1 - p->t.p2p_wait - p->t.allreduce;
   return 0;
 }

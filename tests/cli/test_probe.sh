@@ -122,6 +122,7 @@ pycheck "bit-xor: step-0 val = the probe's val" step0 "$W/x1" "$W/tx"
 P2=("$MPIRUN" -np 2 "$FPT" probe --model "$W/m.h5" --block-size 8)
 expect_error "lambda = 0" "option --lambda: lambda = 0 must be > 0" "$W/e1" -- "${P2[@]}" --data "$W/syn.h5" --run-dir "$W/e1d" --lambda 0
 expect_error "negative lambda in a sweep" "option --lambdas: lambda = -2 must be > 0" "$W/e2" -- "${P2[@]}" --data "$W/syn.h5" --run-dir "$W/e2d" --lambdas 1,-2
+expect_error "an empty value in a sweep" "option --lambdas: an empty value in '1,,2'" "$W/e2b" -- "${P2[@]}" --data "$W/syn.h5" --run-dir "$W/e2bd" --lambdas 1,,2
 expect_error "lambda not a number" "option --lambda: 'abc' is not a number" "$W/e3" -- "${P2[@]}" --data "$W/syn.h5" --run-dir "$W/e3d" --lambda abc
 expect_error "--lambda and --lambdas" "give one, not both" "$W/e4" -- "${P2[@]}" --data "$W/syn.h5" --run-dir "$W/e4d" --lambda 1 --lambdas 1,2
 "$FPT" data bit-xor --n-train 6 --n-val 5 --n-test 5 -o "$W/tiny.h5" > /dev/null

@@ -76,4 +76,48 @@ sys.exit(0 if ok and rel < 1e-5 else 1)
 PY
 [ $? -eq 0 ] && ok "dataset-file layout independence" || bad "dataset-file layout independence"
 check "whole val (50) and test (40) splits evaluated" grep -q "final test .*(40 samples)" "$W/l.log"
+# --keep-best: the checkpoint of the best validation accuracy (ties: the
+# earlier; the final evaluation counts) is checkpoints/best.h5 with best.json,
+# survives pruning (--keep-checkpoints 1) and an interruption, and scores what
+# best.json says under fpt eval.
+KB=(--task bit-xor --steps 60 --batch-size 8 --seed 2 --lr 3e-3 --eval-every 10 --eval-samples 64
+    --checkpoint-every 20 --keep-checkpoints 1 --keep-best true)
+run kb 1 "${KB[@]}"
+run kb2 1 "${KB[@]}" --steps 25
+run kb2 1 "${KB[@]}" --resume auto
+OMP_NUM_THREADS=1 "$MPIRUN" -np 1 "$FPT" eval --model "$W/m.h5" --task bit-xor --eval-samples 64 \
+  --seed 2 --checkpoint "$W/kb/checkpoints/best.h5" > "$W/kb-eval.log" 2>&1
+/usr/bin/python3 - "$W" <<'PY'
+import json, sys, re, h5py
+w = sys.argv[1]
+vals = [r for r in map(json.loads, open(f"{w}/kb/metrics.jsonl")) if r["split"] == "val"]
+want = max(vals, key=lambda r: (r["accuracy"], -r["step"]))  # ties: the earlier
+best = json.load(open(f"{w}/kb/checkpoints/best.json"))
+ok = True
+def expect(c, what):
+    global ok
+    print(("ok: " if c else "FAIL: ") + what); ok &= bool(c)
+expect(best["step"] == want["step"] and best["val_accuracy"] == want["accuracy"],
+       f"best.json names step {best['step']} (val accuracy {best['val_accuracy']}); metrics say step {want['step']}")
+step = int(h5py.File(f"{w}/kb/checkpoints/best.h5", "r").attrs["step"])
+import os
+expect(step == want["step"] and step < 60 and not os.path.exists(f"{w}/kb/checkpoints/ckpt-{step:09d}.h5"),
+       f"best.h5 is the checkpoint of step {step}, whose ckpt file --keep-checkpoints 1 pruned")
+m = re.search(r"val\s+loss ([0-9.]+)\s+accuracy ([0-9.]+)", open(f"{w}/kb-eval.log").read())
+expect(m and abs(float(m.group(2)) - best["val_accuracy"]) < 1e-6,
+       f"fpt eval of best.h5: val accuracy {m.group(2) if m else '?'} = best.json's")
+b2 = json.load(open(f"{w}/kb2/checkpoints/best.json"))
+expect(b2 == best, "interrupted at step 25 and resumed: the same best.json")
+sys.exit(0 if ok else 1)
+PY
+[ $? -eq 0 ] && ok "keep-best checks" || bad "keep-best checks" "$W/kb.log"
+# A checkpoint with a NaN weight is refused, not scored.
+/usr/bin/python3 -c "
+import shutil, sys, h5py, numpy as np
+shutil.copy(sys.argv[1], sys.argv[2])
+with h5py.File(sys.argv[2], 'a') as f:
+    w = f['params/out/weight'][...]; w[3, 1] = np.nan; f['params/out/weight'][...] = w" \
+  "$W/kb/checkpoints/best.h5" "$W/nan-ckpt.h5"
+expect_error "fpt eval of a checkpoint holding a NaN" "nan-ckpt.h5: dataset /params/out/weight holds a NaN or Inf (nan) at element 7" "$W/e-nan" -- \
+  "$FPT" eval --model "$W/m.h5" --task bit-xor --eval-samples 64 --seed 2 --checkpoint "$W/nan-ckpt.h5"
 finish
