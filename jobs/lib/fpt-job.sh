@@ -4,7 +4,11 @@
 # What it does on `source`:
 #   - FPT_ROOT: the repository this file sits in (the sbatch scripts source it
 #     from $FPT_ROOT, default $SLURM_SUBMIT_DIR, so it is the submit directory).
-#   - FPT: the fpt binary, default $FPT_ROOT/build/fpt (made absolute).
+#   - FPT: the fpt binary: default $FPT_ROOT/build/fpt in a repository
+#     checkout, P/bin/fpt in an installation (FPT_ROOT = P/share/fpt), else
+#     the fpt on PATH (made absolute).
+#   - FPT_MODELS: the shipped models, default $FPT_ROOT/data/models (the jobs'
+#     default MODEL is $FPT_MODELS/default.h5).
 #   - Open MPI as root: OMPI_ALLOW_RUN_AS_ROOT{,_CONFIRM}=1, only when uid is 0.
 #   - OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK (threads per rank; 1 if unset).
 # Functions:
@@ -50,9 +54,18 @@ fpt_need() { # fpt_need FILE HINT
   [ -e "$1" ] || fpt_die "$1 not found ($2)"
 }
 
-FPT=${FPT:-$FPT_ROOT/build/fpt}
-case $FPT in /*) ;; *) FPT=$PWD/$FPT ;; esac
-[ -x "$FPT" ] || fpt_die "no fpt binary at $FPT (build it with jobs/setup.sh, or set FPT=/path/to/fpt)"
+if [ -z "${FPT:-}" ]; then
+  FPT=$FPT_ROOT/build/fpt
+  for c in "$FPT_ROOT/build/fpt" "$FPT_ROOT/../../bin/fpt" "$(command -v fpt || true)"; do
+    if [ -n "$c" ] && [ -f "$c" ] && [ -x "$c" ]; then
+      FPT=$c
+      break
+    fi
+  done
+fi
+if [ -d "$(dirname "$FPT")" ]; then FPT=$(cd "$(dirname "$FPT")" && pwd)/$(basename "$FPT"); fi
+[ -f "$FPT" ] && [ -x "$FPT" ] || fpt_die "no fpt binary at $FPT (build it with jobs/setup.sh, or set FPT=/path/to/fpt)"
+FPT_MODELS=${FPT_MODELS:-$FPT_ROOT/data/models}
 
 if [ "$(id -u)" -eq 0 ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
