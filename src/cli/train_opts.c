@@ -226,7 +226,24 @@ static int one_of(const char *opt, const char *v, const char *const *names) {
            names[1] && names[2] ? names[2] : "");
 }
 
+// An option of another command of this family gets a message that says so,
+// not "unknown option".
+static int refuse_foreign(const train_command *c, int argc, char **argv) {
+  static const train_command *const all[] = {&fpt_cmd_train, &fpt_cmd_pretrain, &fpt_cmd_eval,
+                                             &fpt_cmd_probe};
+  for (int i = 2; i < argc; i++) {
+    if (strncmp(argv[i], "--", 2) || fpt_opts_find(c->opts, argv[i] + 2))
+      continue;
+    for (size_t k = 0; k < sizeof all / sizeof *all; k++)
+      FPT_ENSURE(!fpt_opts_find(all[k]->opts, argv[i] + 2),
+                 "option %s: fpt %s does not take it (fpt %s does)", argv[i], c->name,
+                 all[k]->name);
+  }
+  return 0;
+}
+
 int train_parse(const train_command *c, train_settings *s, int argc, char **argv) {
+  FPT_TRY(refuse_foreign(c, argc, argv));
   current = c;
   memset(given, 0, sizeof given);
   c->defaults(s);

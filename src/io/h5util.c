@@ -243,6 +243,24 @@ int fpt_h5_read_attr_f64(hid_t file, const char *path, const char *name, double 
   return read_attr(file, path, name, H5T_NATIVE_DOUBLE, v);
 }
 
+// The outcome of writing dataset or attribute `name` of obj's file (rc < 0:
+// failed, errno e), with the fault switch's "h5-dataset" / "h5-attr" points.
+// In a parallel file, these writes are the same on every rank (see
+// is_parallel); its writers have their own fault points.
+static int write_result(hid_t obj, const char *what, const char *name, herr_t rc, int e) {
+  const char *point = what[0] == 'd' ? "h5-dataset" : "h5-attr";
+  if (rc >= 0 && !is_parallel(obj) && fpt_fault_fail(point)) {
+    rc = -1;
+    e = ENOSPC;
+  }
+  if (rc < 0) {
+    char f[4096];
+    fpt_h5_file_label(obj, f, sizeof f);
+    FPT_FAIL("%s: writing %s %s failed%s", f, what, name, fpt_io_why(e));
+  }
+  return 0;
+}
+
 static int write_dataset(hid_t file, const char *name, hid_t filetype, hid_t memtype, int ndim,
                          const int64_t *dims, const void *data) {
   hsize_t d[8];
@@ -259,16 +277,7 @@ static int write_dataset(hid_t file, const char *name, hid_t filetype, hid_t mem
   int e = errno;
   H5Pclose(lcpl);
   H5Sclose(sp);
-  if (rc >= 0 && !is_parallel(file) && fpt_fault_fail("h5-dataset")) {
-    rc = -1;
-    e = ENOSPC;
-  }
-  if (rc < 0) {
-    char f[4096];
-    fpt_h5_file_label(file, f, sizeof f);
-    FPT_FAIL("%s: writing dataset %s failed%s", f, name, fpt_io_why(e));
-  }
-  return 0;
+  return write_result(file, "dataset", name, rc, e);
 }
 
 int fpt_h5_write_floats(hid_t file, const char *name, int ndim, const int64_t *dims,
@@ -295,18 +304,7 @@ static int write_attr(hid_t obj, const char *name, hid_t filetype, hid_t memtype
     rc = -1;
   int e = errno;
   H5Sclose(sp);
-  // In a parallel file, attribute writes are the same on every rank (see
-  // is_parallel); its writers have their own fault points.
-  if (rc >= 0 && !is_parallel(obj) && fpt_fault_fail("h5-attr")) {
-    rc = -1;
-    e = ENOSPC;
-  }
-  if (rc < 0) {
-    char f[4096];
-    fpt_h5_file_label(obj, f, sizeof f);
-    FPT_FAIL("%s: writing attribute %s failed%s", f, name, fpt_io_why(e));
-  }
-  return 0;
+  return write_result(obj, "attribute", name, rc, e);
 }
 
 int fpt_h5_write_attr_i64(hid_t obj, const char *name, int64_t v) {

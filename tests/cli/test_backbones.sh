@@ -214,7 +214,7 @@ PY
 "$FPT" init --layers 2 --d-model 32 --heads 4 --positions 32 -o "$W/dec.h5" > /dev/null
 expect_error "--objective mlm on a causal model" "option --objective mlm: .*dec.h5 is a causal model" "$W/e17" -- \
   "$FPT" pretrain --model "$W/dec.h5" --data "$W/text.h5" --objective mlm --steps 1 --run-dir "$W/bad-run"
-expect_error "--objective in fpt train" "option --objective: only fpt pretrain has one" "$W/e18" -- \
+expect_error "--objective in fpt train" "option --objective: fpt train does not take it (fpt pretrain does)" "$W/e18" -- \
   "$FPT" train --model "$W/dec.h5" --task bit-xor --objective mlm --steps 1 --run-dir "$W/bad-run"
 check "no output file from any failed command" eval '! ls "$W"/nope-out.h5 "$W"/cut-out.h5 "$W"/att.h5 "$W"/no.h5 2>/dev/null | grep -q .'
 check "the backbone survived the refused export" cmp -s "$W/lstm.h5" "$W/lstm.h5"

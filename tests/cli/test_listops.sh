@@ -57,6 +57,6 @@ check "--eval-limit 37 scores as a file holding those 37" /usr/bin/python3 -c "
 import json, sys
 a, b = ([json.loads(l) for l in open('$W/lim-' + f + '/metrics.jsonl') if '\"val\"' in l or '\"test\"' in l] for f in ('lo', 'lo37'))
 sys.exit(0 if len(a) == 2 and [(r['split'], r['loss'], r['accuracy']) for r in a] == [(r['split'], r['loss'], r['accuracy']) for r in b] else 1)"
-expect_error "--eval-limit below 0" "option --eval-limit: must be >= 0" "$W/e4" -- "$FPT" train --model "$W/m.h5" --data "$W/lo.h5" --eval-limit -1 --run-dir "$W/e4run"
+expect_error "--eval-limit below 0" "option --eval-limit: -1 is out of range (0 .. " "$W/e4" -- "$FPT" train --model "$W/m.h5" --data "$W/lo.h5" --eval-limit -1 --run-dir "$W/e4run"
 expect_error "--eval-limit on a generated task" "option --eval-limit: applies to dataset files" "$W/e5" -- "$FPT" train --model "$W/m.h5" --task bit-xor --eval-limit 5 --run-dir "$W/e5run"
 finish

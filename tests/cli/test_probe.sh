@@ -139,7 +139,7 @@ pycheck "rank-deficient features = numpy lstsq" check "$W/r1"
 expect_error "--train-limit below the unknowns" "has 20 samples used (--train-limit)" "$W/e9" -- "${P2[@]}" --data "$W/syn.h5" --train-limit 20 --run-dir "$W/e9d"
 expect_error "no --data" "option --data: fpt probe needs a dataset file" "$W/e8" -- "${P2[@]}" --run-dir "$W/e8d"
 expect_error "bad --solver" "option --solver: 'lu' is not posv, gels or both" "$W/e9" -- "${P2[@]}" --data "$W/syn.h5" --run-dir "$W/e9d" --solver lu
-expect_error "training-only option" "unknown option '--steps'" "$W/e10" -- "${P2[@]}" --data "$W/syn.h5" --run-dir "$W/e10d" --steps 3
+expect_error "training-only option" "option --steps: fpt probe does not take it (fpt train does)" "$W/e10" -- "${P2[@]}" --data "$W/syn.h5" --run-dir "$W/e10d" --steps 3
 expect_error "eval without --checkpoint" "option --checkpoint: fpt eval needs a checkpoint" "$W/e11" -- "$MPIRUN" -np 2 "$FPT" eval --model "$W/m.h5" --data "$W/syn.h5"
 expect_error "eval with another backbone" "was made with backbone" "$W/e12" -- "$MPIRUN" -np 2 "$FPT" eval --model "$W/other.h5" --data "$W/syn.h5" --checkpoint "$CK"
 expect_error "--init-head-from another init" "made with --init pretrained, but this run has --init random" "$W/e13" -- "$MPIRUN" -np 2 "$FPT" train --model "$W/m.h5" --data "$W/syn.h5" --init random --init-head-from "$CK" --steps 1 --run-dir "$W/e13d"
