@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <math.h>
 
 #include "fd.h"
 #include "fpt/check.h"
@@ -291,6 +292,82 @@ static void test_frozen_sets(void **state) {
   net_make(&n, 0, &only_ln, 0.0f);
   assert_int_equal(n.m.grad_floor, 0);
   net_free(&n);
+}
+
+// --frozen-dtype bf16 (fpt_model_set_frozen_dtype): every frozen block matrix
+// and only those get a copy (both layouts where the backward runs, the forward
+// one elsewhere); the loss moves by bf16 amounts, not more; dropping the
+// copies gives the fp32 bits back; a repack after a weight changes follows
+// it; a CPU without AVX512_BF16 (fpt_bf16_disable) and an LSTM are refused,
+// leaving no copy. The width 16 is not a multiple of FPT_BF16_NR: the
+// readout-only last block takes the full-width qkv product.
+static double bf16_loss(net *n, int dtype) {
+  assert_int_equal(fpt_model_set_frozen_dtype(&n->m, dtype), 0);
+  fpt_zero_grad(&n->m);
+  double l = fpt_forward_backward(&n->m, &n->a, &n->b, &n->p, n->dscale, NULL) * n->dscale;
+  assert_true(fpt_grad_norm(&n->m) > 0 && fpt_grad_norm(&n->m) < 1e6);
+  return l;
+}
+
+// Bytes of the copies of one block's four matrices (width C) in `layouts`.
+static size_t block_bf16_bytes(int C, int layouts) {
+  const int shape[4][2] = {{C, 3 * C}, {C, C}, {C, 4 * C}, {4 * C, C}};
+  float *zero = calloc((size_t)16 * C * C, sizeof(float));
+  size_t bytes = 0;
+  for (int i = 0; i < 4; i++) {
+    fpt_bf16_matrix b;
+    assert_int_equal(fpt_bf16_pack_layouts(&b, zero, shape[i][0], shape[i][1], layouts), 0);
+    bytes += b.bytes;
+    fpt_bf16_free(&b);
+  }
+  free(zero);
+  return bytes;
+}
+
+static void test_frozen_bf16(void **state) {
+  (void)state;
+  if (!fpt_bf16_supported())
+    print_message("not a bf16 CPU: only the refusal is tested\n");
+  net n;
+  fpt_freeze fr = fpt_freeze_default();
+  net_make(&n, 0, &fr, 0.1f);
+  fpt_bf16_disable = 1;
+  assert_int_not_equal(fpt_model_set_frozen_dtype(&n.m, FPT_FROZEN_BF16), 0);
+  assert_int_equal(n.m.frozen_dtype, FPT_FROZEN_FP32);
+  assert_int_equal(n.m.n_bf16, 0);
+  fpt_bf16_disable = 0;
+  if (!fpt_bf16_supported()) {
+    net_free(&n);
+    return;
+  }
+  double l32 = bf16_loss(&n, FPT_FROZEN_FP32), l16 = bf16_loss(&n, FPT_FROZEN_BF16);
+  assert_int_equal(n.m.n_bf16, 12); // 3 blocks x (qkv, attn proj, fc, mlp proj)
+  assert_int_equal(n.m.bf16_bytes, 3 * block_bf16_bytes(16, FPT_BF16_BOTH));
+  assert_true(l16 != l32 && fabs(l16 - l32) < 1e-2 * fabs(l32));
+  assert_true(bf16_loss(&n, FPT_FROZEN_FP32) == l32 && n.m.n_bf16 == 0);
+  assert_true(bf16_loss(&n, FPT_FROZEN_BF16) == l16);
+  fpt_tensor *fc = fpt_model_find(&n.m, "h/1/mlp/c_fc/weight");
+  for (size_t i = 0; i < fc->numel; i++)
+    fc->data[i] *= 1.5f;
+  assert_true(bf16_loss(&n, FPT_FROZEN_BF16) != l16);
+  net_free(&n);
+  fpt_freeze ff_only = {{0, 0, 0, 0, 0, 1}, 0}; // attention trains: its matrices stay fp32
+  net_make(&n, 0, &ff_only, 0.0f);
+  bf16_loss(&n, FPT_FROZEN_BF16);
+  assert_int_equal(n.m.n_bf16, 6);
+  net_free(&n);
+  fpt_freeze out_only = {{1, 0, 1, 1, 1, 1}, 0}; // no backward through a block: forward layout only
+  net_make(&n, 0, &out_only, 0.0f);
+  bf16_loss(&n, FPT_FROZEN_BF16);
+  assert_int_equal(n.m.bf16_bytes, 3 * block_bf16_bytes(16, FPT_BF16_NN));
+  net_free(&n);
+  fpt_backbone_cfg lstm = {"lstm", 1, 8, 0, 0, 1e-6f, 0, 0, 0};
+  fpt_task_shape sh = {3, 0, 4, 1, 2, 2, 0, FPT_READOUT_LAST};
+  fpt_model m;
+  assert_int_equal(fpt_model_create(&m, &lstm, &sh, &fr), 0);
+  assert_int_not_equal(fpt_model_set_frozen_dtype(&m, FPT_FROZEN_BF16), 0);
+  assert_int_equal(m.frozen_dtype, FPT_FROZEN_FP32);
+  fpt_model_free(&m);
 }
 
 // Frozen tensors do not move in a training step; trainable ones do.
@@ -701,7 +778,7 @@ static double padded_vs_alone(int readout) {
   float x8[2 * 8 * 3], x5[5 * 3];
   fill_normal(x8, sizeof x8 / sizeof *x8, 5, 3.0f); // rows 5..7 of sample 0 are junk
   memcpy(x5, x8, sizeof x5);
-  int32_t y[2] = {0, 1}, len[2] = {5, 8};
+  int32_t y[4] = {0, 1, 1, 0}, len[2] = {5, 8}; // K = 2 targets per sample
   int64_t sample[2] = {0, 1};
   fpt_batch b8 = {2, x8, NULL, y, sample, len}, b5 = {1, x5, NULL, y, sample, NULL};
   fpt_pass p = {0, 0, 0};
@@ -749,6 +826,7 @@ int main(void) {
       cmocka_unit_test(test_lm_init),
       cmocka_unit_test(test_pad_invisible),
       cmocka_unit_test(test_flash_layers),
+      cmocka_unit_test(test_frozen_bf16),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
