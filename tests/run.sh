@@ -8,7 +8,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 (cd build && ctest --output-on-failure -j 2 "$@")
 
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DFPT_WERROR=ON -DFPT_SANITIZE=ON > /dev/null
-cmake --build build-asan -j "$(nproc)" --target test_kernels test_model test_schedule test_listops test_images test_protein test_lstm test_attention test_cpu fpt case_runner
+cmake --build build-asan -j "$(nproc)" --target test_kernels test_model test_schedule test_listops test_images test_protein test_lstm test_attention test_cpu test_gemm_bf16 fpt case_runner
 # LeakSanitizer stays on; Open MPI and OpenBLAS keep a few allocations alive at exit.
 export ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1
 (cd build-asan && ctest --output-on-failure -L unit)
