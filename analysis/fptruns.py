@@ -1,8 +1,10 @@
 """Shared reader for experiment run directories (imported by the analysis scripts).
 
-Layout (made by jobs/run-experiments.sh and jobs/experiment.sbatch):
+Layout (made by jobs/run-experiments.sh, jobs/experiment.sbatch, jobs/campaign.sh):
 
-  RUNS_DIR/TASK/ARM/seedN/metrics.jsonl   (+ config.yaml, checkpoints/)
+  RUNS_DIR/TASK/ARM/seedN/metrics.jsonl   (+ config.yaml, checkpoints/best.json ...)
+
+ARM may carry a label, ARM@LABEL (fpt@lr3e-4: the LR sweep): its own cell, of kind ARM.
 
 metrics.jsonl (src/io/metrics.c): one JSON object per line with "step", "split"
 ("train", "val" or "test"), "loss", "accuracy", "tokens_per_s", ...; train lines
@@ -19,7 +21,9 @@ Definitions used by every script:
   twice (a resumed run), the later line wins.
 - finished: the run has a final test line (the rule jobs/run-experiments.sh
   uses to skip a run). Unfinished runs are listed, never averaged.
-- steps done: the largest step of any line; budget: `steps:` of config.yaml.
+- steps done: the largest step of any line; budget (the step cap): `steps:` of
+  config.yaml; ended: "early stop" when the final evaluation is before the cap.
+- protocol: the config.yaml settings a cell's runs must share (PROTOCOL).
 
 Only the Python standard library and numpy are used here.
 """
@@ -31,41 +35,47 @@ import sys
 
 import numpy as np
 
-# Column order of the paper's tables, then our extra task.
-TASKS = ["bit-memory", "bit-xor", "listops", "listops-x2", "fashion-mnist", "pfam"]
-ARMS = ["fpt", "random", "stats", "full"]
+# Column order of the tables: the paper's tasks, then our extra ones.
+TASKS = ["bit-memory", "bit-memory-100", "bit-xor", "listops", "listops-x2", "fashion-mnist", "pfam"]
+ARMS = ["fpt", "random", "stats", "full", "lstm-full", "lstm-frozen", "bit", "image", "mlm", "head", "probe"]
 ARM_LABEL = {
     "fpt": "FPT (language-pretrained, frozen)",
     "random": "Random init (frozen)",
     "stats": "Statistics-matched init (frozen)",
     "full": "Full transformer (3 layers, all trained)",
+    "lstm-full": "LSTM (3 layers, all trained)",
+    "lstm-frozen": "LSTM (3 layers, random, frozen: LayerNorms, input, output trained)",
+    "bit": "Transformer pretrained on Bit Memory (frozen)",
+    "image": "Bidirectional encoder pretrained on Fashion-MNIST (frozen)",
+    "mlm": "Bidirectional encoder pretrained by masked bytes (frozen)",
     "head": "Output layer only, SGD (input, LayerNorms, positions frozen too)",
     "probe": "Output layer only, exact (fpt probe: ridge least squares)",
 }
-ARM_SHORT = {"fpt": "FPT", "random": "Random", "stats": "Stats", "full": "Full",
+ARM_SHORT = {"fpt": "FPT", "random": "Random", "stats": "Stats", "full": "Full", "lstm-full": "LSTM, full",
+             "lstm-frozen": "LSTM, frozen", "bit": "Bit", "image": "Image", "mlm": "MLM",
              "head": "Output only, SGD", "probe": "Output only, exact"}
-# The paper's Table 10 arms (output layer only): reported apart from Tables 1, 2/9.
+# The paper's Table 10 arms (output layer only).
 OUTPUT_ARMS = ["head", "probe"]
+# Cells where the frozen backbone was pretrained on the task itself (not a transfer).
+IN_DOMAIN = {("bit", "bit-memory"), ("image", "fashion-mnist")}
 
-# The paper's test accuracies in % (docs: /work/shared/reference/fpt-paper.md §4),
-# written as the paper prints them. fashion-mnist <- MNIST column, pfam <- Homology
-# column; listops-x2 has none. Table 1 (FPT, Full) and Tables 2/9 (FPT, Random,
-# Statistics only) agree on the FPT row for these columns.
-PAPER_ACC = {
-    "fpt": {"bit-memory": "100", "bit-xor": "100", "listops": "38.4", "fashion-mnist": "98.0", "pfam": "12.7"},
-    "full": {"bit-memory": "100", "bit-xor": "100", "listops": "38", "fashion-mnist": "99.1", "pfam": "9"},
-    "random": {"bit-memory": "75.8", "bit-xor": "100", "listops": "34.3", "fashion-mnist": "91.7", "pfam": "9.3"},
-    "stats": {"bit-memory": "100", "bit-xor": "100", "listops": "37.4", "fashion-mnist": "97.2", "pfam": "11.0"},
-    "head": {"listops": "32.8"},  # Table 10: output layer only (SGD)
-}
-# Table 6: gradient steps to converge (same LR and batch).
-PAPER_STEPS = {
-    "fpt": {"bit-memory": "1×10⁴", "bit-xor": "5×10²", "listops": "2×10³", "fashion-mnist": "5×10³", "pfam": "1×10⁵"},
-    "random": {"bit-memory": "4×10⁴", "bit-xor": "2×10⁴", "listops": "6×10³", "fashion-mnist": "2×10⁴", "pfam": "1×10⁵"},
-    "speedup": {"bit-memory": "4×", "bit-xor": "40×", "listops": "3×", "fashion-mnist": "4×", "pfam": "1×"},
-}
+# The paper's numbers (analysis/paper_tables.json, from shared/reference/fpt-paper.md §4).
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "paper_tables.json"), encoding="utf-8") as _f:
+    PAPER = json.load(_f)
 
 NO_VALUE = "—"
+
+
+def paper_value(table, arm, task):
+    """The paper's number for our (arm, task) in its Table `table`, as printed, or NO_VALUE."""
+    col = PAPER["task_column"].get(task)
+    row = PAPER["tables"][str(table)]["rows"].get(arm, {})
+    return row.get(col, NO_VALUE) if col else NO_VALUE
+
+
+def arm_kind(arm):
+    """The arm without its label: fpt@lr3e-4 -> fpt."""
+    return arm.split("@", 1)[0]
 
 
 def warn(msg):
@@ -90,6 +100,29 @@ class Run:
         self.budget = None
         self.config = {}
         self.has_metrics = False
+        self.final_step = None  # the step of the final evaluation
+        self.best_json_step = None  # checkpoints/best.json (--keep-best)
+
+    @property
+    def kind(self):
+        return arm_kind(self.arm)
+
+    def protocol(self):
+        """The settings a cell's runs must share: {key: value as written} (those config.yaml has)."""
+        return {k: self.config[k] for k in PROTOCOL if k in self.config}
+
+    @property
+    def ended(self):
+        """How a finished run ended: "early stop" (its final evaluation before the step cap),
+        "cap" (at the cap), "fit" (the probe arm: an exact fit, no steps), or None
+        (unfinished, or no cap recorded)."""
+        if not self.finished:
+            return None
+        if self.kind == "probe":
+            return "fit"
+        if self.budget is None or self.final_step is None:
+            return None
+        return "early stop" if self.final_step < self.budget else "cap"
 
     @property
     def name(self):
@@ -178,17 +211,63 @@ def load_run(task, arm, seed, path):
         run.evals.append((step, final, float(v), float(t)))
         if final:
             run.final_test = float(t)
+            run.final_step = step
     seen = set()
     for step, final, v, _ in run.evals:
         if step not in seen:  # early stop: periodic and final share a step (same weights)
             run.val_curve.append((step, v))
             seen.add(step)
     run.train = sorted((s, float(l)) for s, l in train.items() if _finite(l))
+    try:
+        with open(os.path.join(path, "checkpoints", "best.json"), encoding="utf-8") as f:
+            run.best_json_step = int(json.load(f)["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
     return run
 
 
-def load_runs(runs_dir):
-    """Every RUNS_DIR/TASK/ARM/seedN directory, as Run objects (sorted)."""
+# config.yaml keys that define a cell's protocol: runs of one cell must agree on them.
+PROTOCOL = ["steps", "early_stop", "lr", "batch_size"]
+PROTOCOL_NAME = {"steps": "step cap (steps)", "early_stop": "patience (early_stop)", "lr": "lr",
+                 "batch_size": "batch"}
+
+
+def _num(v):
+    try:
+        return float(v)
+    except ValueError:
+        return v
+
+
+def protocol_conflicts(runs, cell_of=lambda r: (r.task, r.arm), keys=None):
+    """Messages for cells whose runs differ in a protocol setting, naming the cell, the
+    setting and both values (with the seeds that have each). cell_of groups the runs."""
+    keys = keys or PROTOCOL
+    cells = {}
+    for r in runs:
+        cells.setdefault(cell_of(r), []).append(r)
+    out = []
+    for cell, rs in sorted(cells.items(), key=lambda kv: str(kv[0])):
+        for k in keys:
+            vals = {}
+            for r in rs:
+                if k in r.config:
+                    vals.setdefault(_num(r.config[k]), []).append(r)
+            if len(vals) > 1:
+                parts = []
+                for v, rr in sorted(vals.items(), key=lambda kv: str(kv[0])):
+                    shown = rr[0].config[k]
+                    parts.append(f"{shown} ({', '.join(x.arm + '/seed' + str(x.seed) for x in rr)})")
+                name = cell if isinstance(cell, str) else "/".join(str(c) for c in cell)
+                out.append(f"cell {name} mixes two protocols: {PROTOCOL_NAME.get(k, k)} " + " vs ".join(parts))
+    return out
+
+
+def load_runs(runs_dir, missing_ok=False):
+    """Every RUNS_DIR/TASK/ARM/seedN directory, as Run objects (sorted). A RUNS_DIR
+    that does not exist is an error, or no runs with missing_ok (a campaign not started)."""
+    if missing_ok and not os.path.exists(runs_dir):
+        return []
     if not os.path.isdir(runs_dir):
         sys.exit(f"{os.path.basename(sys.argv[0])}: error: {runs_dir}: not a directory")
     runs = []
@@ -209,17 +288,30 @@ def load_runs(runs_dir):
 
 
 def read_params(path):
-    """(task, arm, seed) of every line of an experiments TSV (jobs/experiments.tsv)."""
+    """(task, arm, seed) of every line of an experiments TSV (jobs/experiments.tsv; its
+    header names the columns, task, arm and seed among them)."""
+    return [(d["task"], d["arm"], d["seed"]) for d in read_param_lines(path)]
+
+
+def read_param_lines(path):
+    """Every line of an experiments TSV as a dict of its columns (seed as an int)."""
     out = []
     with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            cols = line.rstrip("\r\n").split("\t")
-            if i == 0 or len(cols) < 3 or not cols[0]:
-                continue
-            try:
-                out.append((cols[0], cols[1], int(cols[2])))
-            except ValueError:
-                warn(f"{path}:{i + 1}: bad seed '{cols[2]}', line skipped")
+        lines = f.read().splitlines()
+    head = lines[0].rstrip("\r").split("\t") if lines else []
+    if not all(c in head for c in ("task", "arm", "seed")):
+        sys.exit(f"{os.path.basename(sys.argv[0])}: error: {path}: the header has no task, arm and seed columns")
+    ti, ai, si = head.index("task"), head.index("arm"), head.index("seed")
+    for i, line in enumerate(lines[1:], start=2):
+        cols = line.rstrip("\r").split("\t")
+        if len(cols) <= max(ti, ai, si) or not cols[ti]:
+            continue
+        try:
+            d = dict(zip(head, cols))
+            d["seed"] = int(cols[si])
+            out.append(d)
+        except ValueError:
+            warn(f"{path}:{i}: bad seed '{cols[si]}', line skipped")
     return out
 
 
@@ -228,7 +320,8 @@ def task_key(t):
 
 
 def arm_key(a):
-    return (ARMS.index(a), "") if a in ARMS else (len(ARMS), a)
+    k = arm_kind(a)
+    return ((ARMS.index(k), a) if k in ARMS else (len(ARMS), a))
 
 
 def expected_seeds(runs, params=None):
@@ -266,12 +359,12 @@ def missing_runs(runs, params=None):
     return sorted(want - have, key=lambda x: (task_key(x[0]), arm_key(x[1]), x[2]))
 
 
-def bit_memory_lengths(runs):
-    """The pattern lengths (config.yaml bit_length) of the bit-memory runs; ["100"]
-    (jobs/experiment.sbatch's --bit-length) when no config says."""
-    found = sorted({r.config.get("bit_length") for r in runs if r.task == "bit-memory"} - {None, "", "0", "null"},
-                   key=lambda x: (len(x), x))
-    return found or ["100"]
+def bit_memory_lengths(runs, task="bit-memory"):
+    """The pattern lengths (config.yaml bit_length) of a bit-memory task's runs; [] when no
+    config says (bit_length 0 is the generator's default, 1000)."""
+    found = {r.config.get("bit_length") for r in runs if r.task == task} - {None, "", "null"}
+    found = {"1000" if x == "0" else x for x in found}
+    return sorted(found, key=lambda x: (len(x), x))
 
 
 def mean_std(values):

@@ -38,8 +38,16 @@ at chance converges "fast"; the median best val accuracy is printed under the
 table so a fast but low plateau shows. The paper's Table 6 counts steps to each
 model's own converged accuracy as well.
 
+How the runs ended (every arm): per cell the number of finished runs that
+ended on a plateau (early stop: the final evaluation's step is below the step
+cap, config.yaml steps) and on the cap, and the unfinished ones.
+
+Protocol: as analysis/results_table.py, runs of one cell with different step
+caps, patience, lr or batch are refused (exit 2, nothing written).
+
 --csv FILE writes one line per run: task, arm, seed, best_val, threshold,
-converged_step (empty when not converged), converged (yes/no), budget, finished.
+converged_step (empty when not converged), converged (yes/no), budget, finished,
+ended (early stop / cap; empty when unfinished).
 
 Debian's /usr/bin/python3 with numpy only.
 """
@@ -137,6 +145,24 @@ def common_target_rows(runs, tasks, bests, exp):
     return rows
 
 
+def ended_cell(rs):
+    if not rs:
+        return fr.NO_VALUE
+    n = {}
+    for r in rs:
+        k = (r.ended or "no cap recorded") if r.finished else "unfinished"
+        n[k] = n.get(k, 0) + 1
+    names = [("early stop", "plateau"), ("cap", "cap"), ("fit", "exact fit"), ("no cap recorded", "no cap recorded"),
+             ("unfinished", "unfinished")]
+    return ", ".join(f"{n[k]} {label}" for k, label in names if k in n)
+
+
+def ended_rows(runs, tasks):
+    arms = sorted({r.arm for r in runs}, key=fr.arm_key)
+    return [[fr.ARM_SHORT.get(a, a) if a in fr.ARM_SHORT else a] +
+            [ended_cell([r for r in runs if r.arm == a and r.task == t]) for t in tasks] for a in arms]
+
+
 def analyse(runs, fraction):
     per_run, res, bests = [], {}, {}
     for r in runs:
@@ -155,16 +181,17 @@ def analyse(runs, fraction):
 def table(runs, fraction):
     per_run, res, bests = analyse(runs, fraction)
     exp = fr.expected_seeds(runs)
-    tasks = sorted({r.task for r in runs} | set(fr.TASKS), key=fr.task_key)
-    foot = {"bit-memory": " ¹", "fashion-mnist": " ³", "pfam": " ⁴", "listops-x2": " ²"}
+    tasks = sorted({r.task for r in runs} or {"bit-memory", "bit-xor", "listops", "fashion-mnist", "pfam"},
+                   key=fr.task_key)
+    foot = {"bit-memory": " ¹", "fashion-mnist": " ³", "pfam": " ⁴", "listops-x2": " ²", "bit-memory-100": " ⁵"}
     header = [""] + [t + foot.get(t, "") for t in tasks]
     rows = []
     for arm in ARMS:
         lab = fr.ARM_SHORT[arm]
         rows.append([f"{lab} (ours)"] + [cell(res.get((t, arm), []), len(exp.get(t, ()))) for t in tasks])
-        rows.append([f"{lab} (paper)"] + [fr.PAPER_STEPS[arm].get(t, fr.NO_VALUE) for t in tasks])
+        rows.append([f"{lab} (paper)"] + [fr.paper_value("6", arm, t) for t in tasks])
     rows.append(["Speed-up (ours)"] + [speedup(res.get((t, "fpt"), []), res.get((t, "random"), [])) for t in tasks])
-    rows.append(["Speed-up (paper)"] + [fr.PAPER_STEPS["speedup"].get(t, fr.NO_VALUE) for t in tasks])
+    rows.append(["Speed-up (paper)"] + [fr.paper_value("6", "speedup", t) for t in tasks])
     brows = []
     for arm in ARMS:
         cells = []
@@ -187,10 +214,16 @@ def table(runs, fraction):
     w.write(fr.md_table(header, brows) + "\n\n")
     w.write("Steps to a common target (the accuracy random init reaches; see --help):\n\n")
     w.write(fr.md_table(header, common_target_rows(runs, tasks, bests, exp)) + "\n\n")
-    w.write(f"¹ bit-memory: ours uses {', '.join(fr.bit_memory_lengths(runs))}-bit patterns (the paper: 1000). "
+    w.write("How the runs ended: on a plateau (early stop: the final evaluation before the step cap, after "
+            "`early_stop` evaluations without a better val loss) or on the cap (config.yaml `steps`). Every arm; "
+            "unfinished runs counted apart.\n\n")
+    w.write(fr.md_table(header, ended_rows(runs, tasks)) + "\n\n")
+    lengths = fr.bit_memory_lengths(runs)
+    w.write(f"¹ bit-memory: ours uses {', '.join(lengths) or '1000'}-bit patterns (the paper: 1000). "
             "² listops-x2 (LRA's tokenisation) has no paper number. ³ fashion-mnist: the paper's MNIST column. "
-            "⁴ pfam: the paper's Remote Homology column (a different task). Our budgets are far below the "
-            "paper's (which trained to convergence), so \"> B\" and smaller step counts are expected.\n")
+            "⁴ pfam: the paper's Remote Homology column (a different task). ⁵ bit-memory-100: the reduced "
+            "100-bit Bit Memory; the paper's row is its 1000-bit one. A run that ended on its cap (\"> B\", "
+            "or \"cap\" below) had not converged by this rule or by early stopping.\n")
     skipped = [r for r, c in per_run if c is None]
     missing = [m for m in fr.missing_runs(runs) if m[1] in ARMS]
     if skipped or missing:
@@ -206,15 +239,15 @@ def write_csv(per_run, path):
     with open(path, "w", newline="", encoding="utf-8") as f:
         c = csv.writer(f, lineterminator="\n")
         c.writerow(["task", "arm", "seed", "best_val", "threshold", "converged_step", "converged", "budget",
-                    "finished"])
+                    "finished", "ended"])
         for r, res in per_run:
             if res is None:
                 c.writerow([r.task, r.arm, r.seed, "", "", "", "", "" if r.budget is None else r.budget,
-                            "yes" if r.finished else "no"])
+                            "yes" if r.finished else "no", r.ended or ""])
             else:
                 best, thr, step, budget = res
                 c.writerow([r.task, r.arm, r.seed, repr(best), repr(thr), "" if step is None else step,
-                            "no" if step is None else "yes", budget, "yes"])
+                            "no" if step is None else "yes", budget, "yes", r.ended or ""])
 
 
 def main():
@@ -228,6 +261,11 @@ def main():
     if not 0 < a.fraction <= 1:
         ap.error("--fraction must be in (0, 1]")
     runs = fr.load_runs(a.runs_dir)
+    conflicts = fr.protocol_conflicts(runs)
+    if conflicts:
+        for c in conflicts:
+            print(f"{os.path.basename(sys.argv[0])}: error: {c}", file=sys.stderr)
+        sys.exit(2)
     md, per_run = table(runs, a.fraction)
     if a.output:
         with open(a.output, "w", encoding="utf-8") as f:

@@ -21,9 +21,16 @@
 #   fpt_task_args TASK             sets the array FPT_TASK_ARGS: --task T (bit tasks)
 #                                  or --data $DATA_DIR/T.h5 (checked with fpt_data)
 #   fpt_sweep_line FILE INDEX      sets SWEEP_TASK SWEEP_LR SWEEP_SEED from a TSV line
+#   fpt_exp_count FILE             run lines of an experiments file (jobs/experiments.tsv)
+#   fpt_exp_line FILE INDEX        parse and check one of its lines: sets EXP_TASK EXP_ARM
+#                                  EXP_KIND EXP_SEED EXP_STEPS EXP_BATCH EXP_LR
+#                                  EXP_EVAL_EVERY EXP_PATIENCE EXP_BACKBONE EXP_WHERE
+#   fpt_backbone_file NAME         default -> $MODEL, bit|image|mlm -> $BACKBONE_DIR/NAME.h5
+#   fpt_finished RUN_DIR           the run has its final test line
 #   fpt_run SUBCOMMAND ARGS...     launch `fpt SUBCOMMAND ARGS` on all tasks, forward
 #                                  USR1/TERM, and act on the exit code (never returns):
-#                                    0  -> exit 0 ("done")
+#                                    0  -> fpt_on_done if the script defines
+#                                          it (a failure there: exit 1), exit 0
 #                                    75 -> scontrol requeue $SLURM_JOB_ID, exit 0
 #                                    *  -> exit with that code (not requeued)
 # Environment knobs (all optional):
@@ -33,6 +40,7 @@
 #   FPT_SRUN_ARGS     extra srun options
 #   FPT_MAX_RESTARTS  do not requeue once SLURM_RESTART_COUNT reaches this (50)
 #   DATA_DIR          where fpt_task_args looks for TASK.h5 (default data)
+#   BACKBONE_DIR      where the built backbones are (default runs/backbones)
 # Relative paths are relative to the job's working directory: the directory
 # sbatch was run in (submit from the repository root).
 # See docs/SLURM.md.
@@ -191,6 +199,9 @@ fpt_run() { # fpt_run SUBCOMMAND ARGS...
   case $rc in
   0)
     fpt_log "done: fpt $1 finished (exit 0)"
+    if declare -F fpt_on_done >/dev/null; then
+      fpt_on_done || fpt_die "the step after fpt $1 (fpt_on_done) failed"
+    fi
     exit 0
     ;;
   75)
@@ -217,3 +228,96 @@ fpt_run() { # fpt_run SUBCOMMAND ARGS...
     ;;
   esac
 }
+
+# --- experiment lines (jobs/experiments.tsv) ----------------------------------
+# A tab-separated file, one run per line after a header line that names the
+# columns (any order; extra columns are ignored):
+#   task arm seed steps batch lr eval_every     required
+#   patience                                    optional: --early-stop (evaluations
+#                                               without a better val loss; 0 or absent: off)
+#   backbone                                    optional: default, bit, image, mlm, or a
+#                                               path with a '/'; absent or '-': the arm's own
+# steps is the step cap. An arm may carry a label, ARM@LABEL (fpt@lr3e-4): the
+# same arm in its own run directory (its own table cell); the LR sweep uses it.
+# Run directory: $EXP_DIR/TASK/ARM/seedSEED (ARM with its label).
+FPT_EXP_ARMS="fpt random stats full head probe lstm-full lstm-frozen bit image mlm"
+FPT_EXP_TASKS="bit-xor bit-memory bit-memory-100 fashion-mnist listops listops-x2 pfam"
+FPT_BACKBONES="bit image mlm" # made by jobs/backbone.sbatch into $BACKBONE_DIR/NAME.h5
+
+fpt__in() { # fpt__in WORD LIST...: WORD is one of LIST (pass lists unquoted: one word each)
+  local w=$1 x
+  shift
+  for x in "$@"; do [ "$x" = "$w" ] && return 0; done
+  return 1
+}
+
+# fpt_exp_count FILE: the number of run lines (lines after the header).
+fpt_exp_count() { echo $(($(awk 'END { print NR }' "$1") - 1)); }
+
+# fpt_exp_line FILE INDEX: parse and check line INDEX (0-based, after the
+# header) of an experiments file. Sets EXP_TASK EXP_ARM (with its label)
+# EXP_KIND (without) EXP_SEED EXP_STEPS EXP_BATCH EXP_LR EXP_EVAL_EVERY
+# EXP_PATIENCE EXP_BACKBONE and EXP_WHERE ("FILE line N"). Any problem:
+# fpt_die with the line and what is wrong (nothing is written).
+# shellcheck disable=SC2034 # the EXP_* variables are for the caller
+fpt_exp_line() {
+  local file=$1 index=$2 n c i
+  fpt_need "$file" "an experiments file: a header line (task arm seed steps batch lr eval_every [patience] [backbone]), then one run per line"
+  [[ $index =~ ^[0-9]+$ ]] || fpt_die "array index '$index' is not a number (submit with --array)"
+  n=$(fpt_exp_count "$file")
+  [ "$index" -lt "$n" ] || fpt_die "$file has $n run lines (array indices 0-$((n - 1))), not index $index"
+  EXP_WHERE="$file line $((index + 2))"
+  local -a head vals
+  IFS=$'\t' read -r -a head < <(sed -n 1p "$file" | tr -d '\r')
+  IFS=$'\t' read -r -a vals < <(sed -n "$((index + 2))p" "$file" | tr -d '\r')
+  local -A col=()
+  for i in "${!head[@]}"; do col[${head[$i]}]=${vals[$i]:-}; done
+  for c in task arm seed steps batch lr eval_every; do
+    [ -n "${col[$c]+set}" ] || fpt_die "$file: the header has no '$c' column (need task arm seed steps batch lr eval_every [patience] [backbone], tab-separated)"
+    [ -n "${col[$c]}" ] || fpt_die "$EXP_WHERE: no value in column '$c'"
+  done
+  EXP_TASK=${col[task]} EXP_ARM=${col[arm]} EXP_SEED=${col[seed]} EXP_STEPS=${col[steps]}
+  EXP_BATCH=${col[batch]} EXP_LR=${col[lr]} EXP_EVAL_EVERY=${col[eval_every]}
+  EXP_PATIENCE=${col[patience]:-0} EXP_BACKBONE=${col[backbone]:--}
+  EXP_KIND=${EXP_ARM%%@*}
+  # shellcheck disable=SC2086 # the lists are words
+  fpt__in "$EXP_KIND" $FPT_EXP_ARMS ||
+    fpt_die "$EXP_WHERE: unknown arm '$EXP_KIND' (jobs/experiment.sbatch knows: $FPT_EXP_ARMS)"
+  if [ "$EXP_ARM" != "$EXP_KIND" ] && ! [[ ${EXP_ARM#*@} =~ ^[A-Za-z0-9._+-]+$ ]]; then
+    fpt_die "$EXP_WHERE: arm '$EXP_ARM': a label after '@' is letters, digits and . _ + - only"
+  fi
+  # shellcheck disable=SC2086
+  fpt__in "$EXP_TASK" $FPT_EXP_TASKS || fpt_die "$EXP_WHERE: unknown task '$EXP_TASK' (known: $FPT_EXP_TASKS)"
+  for c in seed steps batch eval_every patience; do
+    local v=${col[$c]:-0}
+    [[ $v =~ ^[0-9]+$ ]] || fpt_die "$EXP_WHERE: $c '$v' is not a whole number"
+  done
+  if [ "$EXP_STEPS" -eq 0 ] || [ "$EXP_BATCH" -eq 0 ]; then fpt_die "$EXP_WHERE: steps and batch must be > 0"; fi
+  [[ $EXP_LR =~ ^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$ ]] || fpt_die "$EXP_WHERE: lr '$EXP_LR' is not a number"
+  if [ "$EXP_BACKBONE" = - ]; then
+    case $EXP_KIND in bit | image | mlm) EXP_BACKBONE=$EXP_KIND ;; *) EXP_BACKBONE=default ;; esac
+  fi
+  # shellcheck disable=SC2086
+  if [[ $EXP_BACKBONE != */* ]] && ! fpt__in "$EXP_BACKBONE" default $FPT_BACKBONES; then
+    fpt_die "$EXP_WHERE: unknown backbone '$EXP_BACKBONE' (default, $FPT_BACKBONES, or a file path with a '/')"
+  fi
+  local dup
+  dup=$(tail -n +2 "$file" | tr -d '\r' | awk -F'\t' -v h="$(sed -n 1p "$file" | tr -d '\r')" \
+    -v t="$EXP_TASK" -v a="$EXP_ARM" -v s="$EXP_SEED" '
+      BEGIN { n = split(h, H, "\t"); for (i = 1; i <= n; i++) C[H[i]] = i }
+      $C["task"] == t && $C["arm"] == a && $C["seed"] == s' | wc -l)
+  [ "$dup" -eq 1 ] || fpt_die "$file: '$EXP_TASK $EXP_ARM seed $EXP_SEED' appears on $dup lines (the runs would share a run directory)"
+}
+
+# fpt_backbone_file NAME: the model file of a backbone name of an experiments
+# line: default -> $MODEL; bit, image, mlm -> $BACKBONE_DIR/NAME.h5; a path as is.
+fpt_backbone_file() {
+  case $1 in
+  default) echo "${MODEL:-$FPT_MODELS/default.h5}" ;;
+  */*) echo "$1" ;;
+  *) echo "${BACKBONE_DIR:-runs/backbones}/$1.h5" ;;
+  esac
+}
+
+# fpt_finished RUN_DIR: the run has its final test line (what the runners skip on).
+fpt_finished() { grep -q '"split":"test".*"final":1' "$1/metrics.jsonl" 2>/dev/null; }

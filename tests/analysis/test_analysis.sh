@@ -2,8 +2,11 @@
 # analysis/results_table.py, steps_to_converge.py, learning_curves.py on synthetic
 # run directories whose answers are worked out by hand below (ties, the final
 # evaluation as a candidate, a missing seed, an unfinished run, a run with no
-# metrics yet, a line cut by a crash, even and odd seed counts, "> budget"), then
-# jobs/run-experiments.sh end to end on a tiny model: three bit-xor arms finish,
+# metrics yet, a line cut by a crash, even and odd seed counts, "> budget"); the
+# campaign's arms (LSTMs, bit, image, mlm, in-domain marks), early stop vs cap,
+# the LR sweep chosen on val, best.json checks, a directory mixing two protocols
+# (refused, nothing written) and a campaign not started (the skeleton); then
+# jobs/run-experiments.sh end to end on a tiny model: four bit-xor arms finish,
 # a second invocation skips them, and the table reports them.
 #   bash tests/analysis/test_analysis.sh FPT WORKDIR     (SKIP_E2E=1: synthetic part only)
 set -uo pipefail
@@ -21,10 +24,12 @@ rm -rf "$W" && mkdir -p "$W"
 # --- synthetic runs ------------------------------------------------------------
 S=$W/syn
 CUR=""
-mkrun() { # mkrun TASK ARM SEED BUDGET: a run directory; later tl/ev lines go to it
+mkrun() { # mkrun TASK ARM SEED BUDGET [LR [PATIENCE]]: a run directory under $S; later tl/ev lines go to it
   local d=$S/$1/$2/seed$3
   mkdir -p "$d"
-  printf 'task: "%s"\nsteps: %s\nseed: %s\n' "$1" "$4" "$3" >"$d/config.yaml"
+  printf 'task: "%s"\nsteps: %s\nseed: %s\nlr: %s\nearly_stop: %s\nbatch_size: 16\n' "$1" "$4" "$3" \
+    "${5:-0.001}" "${6:-0}" >"$d/config.yaml"
+  RUN=$d
   CUR=$d/metrics.jsonl
   : >"$CUR"
 }
@@ -78,6 +83,7 @@ rm -f "$CUR"
 # -> median of an even count 62.5; random seed 1: 0.60, never converged -> "> 100 (n=1)"; speed-up
 # > 100 / 62.5 = 1.6x; random seed 2 missing.
 mkrun bit-memory fpt 1 100
+echo 'bit_length: 100' >>"$RUN/config.yaml"
 ev 50 0.9 0.9; ev 100 0.9 0.8 f
 mkrun bit-memory fpt 2 100
 ev 50 0.5 0.5; ev 75 0.9 0.85; ev 100 0.9 0.95 f
@@ -142,10 +148,15 @@ expect_cell "$T" 1 "FPT (ours)" bit-xor "85.0 ± 5.0"
 expect_cell "$T" 1 "Full (ours)" bit-xor "—"
 expect_cell "$T" 1 "FPT (paper)" bit-xor "100"
 expect_cell "$T" 1 "Full (paper)" fashion-mnist "99.1"
-expect_cell "$T" 1 "Full (paper)" listops-x2 "—"
+expect_cell "$T" 1 "Full (paper)" listops-x2 "<none>" # no listops-x2 run: no column
+expect_cell "$T" 1 "LSTM, full (paper)" bit-memory "60.9"
 expect_cell "$T" 2 "FPT (ours)" bit-xor "85.0 ± 5.0"
 expect_cell "$T" 2 "Random (ours)" bit-xor "50.0 (n=1)"
-expect_cell "$T" 2 "Stats (ours)" bit-xor "65.0 ± 7.1 (n=2)"
+expect_cell "$T" 2 "Bit (paper)" listops "35.4"
+expect_cell "$T" 2 "Image (paper)" fashion-mnist "97.8"
+expect_cell "$T" 3 "Random (ours)" bit-xor "50.0 (n=1)"
+expect_cell "$T" 3 "LSTM, frozen (paper)" listops "16.8"
+expect_cell "$T" 4 "Stats (ours)" bit-xor "65.0 ± 7.1 (n=2)"
 expect_cell "$T" 2 "FPT (ours)" fashion-mnist "100.0 ± 0.0 (n=3)"
 expect_cell "$T" 2 "Random (ours)" fashion-mnist "92.0 ± 1.0 (n=3)"
 expect_cell "$T" 2 "FPT (ours)" bit-memory "87.5 ± 3.5 (n=2)"
@@ -153,14 +164,18 @@ expect_cell "$T" 2 "Random (ours)" bit-memory "60.0 (n=1)"
 expect_cell "$T" 2 "FPT (ours)" listops "40.0 (n=1)"
 expect_cell "$T" 2 "FPT (ours)" pfam "—"
 expect_cell "$T" 2 "Random (paper)" bit-memory "75.8"
-expect_cell "$T" 2 "Stats (paper)" listops "37.4"
+expect_cell "$T" 4 "Stats (paper)" listops "37.4"
 expect_cell "$T" 2 "Random (paper)" fashion-mnist "91.7"
-expect_cell "$T" 2 "Stats (paper)" pfam "11.0"
-expect_cell "$T" 3 "FPT (ours)" listops "40.0 (n=1)"
-expect_cell "$T" 3 "Output only, SGD (ours)" listops "25.0 (n=1)"
-expect_cell "$T" 3 "Output only, SGD (paper)" listops "32.8"
-expect_cell "$T" 3 "Output only, exact (ours)" listops "31.0 (n=1)"
+expect_cell "$T" 4 "Stats (paper)" pfam "11.0"
+expect_cell "$T" 5 "FPT (ours)" listops "40.0 (n=1)"
+expect_cell "$T" 5 "Output only, SGD (ours)" listops "25.0 (n=1)"
+expect_cell "$T" 5 "Output only, SGD (paper)" listops "32.8"
+expect_cell "$T" 5 "Output only, exact (ours)" listops "31.0 (n=1)"
+expect_cell "$T" 5 "Full (paper)" listops "38"
+expect_cell "$T" 5 "FPT (paper)" fashion-mnist "—"
 expect_cell "$T" 2 "Output only, exact (ours)" listops "<none>"
+expect_cell "$T" 6 "MLM (paper)" listops "38.3"
+expect_cell "$T" 6 "FPT (paper)" bit-xor "—"
 expect_grep "$T" "- bit-xor/random/seed3: unfinished (step 25 of 40, no final evaluation yet)"
 expect_grep "$T" "- pfam/fpt/seed1: unfinished (step 250 of 500, no final evaluation yet)"
 expect_grep "$T" "- pfam/random/seed1: unfinished (no metrics.jsonl yet)"
@@ -171,7 +186,8 @@ expect_grep "$T" "- fashion-mnist/fpt/seed4: missing (no run directory)"
 expect_grep "$T" "- fashion-mnist/full/seed4: unfinished (no metrics.jsonl yet)"
 expect_grep "$T" "the paper's MNIST column"
 expect_grep "$T" "Remote Homology column"
-expect_grep "$T" "100-bit patterns"
+expect_grep "$T" "our runs use patterns of 100 bits"
+check "no LR sweep without labelled arms" bash -c "! grep -q 'LR sweep' '$T'"
 check "no NaN or inf in the table" bash -c "! grep -qiw -e nan -e inf '$T'"
 check "no warnings (the cut last line is silently dropped)" test ! -s "$W/table.err"
 # With --params the lines are what is expected: an arm may run fewer seeds.
@@ -183,20 +199,20 @@ check "--params: no missing seed that the file does not list" bash -c "! grep -q
 # --into: the tables replace the block between the markers; the rest stays.
 printf 'before\n<!-- tables:begin -->\nold\n<!-- tables:end -->\nafter\n' >"$W/into.md"
 $PY "$A/results_table.py" "$S" --into "$W/into.md" >/dev/null 2>&1
-expect_line "$W/into.md" "### Table 10: output layer only (SGD, and exact) vs FPT"
+expect_line "$W/into.md" "### Table 10: output layer only (SGD, and exact) vs FPT and the full transformer"
 check "--into keeps the text around the block and drops the old one" bash -c "head -1 '$W/into.md' | grep -qx before && tail -1 '$W/into.md' | grep -qx after && ! grep -qx old '$W/into.md'"
 C=$W/runs.csv
-expect_line "$C" "task,arm,seed,selected_step,val_acc,test_acc,final_test_acc,steps_done,finished"
-expect_line "$C" "bit-xor,fpt,1,20,0.9,0.8,0.95,40,yes"
-expect_line "$C" "bit-xor,fpt,2,20,0.95,0.85,0.99,40,yes"
-expect_line "$C" "bit-xor,fpt,3,40,1.0,0.9,0.9,40,yes"
-expect_line "$C" "bit-xor,random,1,10,0.5,0.5,0.52,40,yes"
-expect_line "$C" "bit-xor,random,3,20,0.95,0.95,,25,no"
-expect_line "$C" "bit-xor,stats,2,10,0.8,0.7,0.9,40,yes"
-expect_line "$C" "bit-memory,fpt,2,75,0.9,0.85,0.95,100,yes"
-expect_line "$C" "pfam,fpt,1,250,0.3,0.3,,250,no"
-expect_line "$C" "pfam,random,1,,,,,0,no"
-expect_line "$C" "listops,probe,1,0,0.33,0.31,0.31,0,yes"
+expect_line "$C" "task,arm,seed,lr,steps,patience,selected_step,val_acc,test_acc,final_test_acc,steps_done,ended,best_ckpt_step,finished"
+expect_line "$C" "bit-xor,fpt,1,0.001,40,0,20,0.9,0.8,0.95,40,cap,,yes"
+expect_line "$C" "bit-xor,fpt,2,0.001,40,0,20,0.95,0.85,0.99,40,cap,,yes"
+expect_line "$C" "bit-xor,fpt,3,0.001,40,0,40,1.0,0.9,0.9,40,cap,,yes"
+expect_line "$C" "bit-xor,random,1,0.001,40,0,10,0.5,0.5,0.52,40,cap,,yes"
+expect_line "$C" "bit-xor,random,3,0.001,40,0,20,0.95,0.95,,25,,,no"
+expect_line "$C" "bit-xor,stats,2,0.001,40,0,10,0.8,0.7,0.9,40,cap,,yes"
+expect_line "$C" "bit-memory,fpt,2,0.001,100,0,75,0.9,0.85,0.95,100,cap,,yes"
+expect_line "$C" "pfam,fpt,1,0.001,500,0,250,0.3,0.3,,250,,,no"
+expect_line "$C" "pfam,random,1,0.001,500,0,,,,,0,,,no"
+expect_line "$C" "listops,probe,1,0.001,1000,0,0,0.33,0.31,0.31,0,fit,,yes"
 check "runs.csv: one line per run directory (23) plus the header" test "$(wc -l <"$C")" -eq 24
 
 St=$W/steps.md
@@ -220,7 +236,7 @@ expect_cell "$St" 1 "FPT (ours)" pfam "—"
 expect_cell "$St" 1 "FPT (paper)" bit-xor "5×10²"
 expect_cell "$St" 1 "Random (paper)" fashion-mnist "2×10⁴"
 expect_cell "$St" 1 "Speed-up (paper)" bit-xor "40×"
-expect_cell "$St" 1 "Speed-up (paper)" listops-x2 "—"
+expect_cell "$St" 1 "Speed-up (paper)" listops-x2 "<none>"
 expect_cell "$St" 2 "FPT: median best val acc (%)" fashion-mnist "95.0"
 expect_cell "$St" 2 "Random: median best val acc (%)" bit-xor "50.0"
 # Common target = Random's median best val. fashion-mnist: 0.92; fpt reaches it at 100, 200, 300 -> 200;
@@ -236,16 +252,138 @@ expect_grep "$St" "- fashion-mnist/random/seed4: missing (no run directory)"
 check "no NaN in the steps table" bash -c "! grep -qiw nan '$St'"
 # task,arm,seed,converged_step,converged,budget,finished (threshold columns left out: float repr)
 cut -d, -f1-3,6- "$W/steps.csv" >"$W/steps.cut"
-expect_line "$W/steps.cut" "bit-xor,fpt,1,20,yes,40,yes"
-expect_line "$W/steps.cut" "bit-xor,fpt,3,,no,40,yes"
-expect_line "$W/steps.cut" "bit-xor,random,3,,,40,no"
-expect_line "$W/steps.cut" "fashion-mnist,random,2,800,yes,1000,yes"
-expect_line "$W/steps.cut" "bit-memory,random,1,,no,100,yes"
+expect_line "$W/steps.cut" "bit-xor,fpt,1,20,yes,40,yes,cap"
+expect_line "$W/steps.cut" "bit-xor,fpt,3,,no,40,yes,cap"
+expect_line "$W/steps.cut" "bit-xor,random,3,,,40,no,"
+expect_line "$W/steps.cut" "fashion-mnist,random,2,800,yes,1000,yes,cap"
+expect_line "$W/steps.cut" "bit-memory,random,1,,no,100,yes,cap"
 check "steps.csv: stats runs left out (fpt and random only: 18 runs)" test "$(wc -l <"$W/steps.csv")" -eq 19
-expect_line "$W/steps.csv" "bit-xor,fpt,2,0.95,$($PY -c 'print(repr(0.99 * 0.95))'),20,yes,40,yes"
+expect_line "$W/steps.csv" "bit-xor,fpt,2,0.95,$($PY -c 'print(repr(0.99 * 0.95))'),20,yes,40,yes,cap"
+# How the runs ended (table 4): every synthetic run above ran to its cap.
+expect_cell "$St" 4 "FPT" bit-xor "3 cap"
+expect_cell "$St" 4 "Random" bit-xor "1 cap, 1 unfinished"
+expect_cell "$St" 4 "Output only, exact" listops "1 exact fit"
 # --fraction 0.5: every fpt fashion-mnist seed reaches 0.475 at step 100 -> 100
 $PY "$A/steps_to_converge.py" "$S" --fraction 0.5 -o "$W/steps50.md" 2>/dev/null
 expect_cell "$W/steps50.md" 1 "FPT (ours)" fashion-mnist "100 (n=3)"
+
+# --- the campaign's arms, early stopping, the LR sweep, best.json ------------------
+# A second synthetic directory (its own expected seeds). Hand-computed:
+#   bit-xor seeds 1, 2 are expected (n=2 cells have no "(n=...)" shortfall beyond K < 3).
+#   lstm-full: s1 tie at val 0.6 (steps 10, 20) -> earliest, test 0.55; s2 test 0.65 -> 60.0 ± 7.1 (n=2); cap 20.
+#   lstm-frozen s1: stopped early at 20 of 100 (patience 2); best val at 10 -> 50.0 (n=1), "1 plateau", lr 0.0003.
+#   bit on bit-memory s1: best val at 50 -> test 95.0, in-domain: "95.0 (n=1) †"; best.json says 100 -> a check.
+#   image: fashion-mnist 60.0 (n=1) † (in-domain), bit-xor 65.0 (n=1) (no mark).
+#   mlm bit-xor s1: 75.0 (n=1); mlm bit-memory s1 unfinished.
+#   LR sweep, bit-xor FPT: fpt (lr 1e-3) val 0.9, 0.8 -> 85.0 ± 7.1, test 0.85, 0.8 -> 82.5 ± 3.5;
+#   fpt@lr3e-4 val 0.95, 0.85 -> 90.0 ± 7.1 (best: chosen), test 0.9, 0.8 -> 85.0 ± 7.1;
+#   fpt@lr1e-4 val 0.88 (n=1; seed 2 unfinished, with a val of 0.99 that must not count) -> "provisional";
+#   its test (99.0) is the best but takes no part in the choice.
+S=$W/syn2
+mkrun bit-xor lstm-full 1 20 0.0003
+ev 10 0.6 0.55; ev 20 0.6 0.5 f
+mkrun bit-xor lstm-full 2 20 0.0003
+ev 20 0.7 0.65 f
+mkrun bit-xor lstm-frozen 1 100 0.0003 2
+ev 10 0.55 0.5; ev 20 0.52 0.51; ev 20 0.52 0.51 f
+mkrun bit-memory bit 1 100
+echo 'bit_length: 1000' >>"$RUN/config.yaml"
+ev 50 0.9 0.95; ev 100 0.8 0.7 f
+mkdir -p "$RUN/checkpoints" && echo '{"step": 100, "val_accuracy": 0.8, "val_loss": 1}' >"$RUN/checkpoints/best.json"
+mkrun fashion-mnist image 1 10
+ev 10 0.5 0.6 f
+mkrun bit-xor image 1 10
+ev 10 0.7 0.65 f
+mkrun bit-xor mlm 1 20
+ev 20 0.8 0.75 f
+mkrun bit-memory mlm 1 100
+ev 50 0.5 0.5
+mkrun bit-xor fpt 1 20
+ev 20 0.9 0.85 f
+mkdir -p "$RUN/checkpoints" && echo '{"step": 20, "val_accuracy": 0.9, "val_loss": 1}' >"$RUN/checkpoints/best.json"
+mkrun bit-xor fpt 2 20
+ev 20 0.8 0.8 f
+mkrun bit-xor fpt@lr3e-4 1 20 0.0003
+ev 20 0.95 0.9 f
+mkrun bit-xor fpt@lr3e-4 2 20 0.0003
+ev 20 0.85 0.8 f
+mkrun bit-xor fpt@lr1e-4 1 20 0.0001
+ev 20 0.88 0.99 f
+mkrun bit-xor fpt@lr1e-4 2 20 0.0001
+ev 10 0.99 0.99
+T2=$W/table2.md
+if $PY "$A/results_table.py" "$S" -o "$T2" --csv "$W/runs2.csv" 2>"$W/table2.err"; then
+  ok "results_table.py ran (campaign arms)"
+else
+  bad "results_table.py failed (campaign arms)" "$W/table2.err"
+fi
+expect_cell "$T2" 1 "LSTM, full (ours)" bit-xor "60.0 ± 7.1 (n=2)"
+expect_cell "$T2" 1 "FPT (ours)" bit-xor "82.5 ± 3.5 (n=2)"
+expect_cell "$T2" 2 "Bit (ours)" bit-memory "95.0 (n=1) †"
+expect_cell "$T2" 2 "Image (ours)" fashion-mnist "60.0 (n=1) †"
+expect_cell "$T2" 2 "Image (ours)" bit-xor "65.0 (n=1)"
+expect_cell "$T2" 3 "LSTM, frozen (ours)" bit-xor "50.0 (n=1)"
+expect_cell "$T2" 6 "MLM (ours)" bit-xor "75.0 (n=1)"
+expect_cell "$T2" 6 "MLM (ours)" bit-memory "—"
+# Table 7: the sweep, one row per run directory; table 8: the choice per task.
+expect_line "$T2" "| bit-xor | FPT | fpt@lr1e-4 | 1e-4 | 88.0 (n=1) | 99.0 (n=1) |  |"
+expect_line "$T2" "| bit-xor | FPT | fpt@lr3e-4 | 3e-4 | 90.0 ± 7.1 (n=2) | 85.0 ± 7.1 (n=2) | chosen (provisional) |"
+expect_line "$T2" "| bit-xor | FPT | fpt | 1e-3 | 85.0 ± 7.1 (n=2) | 82.5 ± 3.5 (n=2) |  |"
+expect_line "$T2" "| bit-xor | 3e-4 (provisional) | 85.0 ± 7.1 (n=2) |"
+expect_grep "$T2" "- bit-xor/fpt@lr1e-4/seed2: unfinished (step 10 of 20, no final evaluation yet)"
+expect_grep "$T2" "- bit-memory/mlm/seed1: unfinished (step 50 of 100, no final evaluation yet)"
+expect_grep "$T2" "- bit-memory/bit/seed1: best val in metrics.jsonl at step 50, best.json step 100"
+check "best.json agreeing with the selection is not a check" bash -c "! grep -q 'bit-xor/fpt/seed1: best val' '$T2'"
+expect_grep "$T2" "the paper's size: 5 patterns of 1000 bits"
+expect_grep "$T2" "† in-domain"
+check "sweep arms are not rows of the paper's tables" bash -c "! grep -q '^| fpt@' '$T2'"
+expect_line "$W/runs2.csv" "bit-xor,lstm-frozen,1,0.0003,100,2,10,0.55,0.5,0.51,20,early stop,,yes"
+expect_line "$W/runs2.csv" "bit-memory,bit,1,0.001,100,0,50,0.9,0.95,0.7,100,cap,100,yes"
+St2=$W/steps2.md
+$PY "$A/steps_to_converge.py" "$S" -o "$St2" --csv "$W/steps2.csv" 2>"$W/steps2.err" || bad "steps_to_converge.py (campaign arms)" "$W/steps2.err"
+expect_cell "$St2" 4 "LSTM, full" bit-xor "2 cap"
+expect_cell "$St2" 4 "LSTM, frozen" bit-xor "1 plateau"
+expect_cell "$St2" 4 "MLM" bit-memory "1 unfinished"
+expect_cell "$St2" 4 "fpt@lr1e-4" bit-xor "1 cap, 1 unfinished"
+
+# --- a results directory mixing two protocols: refused, nothing written ------------
+# fashion-mnist/fpt: seeds 1, 2 capped at 2000, seed 3 at 4000; bit-xor/random: lr 0.001 vs 0.0003;
+# LR sweep bit-xor/fpt: fpt patience 5, fpt@lr3e-4 patience 3.
+S=$W/mixed
+mkrun fashion-mnist fpt 1 2000; ev 100 0.5 0.5 f
+mkrun fashion-mnist fpt 2 2000; ev 100 0.5 0.5 f
+mkrun fashion-mnist fpt 3 4000; ev 100 0.5 0.5 f
+mkrun bit-xor random 1 20 0.001; ev 20 0.5 0.5 f
+mkrun bit-xor random 2 20 0.0003; ev 20 0.5 0.5 f
+mkrun bit-xor fpt 1 20 0.001 5; ev 20 0.5 0.5 f
+mkrun bit-xor fpt@lr3e-4 1 20 0.0003 3; ev 20 0.5 0.5 f
+printf 'keep\n<!-- tables:begin -->\nold\n<!-- tables:end -->\n' >"$W/into-mixed.md"
+cp "$W/into-mixed.md" "$W/into-mixed.orig"
+rc=0
+$PY "$A/results_table.py" "$S" -o "$W/mixed.md" --csv "$W/mixed.csv" --into "$W/into-mixed.md" 2>"$W/mixed.err" || rc=$?
+check "mixed protocols: results_table.py exits 2 (got $rc)" test "$rc" -eq 2
+expect_grep "$W/mixed.err" "error: cell fashion-mnist/fpt mixes two protocols: step cap (steps) 2000 (fpt/seed1, fpt/seed2) vs 4000 (fpt/seed3)"
+expect_grep "$W/mixed.err" "error: cell bit-xor/random mixes two protocols: lr 0.0003 (random/seed2) vs 0.001 (random/seed1)"
+expect_grep "$W/mixed.err" "error: cell LR sweep bit-xor/fpt mixes two protocols: patience (early_stop) 3 (fpt@lr3e-4/seed1) vs 5 (fpt/seed1)"
+check "mixed protocols: no table, no CSV written, the --into file untouched" \
+  bash -c "[ ! -e '$W/mixed.md' ] && [ ! -e '$W/mixed.csv' ] && cmp -s '$W/into-mixed.md' '$W/into-mixed.orig'"
+rc=0
+$PY "$A/steps_to_converge.py" "$S" -o "$W/mixed-steps.md" 2>"$W/mixed-steps.err" || rc=$?
+check "mixed protocols: steps_to_converge.py exits 2 too, writes nothing" \
+  bash -c "[ $rc -eq 2 ] && [ ! -e '$W/mixed-steps.md' ] && grep -q 'cell fashion-mnist/fpt mixes two protocols' '$W/mixed-steps.err'"
+
+# --- a campaign not started: the skeleton, every cell pending ------------------------
+# The header names the columns in another order than jobs/experiments.tsv.
+printf 'seed\tarm\ttask\tlr\tsteps\tbatch\teval_every\n1\tfpt\tbit-xor\t1e-3\t20\t16\t10\n1\tfpt@lr3e-4\tbit-xor\t3e-4\t20\t16\t10\n1\tmlm\tlistops\t1e-3\t20\t16\t10\n' >"$W/pending.tsv"
+$PY "$A/results_table.py" "$W/not-started" --params "$W/pending.tsv" -o "$W/pending.md" 2>"$W/pending.err" ||
+  bad "results_table.py on a campaign not started" "$W/pending.err"
+expect_grep "$W/pending.md" "**Pending: no run has a directory yet** (3 runs expected by the parameter file)"
+expect_cell "$W/pending.md" 1 "FPT (ours)" bit-xor "—"
+expect_cell "$W/pending.md" 1 "FPT (paper)" listops "38.4"
+expect_cell "$W/pending.md" 1 "FPT (ours)" pfam "<none>"
+expect_line "$W/pending.md" "| bit-xor | FPT | fpt@lr3e-4 | 3e-4 | — | — |  |"
+check "pending: no per-run missing list" bash -c "! grep -q 'missing (no run directory)' '$W/pending.md'"
+S=$W/syn
 
 P=$W/png
 if $PY "$A/learning_curves.py" "$S" -o "$P" >"$W/curves.log" 2>&1; then ok "learning_curves.py ran"; else bad "learning_curves.py failed" "$W/curves.log"; fi
@@ -266,8 +404,9 @@ e2e() {
     bad "fpt init of the tiny model" "$E/init.log"
     return
   fi
-  printf 'task\tarm\tseed\tsteps\tbatch\tlr\teval_every\n' >"$E/params.tsv"
-  for arm in fpt full stats; do printf 'bit-xor\t%s\t1\t20\t16\t1e-3\t10\n' "$arm" >>"$E/params.tsv"; done
+  # The campaign's format (patience, backbone); patience 5 never triggers in 2 evaluations.
+  printf 'task\tarm\tseed\tsteps\tbatch\tlr\teval_every\tpatience\tbackbone\n' >"$E/params.tsv"
+  for arm in fpt full stats lstm-frozen; do printf 'bit-xor\t%s\t1\t20\t16\t1e-3\t10\t5\tdefault\n' "$arm" >>"$E/params.tsv"; done
   runner() {
     FPT=$FPT MODEL=$E/m.h5 EXP_DIR=$E/exp PARAMS=$E/params.tsv LOG_EVERY=5 OMP_NUM_THREADS=1 \
       bash "$ROOT/jobs/run-experiments.sh"
@@ -275,7 +414,7 @@ e2e() {
   rc=0
   runner >"$E/run1.log" 2>&1 || rc=$?
   check "run-experiments.sh: exit 0 (got $rc)" test "$rc" -eq 0
-  for arm in fpt full stats; do
+  for arm in fpt full stats lstm-frozen; do
     m=$E/exp/bit-xor/$arm/seed1/metrics.jsonl
     if ! grep -q '"split":"test".*"final":1' "$m" 2>/dev/null; then
       bad "bit-xor $arm did not finish" "$E/run1.log"
@@ -290,14 +429,14 @@ e2e() {
   runner >"$E/run2.log" 2>&1 || rc=$?
   cat "$E"/exp/bit-xor/*/seed1/metrics.jsonl | md5sum >"$E/sum2"
   check "second invocation: exit 0 (got $rc)" test "$rc" -eq 0
-  if grep -q 'run-experiments: line' "$E/run2.log"; then bad "second invocation ran something" "$E/run2.log"; else ok "second invocation: skips all three"; fi
+  if grep -q 'run-experiments: line' "$E/run2.log"; then bad "second invocation ran something" "$E/run2.log"; else ok "second invocation: skips all four"; fi
   check "second invocation: no new metrics lines" cmp -s "$E/sum1" "$E/sum2"
   if ! $PY "$A/results_table.py" "$E/exp" -o "$E/table.md" --csv "$E/runs.csv" 2>"$E/table.err"; then
     bad "results_table.py on the real runs" "$E/table.err"
     return
   fi
   # Expected cells from the metrics directly: the test accuracy at the best val (earliest on ties).
-  for arm in fpt full stats; do
+  for arm in fpt full stats lstm-frozen; do
     want=$($PY - "$E/exp/bit-xor/$arm/seed1/metrics.jsonl" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
@@ -308,11 +447,13 @@ s, f, _ = min(x for x in val if x[2] == best)
 print(f"{100 * test[(s, f)]:.1f} (n=1)")
 EOF
     )
-    case $arm in fpt) n=1 label=FPT ;; full) n=1 label=Full ;; stats) n=2 label=Stats ;; esac
+    case $arm in fpt) n=1 label=FPT ;; full) n=1 label=Full ;; stats) n=4 label=Stats ;; lstm-frozen) n=3 label="LSTM, frozen" ;; esac
     expect_cell "$E/table.md" "$n" "$label (ours)" bit-xor "$want"
   done
   expect_cell "$E/table.md" 2 "Random (ours)" bit-xor "—"
-  check "runs.csv: three finished runs of 20 steps" test "$(grep -c ',20,yes$' "$E/runs.csv")" -eq 3
+  check "runs.csv: four finished runs of 20 steps, on the cap" test "$(grep -c ',20,cap,[0-9]*,yes$' "$E/runs.csv")" -eq 4
+  check "--keep-best's best.json agrees with the selected evaluation (no Checks section)" \
+    bash -c "! grep -q '^Checks' '$E/table.md' && [ -s '$E/exp/bit-xor/fpt/seed1/checkpoints/best.h5' ]"
   $PY "$A/learning_curves.py" "$E/exp" -o "$E/png" >"$E/curves.log" 2>&1
   check "learning curve of the real runs written" test -s "$E/png/bit-xor.png"
 }

@@ -24,6 +24,11 @@
 #       fpt's exit code and is not requeued.
 #   (c) jobs/sweep.sbatch as a 3-task array over a test parameter file: each
 #       task its own run dir with its lr and seed; an index past the file fails.
+#   (f)-(i) jobs/campaign.sh (phase 3, below): a bad file submits nothing; a tiny
+#       campaign of every new arm with its data, backbone and array jobs
+#       (afterok, %2); a failed backbone job keeps the array from starting;
+#       array lines naming a missing backbone or an unknown arm fail with a
+#       message. TEST_CAMPAIGN_ONLY=1 runs phase 3 alone.
 # Every wait is bounded (TIMEOUT_* below, and TEST_DEADLINE, 1000 s, for all
 # of them together); nothing waits forever. Exit 77 (skip) when not root.
 set -uo pipefail
@@ -200,6 +205,158 @@ resumed_not_restarted() { # resumed_not_restarted LOG_EVERY METRICS: the first t
 
 XOR=(STEPS="$STEPS" BATCH_SIZE=8 SEED=3 LOG_EVERY=50 EVAL_EVERY=1000 CHECKPOINT_EVERY=1000 KEEP_CHECKPOINTS=2)
 
+# --- phase 3: the campaign (jobs/campaign.sh) ------------------------------------
+# (f) a campaign file with an unknown arm, and one naming a backbone file that
+#     is not there: campaign.sh refuses each, submits nothing.
+# (g) a campaign of every new arm on bit-xor (fpt, lstm-full, lstm-frozen, bit,
+#     image, mlm; 20 steps, patience 2) with tiny backbones: the data job, three
+#     backbone jobs and the array (%2, one rank, afterok on all four); every run
+#     finishes; a second campaign.sh submits no backbone job and its array
+#     skips the finished runs.
+# (h) a backbone job that fails (FPT_ARGS="--lr -1"): the array never starts
+#     (DependencyNeverSatisfied) and makes no run directory; a second
+#     campaign.sh meanwhile refuses (campaign jobs still queued).
+# (i) array tasks submitted without the campaign: a line naming a backbone that
+#     is not there, and an arm jobs/experiment.sbatch does not know: each FAILED
+#     with a message naming it, no run directory.
+campaign_phase() {
+  log "phase 3: the campaign (jobs/campaign.sh): bad file, tiny campaign, failed backbone, bad lines"
+  local CW=$W/campaign H out rc jobs_before ids arr n id k
+  mkdir -p "$CW/corpus"
+  # A tiny text corpus for the mlm backbone: 3.4 MB (fpt data text keeps 1 block in 50 of 64 KiB for val
+  # and test), 64-byte windows.
+  for _ in $(seq 40); do cat "$ROOT"/docs/*.md; done | head -c 3400000 >"$CW/corpus/c.txt"
+  "$FPT" data text --input "$CW/corpus/c.txt" --seq 64 -o "$CW/corpus/text.h5" >/dev/null ||
+    { bad "(g) fpt data text for the tiny corpus"; return; }
+  H='task\tarm\tseed\tsteps\tbatch\tlr\teval_every\tpatience\tbackbone\n'
+  # Tiny backbones: 2 x 32 with 128 positions (bit-memory has 120 tokens), 10 steps of 4.
+  local -a ENVS=(MODEL="$W/m.h5" DATA_DIR="$CW/data" CORPUS_DIR="$CW/corpus" POSITIONS=128 STEPS=10 BATCH_SIZE=4
+    EVAL_EVERY=5 EVAL_SAMPLES=50 LOG_EVERY=5 CHECKPOINT_EVERY=5 THROTTLE=2
+    SBATCH_ARGS="--time=20")
+  campaign() { # campaign OUT PARAMS VAR=VALUE...: run jobs/campaign.sh; its stdout in OUT
+    local o=$1 p=$2
+    shift 2
+    env "${ENVS[@]}" PARAMS="$p" "$@" bash "$ROOT/jobs/campaign.sh" >"$o" 2>"$o.err"
+  }
+  njobs() { scontrol show job -o 2>/dev/null | grep -c JobId; }
+
+  # (f)
+  printf '%b' "$H" >"$CW/bad.tsv"
+  printf 'bit-xor\tfpt\t1\t20\t16\t1e-3\t10\t2\tdefault\nbit-xor\tvit\t1\t20\t16\t1e-3\t10\t2\tdefault\n' >>"$CW/bad.tsv"
+  # shellcheck disable=SC2034 # used in the eval below
+  jobs_before=$(njobs)
+  rc=0
+  campaign "$CW/f.out" "$CW/bad.tsv" CAMPAIGN_DIR="$CW/f" || rc=$?
+  check "(f) campaign.sh refuses a file with an unknown arm (exit $rc), naming the line and the arm" \
+    eval '[ "$rc" -ne 0 ] && grep -q "line 3: unknown arm .vit." "$CW/f.out.err"'
+  check "(f) nothing submitted, no campaign directory" eval '[ "$(njobs)" -eq "$jobs_before" ] && [ ! -e "$CW/f" ] && [ ! -s "$CW/f.out" ]'
+  printf '%b' "$H" >"$CW/bad2.tsv"
+  printf 'bit-xor\tfpt\t1\t20\t16\t1e-3\t10\t2\t%s\n' "$CW/nowhere/bert.h5" >>"$CW/bad2.tsv"
+  rc=0
+  campaign "$CW/f2.out" "$CW/bad2.tsv" CAMPAIGN_DIR="$CW/f" || rc=$?
+  check "(f) a line naming a backbone file that is not there: refused (exit $rc), naming it; nothing submitted" \
+    eval '[ "$rc" -ne 0 ] && grep -q "backbone file $CW/nowhere/bert.h5 (line 2) not found" "$CW/f2.out.err" && [ "$(njobs)" -eq "$jobs_before" ] && [ ! -e "$CW/f" ]'
+
+  # (g)
+  printf '%b' "$H" >"$CW/good.tsv"
+  for k in fpt lstm-full lstm-frozen bit image mlm; do
+    printf 'bit-xor\t%s\t1\t20\t16\t%s\t10\t2\t-\n' "$k" "$([ "${k#lstm}" != "$k" ] && echo 3e-4 || echo 1e-3)" >>"$CW/good.tsv"
+  done
+  rc=0
+  campaign "$CW/g.out" "$CW/good.tsv" CAMPAIGN_DIR="$CW/g" || rc=$?
+  ids=$(awk '$1 == "data" || $1 == "backbone" { print $NF }' "$CW/g.out" | tr '\n' ' ')
+  arr=$(awk '$1 == "array" { print $2 }' "$CW/g.out")
+  check "(g) campaign.sh: exit $rc; printed data, backbone bit, image, mlm and array job ids: $(tr '\n' ' ' <"$CW/g.out")" \
+    eval '[ "$rc" -eq 0 ] && [ "$(grep -cE "^(data [0-9]+|backbone (bit|image|mlm) [0-9]+|array [0-9]+)$" "$CW/g.out")" -eq 5 ]'
+  if [ -z "$arr" ]; then
+    bad "(g) no array job (stderr: $(cat "$CW/g.out.err"))"
+  else
+    out=$(scontrol show job -o "$arr" 2>/dev/null | head -1)
+    deps_ok() {
+      local i
+      grep -q "ArrayTaskThrottle=2" <<<"$out" || { echo "  no ArrayTaskThrottle=2 in: $out"; return 1; }
+      for i in $ids; do grep -q "afterok:$i" <<<"$out" || { echo "  no afterok:$i in: $out"; return 1; }; done
+    }
+    check "(g) the array waits for the data and backbone jobs ($ids: afterok) and runs at most 2 tasks at once" deps_ok
+    if wait_array "$arr" 6 "$TIMEOUT_REQUEUE"; then
+      check "(g) 6 array tasks COMPLETED" eval '[ "$(scontrol show job -o "$arr" | grep -c "JobState=COMPLETED.*ExitCode=0:0")" -eq 6 ]'
+      n=0
+      for k in fpt lstm-full lstm-frozen bit image mlm; do
+        grep -q '"split":"test".*"final":1' "$CW/g/exp/bit-xor/$k/seed1/metrics.jsonl" 2>/dev/null && n=$((n + 1))
+      done
+      check "(g) every arm's run finished ($n of 6), each with checkpoints/best.h5" \
+        eval '[ "$n" -eq 6 ] && [ "$(ls "$CW"/g/exp/bit-xor/*/seed1/checkpoints/best.h5 | wc -l)" -eq 6 ]'
+      check "(g) the backbones were written: bit.h5 image.h5 mlm.h5" \
+        eval '[ -s "$CW/g/backbones/bit.h5" ] && [ -s "$CW/g/backbones/image.h5" ] && [ -s "$CW/g/backbones/mlm.h5" ]'
+      check "(g) the image and mlm backbones are bidirectional, bit causal" \
+        "$PY" -c 'import h5py, sys
+d = sys.argv[1]
+c = {b: int(h5py.File(f"{d}/{b}.h5", "r").attrs.get("causal", 1)) for b in ("bit", "image", "mlm")}
+sys.exit(0 if c == {"bit": 1, "image": 0, "mlm": 0} else print(c) or 1)' "$CW/g/backbones"
+      # Again: no backbone job, and the array skips the finished runs.
+      rc=0
+      campaign "$CW/g2.out" "$CW/good.tsv" CAMPAIGN_DIR="$CW/g" || rc=$?
+      arr=$(awk '$1 == "array" { print $2 }' "$CW/g2.out")
+      check "(g) a second campaign.sh submits the array only ($(tr '\n' ' ' <"$CW/g2.out"))" \
+        eval '[ "$rc" -eq 0 ] && [ -n "$arr" ] && [ "$(wc -l <"$CW/g2.out")" -eq 1 ]'
+      if [ -n "$arr" ] && wait_array "$arr" 6 "$TIMEOUT_SHORT"; then
+        check "(g) its tasks skip the finished runs" \
+          eval '[ "$(grep -l "is finished (its final test line is there): nothing to do" "$CW"/g/logs/fpt-exp-"${arr}"_*.out | wc -l)" -eq 6 ]'
+      else
+        bad "(g) the second array ${arr:-?} finished"
+      fi
+    else
+      bad "(g) campaign array $arr finished within $TIMEOUT_REQUEUE s (logs: $CW/g/logs)"
+    fi
+  fi
+
+  # (h)
+  printf '%b' "$H" >"$CW/h.tsv"
+  printf 'bit-xor\tbit\t1\t20\t16\t1e-3\t10\t2\tbit\n' >>"$CW/h.tsv"
+  rc=0
+  campaign "$CW/h.out" "$CW/h.tsv" CAMPAIGN_DIR="$CW/h" FPT_ARGS="--lr -1" || rc=$?
+  id=$(awk '$1 == "backbone" { print $3 }' "$CW/h.out")
+  arr=$(awk '$1 == "array" { print $2 }' "$CW/h.out")
+  if [ -n "$id" ] && [ -n "$arr" ] && wait_job "$id" "$TIMEOUT_SHORT"; then
+    check "(h) the failing backbone job $id: FAILED" eval '[ "$(field "$id" JobState)" = FAILED ]'
+    local end reason=""
+    end=$(until_ 30)
+    while [ "$SECONDS" -lt "$end" ]; do
+      reason=$(field "$arr" Reason)
+      [ "$reason" = DependencyNeverSatisfied ] && break
+      sleep 1
+    done
+    check "(h) the array $arr never starts: PENDING ($reason), no run directory" \
+      eval '[ "$(field "$arr" JobState)" = PENDING ] && [ "$reason" = DependencyNeverSatisfied ] && [ ! -e "$CW/h/exp/bit-xor" ]'
+    rc=0
+    campaign "$CW/h2.out" "$CW/h.tsv" CAMPAIGN_DIR="$CW/h" || rc=$?
+    check "(h) while it is queued, a second campaign.sh refuses (exit $rc) and submits nothing" \
+      eval '[ "$rc" -ne 0 ] && [ ! -s "$CW/h2.out" ] && grep -q "campaign jobs are still queued or running" "$CW/h2.out.err"'
+    scancel "$arr" 2>/dev/null
+  else
+    bad "(h) campaign with a failing backbone: backbone job ${id:-?}, array ${arr:-?} (exit $rc; $(cat "$CW/h.out.err"))"
+  fi
+
+  # (i)
+  printf '%b' "$H" >"$CW/i.tsv"
+  printf 'bit-xor\timage\t1\t20\t16\t1e-3\t10\t2\timage\nbit-xor\tvit\t1\t20\t16\t1e-3\t10\t2\tdefault\n' >>"$CW/i.tsv"
+  arr=$(submit i jobs/experiment.sbatch PARAMS="$CW/i.tsv" EXP_DIR="$CW/i/exp" BACKBONE_DIR="$CW/i/backbones" -- \
+    --array=0-1 --output="$W/i-%A_%a.out")
+  if [ -n "$arr" ] && wait_array "$arr" 2 "$TIMEOUT_SHORT"; then
+    check "(i) a line naming a backbone that is not there: FAILED, naming it" \
+      eval '[ "$(field "${arr}_0" JobState)" = FAILED ] && has_line "$W/i-${arr}_0.out" "backbone .image. \($CW/i/backbones/image.h5\) not found"'
+    check "(i) an unknown arm: FAILED, naming it" \
+      eval '[ "$(field "${arr}_1" JobState)" = FAILED ] && has_line "$W/i-${arr}_1.out" "unknown arm .vit."'
+    check "(i) no run directory" test ! -e "$CW/i/exp"
+  else
+    bad "(i) array ${arr:-?} of bad lines ended within $TIMEOUT_SHORT s"
+  fi
+}
+if [ -n "${TEST_CAMPAIGN_ONLY:-}" ]; then
+  campaign_phase
+  finish
+fi
+
 # --- phase 1: (a) the uninterrupted run, (e) a failing run, (c) the array -------
 log "phase 1: (a) plain run, (e) failing run, (c) job array"
 A=$(submit a jobs/train-bit-xor.sbatch "${XOR[@]}" RUN_DIR="$W/a")
@@ -317,4 +474,5 @@ for k in b d; do
     bad "($k) last val and test lines equal the uninterrupted run's: got [$(tr '\n' ';' <<<"$got")], (a) has [$(tr '\n' ';' <<<"$ref")]"
   fi
 done
+campaign_phase
 finish

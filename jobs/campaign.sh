@@ -1,0 +1,151 @@
+#!/bin/bash
+# The whole campaign of jobs/experiments.tsv on Slurm, as users run it
+# (docs/RESULTS.md, "The campaign"; docs/SLURM.md, "The campaign"):
+#   1. checks the file (jobs/experiment.sbatch --check): a bad line, an unknown
+#      arm or backbone, or one cell with two protocols submits nothing;
+#   2. submits jobs/data.sbatch if a dataset file the lines need is missing;
+#   3. submits jobs/backbone.sbatch for each built backbone (bit, image, mlm)
+#      the lines name whose file is not there yet (after the data job);
+#   4. submits jobs/experiment.sbatch as one array over every line, at most
+#      THROTTLE (2) at once, one rank each, with --dependency=afterok on the
+#      jobs of 2 and 3: if one of them fails, the array never starts (squeue
+#      shows DependencyNeverSatisfied; scancel it, fix, run this again).
+# It prints one line per job: "data JOBID", "backbone NAME JOBID", "array JOBID".
+# Run it from anywhere; jobs are submitted from the repository root, and the
+# directories (CAMPAIGN_DIR ...) are relative to it. Running it again is safe
+# once the previous campaign's jobs are gone: finished runs and existing
+# backbones are skipped, the others resume from their checkpoints.
+#   jobs/campaign.sh                               # everything, into runs/campaign
+#   CAMPAIGN_DIR=runs/c2 THROTTLE=1 jobs/campaign.sh
+#   DRY_RUN=1 jobs/campaign.sh                     # print the sbatch commands only
+# Environment: PARAMS (jobs/experiments.tsv), CAMPAIGN_DIR (runs/campaign),
+# EXP_DIR ($CAMPAIGN_DIR/exp), BACKBONE_DIR ($CAMPAIGN_DIR/backbones), LOG_DIR
+# ($CAMPAIGN_DIR/logs: the jobs' output files), DATA_DIR (data), MODEL (the
+# shipped backbone), THROTTLE (2), SBATCH_ARGS (extra options for every sbatch),
+# FORCE=1 (submit although jobs named fpt-exp, fpt-data or fpt-backbone* are queued).
+# The jobs inherit this environment (sbatch --export=ALL), so the knobs of
+# jobs/backbone.sbatch (STEPS, ...) apply to the backbone jobs.
+set -euo pipefail
+# A relative PARAMS is the caller's; the directories below are relative to the repository root.
+if [ -n "${PARAMS:-}" ] && [[ $PARAMS != /* ]] && [ -e "$PARAMS" ]; then PARAMS=$(pwd)/$PARAMS; fi
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+export PARAMS=${PARAMS:-jobs/experiments.tsv}
+export CAMPAIGN_DIR=${CAMPAIGN_DIR:-runs/campaign}
+export EXP_DIR=${EXP_DIR:-$CAMPAIGN_DIR/exp}
+export BACKBONE_DIR=${BACKBONE_DIR:-$CAMPAIGN_DIR/backbones}
+export DATA_DIR=${DATA_DIR:-data}
+export FPT_ROOT=$ROOT
+LOG_DIR=${LOG_DIR:-$CAMPAIGN_DIR/logs}
+THROTTLE=${THROTTLE:-2}
+say() { echo "campaign: $*" >&2; }
+die() {
+  say "error: $*"
+  exit 1
+}
+[[ $THROTTLE =~ ^[1-9][0-9]*$ ]] || die "THROTTLE must be a positive number, not '$THROTTLE'"
+[ -n "${DRY_RUN:-}" ] || command -v sbatch >/dev/null || die "no sbatch on PATH (is Slurm set up? SLURM_CONF?)"
+# A second campaign beside a running one would start the same runs twice (fpt
+# refuses the second on a run directory's lock, and that task fails).
+if [ -z "${DRY_RUN:-}${FORCE:-}" ] &&
+  busy=$(squeue -h -u "$(id -un)" -o '%i %j' 2>/dev/null | grep -E ' fpt-(exp|data|backbone)') && [ -n "$busy" ]; then
+  die "campaign jobs are still queued or running ($(awk '{ print $1 }' <<<"$busy" | sort -u | tr '\n' ' ')): wait for them or scancel them (FORCE=1 submits anyway)"
+fi
+
+# 1. The file.
+if ! out=$(bash jobs/experiment.sbatch --check 2>&1); then
+  grep 'error' <<<"$out" | sed 's/^.*fpt-job\[[^]]*\]: error: /campaign: error: /' >&2
+  die "$PARAMS: not submitted"
+fi
+# shellcheck source=jobs/lib/fpt-job.sh
+source jobs/lib/fpt-job.sh
+n=$(fpt_exp_count "$PARAMS")
+[ "$n" -gt 0 ] || die "$PARAMS has no run lines"
+
+# What the lines need: dataset files and built backbones.
+cols() { # cols: "task backbone" per line (the backbone column or the arm's default)
+  tail -n +2 "$PARAMS" | tr -d '\r' | awk -F'\t' -v h="$(sed -n 1p "$PARAMS" | tr -d '\r')" '
+    BEGIN { n = split(h, H, "\t"); for (i = 1; i <= n; i++) C[H[i]] = i }
+    NF == 0 { next }
+    {
+      b = C["backbone"] ? $C["backbone"] : "-"; k = $C["arm"]; sub(/@.*/, "", k)
+      if (b == "" || b == "-") b = (k == "bit" || k == "image" || k == "mlm") ? k : "default"
+      print $C["task"], b
+    }'
+}
+need_data=()
+for t in $(cols | cut -d' ' -f1 | sort -u); do
+  case $t in
+  fashion-mnist) [ -e "$DATA_DIR/fashion-mnist.h5" ] || need_data+=("$t") ;;
+  listops | listops-x2) [ -e "$DATA_DIR/listops.h5" ] || need_data+=("$t") ;;
+  pfam) [ -e "$DATA_DIR/pfam-256.h5" ] || need_data+=("$t") ;;
+  esac
+done
+need_bb=()
+for b in $(cols | cut -d' ' -f2 | sort -u); do
+  # shellcheck disable=SC2086 # a list of words
+  if fpt__in "$b" $FPT_BACKBONES && [ ! -e "$(fpt_backbone_file "$b")" ]; then need_bb+=("$b"); fi
+  # A backbone given as a path is nobody's job to make: it must be there now.
+  if [[ $b == */* ]] && [ ! -e "$b" ]; then
+    die "$PARAMS: backbone file $b (line $(($(cols | cut -d' ' -f2 | grep -nxF -- "$b" | head -1 | cut -d: -f1) + 1))) not found: not submitted"
+  fi
+done
+if printf '%s\n' "${need_bb[@]}" | grep -qx image && [ ! -e "$DATA_DIR/fashion-mnist.h5" ] &&
+  ! printf '%s\n' "${need_data[@]}" | grep -qx fashion-mnist; then
+  need_data+=(fashion-mnist)
+fi
+if cols | cut -d' ' -f2 | grep -qx default && [ ! -e "$(fpt_backbone_file default)" ]; then
+  die "the shipped backbone $(fpt_backbone_file default) is missing (set MODEL=...)"
+fi
+
+# 2-4. Submit; if a submission fails, cancel what this run submitted.
+submitted=()
+cleanup() {
+  if [ ${#submitted[@]} -gt 0 ]; then
+    say "cancelling the jobs submitted so far: ${submitted[*]}"
+    scancel "${submitted[@]}" 2>/dev/null || true
+  fi
+}
+submit() { # submit NAME SBATCH-ARGS...: prints the job id
+  local id name=$1
+  shift
+  if [ -n "${DRY_RUN:-}" ]; then
+    echo "${TASKS:+TASKS=\"$TASKS\" }${BACKBONE:+BACKBONE=$BACKBONE }sbatch --parsable --export=ALL ${SBATCH_ARGS:+$SBATCH_ARGS }$*" >&2
+    echo "dry-$name"
+    return 0
+  fi
+  # shellcheck disable=SC2086 # SBATCH_ARGS: extra options, split into words
+  if ! id=$(sbatch --parsable --export=ALL ${SBATCH_ARGS:-} "$@" 2>&1); then
+    say "error: sbatch $*: $id"
+    cleanup
+    exit 1
+  fi
+  id=${id%%;*}
+  submitted+=("$id")
+  echo "$id"
+}
+[ -n "${DRY_RUN:-}" ] || mkdir -p "$LOG_DIR" "$EXP_DIR" "$BACKBONE_DIR"
+deps=()
+data_dep=()
+if [ ${#need_data[@]} -gt 0 ]; then
+  id=$(TASKS="${need_data[*]}" submit data --output="$LOG_DIR/%x-%j.out" jobs/data.sbatch)
+  echo "data $id"
+  deps+=("$id")
+  data_dep=(--dependency="afterok:$id")
+fi
+for b in "${need_bb[@]}"; do
+  id=$(BACKBONE=$b submit "backbone-$b" --job-name="fpt-backbone-$b" --output="$LOG_DIR/%x-%j.out" "${data_dep[@]}" \
+    jobs/backbone.sbatch)
+  echo "backbone $b $id"
+  deps+=("$id")
+done
+dep=()
+[ ${#deps[@]} -gt 0 ] && dep=(--dependency="afterok:$(
+  IFS=:
+  echo "${deps[*]}"
+)")
+id=$(submit array --array="0-$((n - 1))%$THROTTLE" --ntasks=1 --output="$LOG_DIR/%x-%A_%a.out" "${dep[@]}" \
+  jobs/experiment.sbatch)
+echo "array $id"
+say "$n runs of $PARAMS into $EXP_DIR, at most $THROTTLE at once${deps[*]:+, after job(s) ${deps[*]}}; logs in $LOG_DIR"
+say "watch: squeue -o '%.12i %.9T %.24r %j'; tables: analysis/results_table.py $EXP_DIR --params $PARAMS"
