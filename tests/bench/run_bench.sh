@@ -6,7 +6,9 @@
 # medians and ratios and writes one JSON report.
 #   tests/bench/run_bench.sh [FPT_BINARY] [REPS] [REPORT.json] [SHAPE ...]
 # Shapes: gpt2-base fmnist bit-memory listops-512 listops-2000 full-3layer
-# (default: all). Nothing here asserts a time: this is a benchmark, not a test.
+# (default: these), and lstm-128 lstm-768: the paper's 3-layer LN-LSTM fully
+# trained at the Fashion-MNIST shape, against the same LN-LSTM in PyTorch ops
+# and against torch.nn.LSTM (no LayerNorms, cuDNN-style fused cell). Nothing here asserts a time: this is a benchmark, not a test.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 FPT=${1:-build/fpt}
@@ -23,6 +25,8 @@ declare -A ARGS=(
   [listops-512]="$small --batch-size 16 --seq 512 --d-in 16 --steps 3 --warmup 1"
   [listops-2000]="$small --batch-size 4 --seq 2000 --d-in 16 --steps 3 --warmup 1 --eval-samples 8"
   [full-3layer]="--layers 3 --d-model 128 --heads 4 --batch-size 16 --seq 49 --d-in 16 --full 1 --steps 20 --warmup 3"
+  [lstm-128]="--kind lstm --layers 3 --d-model 128 --batch-size 16 --seq 49 --d-in 16 --full 1 --steps 10 --warmup 2"
+  [lstm-768]="--kind lstm --layers 3 --d-model 768 --batch-size 16 --seq 49 --d-in 16 --full 1 --steps 5 --warmup 1"
 )
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
@@ -35,6 +39,10 @@ for r in $(seq "$REPS"); do
     tests/bench/bench_torch.py --fpt "$FPT" --threads 2 --policy passive ${ARGS[$s]} > "$W/$s.torch_passive.$r"
     if [ "$s" = gpt2-base ]; then
       tests/bench/bench_torch.py --fpt "$FPT" --threads 2 --policy default ${ARGS[$s]} > "$W/$s.torch_default.$r"
+    fi
+    if [[ $s = lstm-* ]]; then
+      # shellcheck disable=SC2086
+      tests/bench/bench_torch.py --fpt "$FPT" --threads 2 --policy passive --impl nn ${ARGS[$s]} > "$W/$s.torch_nn.$r"
     fi
     echo "round $r $s: fpt $(tail -1 "$W/$s.fpt.$r") ($(grep -o 'sgemm rate: [0-9.]*' "$W/$s.fpt.$r" | sed 's/sgemm rate: /step\/sgemm /'), $(grep -o 'step [0-9.]* of peak' "$W/$s.fpt.$r")), torch tuned $(tail -1 "$W/$s.torch_passive.$r")"
   done
@@ -64,13 +72,18 @@ for s in shapes:
     if os.path.exists(f"{w}/{s}.torch_default.1"):
         td = grab(f"{s}.torch_default", r"median_ms_per_step=([0-9.]+)")
         d.update(torch_default_ms_per_step=td, speedup_vs_torch_default=td / f)
+    if os.path.exists(f"{w}/{s}.torch_nn.1"):
+        tn = grab(f"{s}.torch_nn", r"median_ms_per_step=([0-9.]+)")
+        d.update(torch_nn_lstm_ms_per_step=tn, speedup_vs_torch_nn_lstm=tn / f)
     ev, evt = grab(f"{s}.fpt", r"eval_ms=([0-9.]+)"), grab(f"{s}.torch_passive", r"eval_ms=([0-9.]+)")
     if ev:
         d.update(fpt_eval_ms=ev, torch_eval_ms=evt, eval_speedup_vs_torch_tuned=evt / ev if evt else None)
     out["shapes"][s] = d
     print(f"{s}: fpt {f:.1f} ms/step, torch tuned {tp:.1f} ({tp / f:.2f}x); "
           f"step/sgemm {d['step_over_sgemm']:.3f}, step/peak {d['step_over_peak']:.3f} "
-          f"(peak {d['fma_peak_gflops']:.0f} GFLOP/s)" + (f"; eval {ev:.0f} vs {evt:.0f} ms" if ev else ""))
+          f"(peak {d['fma_peak_gflops']:.0f} GFLOP/s)" + (f"; eval {ev:.0f} vs {evt:.0f} ms" if ev else "")
+          + (f"; torch nn.LSTM {d['torch_nn_lstm_ms_per_step']:.1f} ({d['speedup_vs_torch_nn_lstm']:.2f}x)"
+             if "torch_nn_lstm_ms_per_step" in d else ""))
 print(f"medians over {reps} rounds on {out['cpu']} ({out['cpu_features']}), BLAS kernel {out['blas_kernel']}")
 json.dump(out, open(report, "w"), indent=1)
 print(f"report: {report}")
