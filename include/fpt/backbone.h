@@ -80,6 +80,10 @@ typedef struct fpt_backbone {
                          float *dh, int n);
   // A backbone tensor of the model file drawn at random (the kind's default init).
   void (*init_tensor)(const struct fpt_model *m, struct fpt_tensor *t, uint64_t seed);
+  // Make (bf16 != 0, from the current values) or drop the bf16 copies of the
+  // frozen matrices of the part's layers (fpt_model_set_frozen_dtype); sets
+  // m->bf16_bytes and m->n_bf16. NULL: the kind runs in fp32 only.
+  int (*frozen_bf16)(struct fpt_model *m, int bf16);
   // Attention probabilities of layer l's activations ((B, NH, rows, T)), or
   // NULL (no attention: fpt attention refuses the kind).
   const float *(*attention)(const void *la);

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fpt/gemm_bf16.h"
+
 // Row-major C = alpha * op(A) op(B) + beta * C, spread over the OpenMP threads
 // (each calls single-threaded OpenBLAS on its own block of rows or columns).
 void fpt_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
@@ -26,6 +28,14 @@ void linear_forward(float *out, const float *inp, const float *w, const float *b
 // dw (IC,OC) += inp^T . dout; db (OC) += column sums of dout.
 void linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                      const float *w, int N, int IC, int OC);
+// The same with an optional bf16 copy of a FROZEN w (fpt/gemm_bf16.h): when
+// bf is not NULL the product runs on it (forward: layout NN; the input
+// gradient: layout NT), else on w in fp32. dw must be NULL when bf is set
+// (a matrix with a gradient trains: it has no bf16 copy).
+void linear_forward_bf(float *out, const float *inp, const float *w, const fpt_bf16_matrix *bf,
+                       const float *b, int N, int IC, int OC);
+void linear_backward_bf(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                        const float *w, const fpt_bf16_matrix *bf, int N, int IC, int OC);
 
 // out, mean, rstd: (N,C), (N), (N). Biased variance, as torch.
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,

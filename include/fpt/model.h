@@ -83,6 +83,13 @@ typedef struct {
   int l0, l1, has_input, has_head;
 } fpt_part;
 
+// How the frozen matrices of the backbone's layers are held and multiplied:
+// fp32 (the default), or (issue 14 §5) also packed once in bf16, the forward
+// and input-gradient GEMMs then taking bf16 inputs with fp32 accumulation
+// (fpt/gemm_bf16.h). Activations, trainable tensors, gradients and Adam stay
+// fp32; a trainable matrix never has a bf16 copy.
+enum { FPT_FROZEN_FP32, FPT_FROZEN_BF16 };
+
 typedef struct fpt_model {
   fpt_backbone_cfg cfg;
   const fpt_backbone *bb; // the kind's functions
@@ -106,6 +113,9 @@ typedef struct fpt_model {
   size_t n_frozen, n_train;
   int frozen_external; // frozen_mem belongs to the caller
   int frozen_readonly; // another process fills the (shared) frozen tensors: skip them
+  int frozen_dtype;    // FPT_FROZEN_*, set by fpt_model_set_frozen_dtype
+  size_t bf16_bytes;   // bytes of the bf16 copies (the backbone's, of this part)
+  int n_bf16;          // matrices with a bf16 copy
   int64_t adam_t;
 } fpt_model;
 
@@ -130,6 +140,13 @@ int fpt_model_needs_lengths(const fpt_backbone_cfg *cfg, const fpt_task_shape *t
 // The configuration and the task fit the backbone kind (one message on error).
 int fpt_model_check(const fpt_backbone_cfg *cfg, const fpt_task_shape *task);
 void fpt_model_free(fpt_model *m);
+// Hold the frozen matrices of the part's layers as `dtype` (FPT_FROZEN_*):
+// bf16 packs each from its current fp32 values (the forward layout; the
+// input-gradient one too for layers >= grad_floor); fp32 drops the copies.
+// Call it again after anything writes a frozen tensor (a load): a copy is
+// never stale. Fails (one message) on a CPU without AVX512_BF16 or for a
+// backbone kind without a bf16 path.
+int fpt_model_set_frozen_dtype(fpt_model *m, int dtype);
 fpt_tensor *fpt_model_find(fpt_model *m, const char *name);
 int fpt_is_backbone(const fpt_tensor *t);
 

@@ -17,6 +17,7 @@ enum { FPT_STATE_ZERO, FPT_STATE_RANDOM };
 enum { FPT_OBJ_CAUSAL, FPT_OBJ_MLM };
 extern const char *const fpt_objective_names[]; // "causal", "mlm", NULL
 extern const char *const fpt_state_names[]; // "zero", "random", NULL
+extern const char *const fpt_frozen_dtype_names[]; // "fp32", "bf16", NULL (FPT_FROZEN_*)
 
 typedef struct {
   // The backbone: its file (checksum: what identifies it), its shape (read
@@ -30,6 +31,7 @@ typedef struct {
   double dropout;
   int lstm_state; // FPT_STATE_*
   fpt_freeze freeze;
+  int frozen_dtype; // FPT_FROZEN_*: how the frozen matrices multiply (fpt/model.h)
   fpt_task_shape task;
   int keep_wte;  // a language model continuing from an exported one keeps /wte/weight
   int objective; // language models: FPT_OBJ_CAUSAL (next byte) or FPT_OBJ_MLM (masked bytes)
@@ -55,7 +57,10 @@ void fpt_run_desc_init(fpt_run_desc *d);
 // Build the model of a run: the part of the whole model (NULL: all of it),
 // frozen tensors in `frozen_ext` when given (shared memory; only a rank with
 // fill_frozen writes them), initialised as d says (the backbone from d->model
-// or at random, the input and output layers from d->seed). The description's
+// or at random, the input and output layers from d->seed), its frozen
+// matrices held as d->frozen_dtype says. With frozen_ext (shared memory
+// that other ranks fill) the bf16 copies are not made here: the caller calls
+// fpt_model_set_frozen_dtype once the tensors are filled. The description's
 // cfg must be filled (fpt_run_desc_read_model).
 int fpt_model_build(fpt_model *m, const fpt_run_desc *d, const fpt_part *part, float *frozen_ext,
                     int fill_frozen);

@@ -139,6 +139,12 @@ static int build_model(att_job *j) {
   d.task = shape;
   d.dropout = 0.0;
   fpt_gpt2_flash_min_seq = INT_MAX; // the stored-map kernel: its maps are the output
+  if (d.frozen_dtype == FPT_FROZEN_BF16 && !fpt_bf16_supported()) {
+    printf("note: %s ran with --frozen-dtype bf16, but this CPU has no AVX512_BF16: the maps "
+           "are computed with fp32 frozen matrices\n",
+           j->ckpt);
+    d.frozen_dtype = FPT_FROZEN_FP32;
+  }
   FPT_TRY(fpt_model_build(&j->m, &d, NULL, NULL, 1));
   // Shapes of the task against the checkpoint's input and output layers.
   FPT_TRY(fpt_checkpoint_read_state(j->ckpt, &j->m, &j->st));

@@ -23,7 +23,7 @@ typedef struct {
   long long layers, d_model, heads, batch_size, seq, d_in, classes, steps, warmup, seed;
   long long full, eval_samples;
   double dropout;
-  const char *data, *kind;
+  const char *data, *kind, *frozen_dtype;
 } bench_settings;
 
 #define O(k, t, h) FPT_OPTION(bench_settings, k, t, h)
@@ -44,6 +44,7 @@ static const fpt_opt bench_opts[] = {
     R(eval_samples, INT, 0, 1 << 24, "also time evaluation (no dropout, no backward) of this many samples"),
     O(data, STR, "instead: time the parallel reader on this dataset file's train split"),
     O(kind, STR, "backbone: gpt2 (transformer) or lstm (the paper's LN-LSTM; --heads unused)"),
+    O(frozen_dtype, STR, FPT_FROZEN_DTYPE_HELP),
 };
 #undef R
 #undef O
@@ -226,6 +227,7 @@ static int bench_model(const bench_settings *s, fpt_model *m, fpt_backbone_cfg *
   d.seed = s->seed;
   d.dropout = s->dropout;
   d.freeze.full = (int)s->full;
+  FPT_TRY(fpt_frozen_dtype_option(s->frozen_dtype, c.kind, &d.frozen_dtype));
   return fpt_model_build(m, &d, NULL, NULL, 1);
 }
 
@@ -321,7 +323,7 @@ static double time_steps(const bench_settings *s, fpt_model *m, fpt_acts *a, con
 }
 
 static int run(int argc, char **argv, int rank, int R) {
-  bench_settings s = {12, 768, 12, 16, 64, 48, 10, 10, 2, 0, 0, 0, 0.1, NULL, "gpt2"};
+  bench_settings s = {12, 768, 12, 16, 64, 48, 10, 10, 2, 0, 0, 0, 0.1, NULL, "gpt2", "fp32"};
   FPT_TRY(fpt_opts_parse(argc, argv, 2, bench_opts, n_bench_opts, &s));
   if (s.data)
     return bench_reader(&s, rank, R);
@@ -345,6 +347,9 @@ static int run(int argc, char **argv, int rank, int R) {
   char cpu[512];
   fpt_cpu_summary(cpu, sizeof cpu);
   printf("%s\n", cpu);
+  printf("frozen matrices: %s (%d with a bf16 copy, %.1f MB)\nfrozen_dtype=%s\n",
+         fpt_frozen_dtype_names[m.frozen_dtype], m.n_bf16, m.bf16_bytes / 1048576.0,
+         fpt_frozen_dtype_names[m.frozen_dtype]);
   printf("threads %d (ours; OpenBLAS 1 per call), dropout %.2f, last loss %.4f\n",
          fpt_num_threads(), s.dropout, loss);
   printf("step: median %.1f ms over %lld steps (min %.1f, max %.1f)\n", med * 1e3, s.steps,

@@ -13,7 +13,7 @@
 #include "runtime.h"
 
 typedef struct {
-  const char *model, *input, *out;
+  const char *model, *input, *out, *frozen_dtype;
 } forward_settings;
 
 #define O(k, t, h) FPT_OPTION(forward_settings, k, t, h)
@@ -21,13 +21,16 @@ static const fpt_opt fwd_opts[] = {
     O(model, STR, "backbone model file"),
     O(input, STR, "HDF5 file with /inputs_embeds [N, T, n_embd]"),
     O(out, STR, "output file for /last_hidden_state (-o)"),
+    O(frozen_dtype, STR, FPT_FROZEN_DTYPE_HELP),
 };
 #undef O
 static const int n_fwd_opts = (int)(sizeof fwd_opts / sizeof *fwd_opts);
 
 static int run(int argc, char **argv) {
-  forward_settings s = {0};
+  forward_settings s = {NULL, NULL, NULL, "fp32"};
   FPT_TRY(fpt_opts_parse(argc, argv, 2, fwd_opts, n_fwd_opts, &s));
+  int dtype;
+  FPT_TRY(fpt_frozen_dtype_option(s.frozen_dtype, NULL, &dtype));
   FPT_ENSURE(s.model && s.input, "options --model and --input are both required");
   const char *in[] = {s.model, s.input};
   FPT_TRY(fpt_check_out(s.out, in, 2));
@@ -35,6 +38,7 @@ static int run(int argc, char **argv) {
   fpt_run_desc_init(&desc);
   snprintf(desc.model, sizeof desc.model, "%s", s.model);
   FPT_TRY(fpt_run_desc_read_model(&desc));
+  FPT_TRY(fpt_frozen_dtype_option(s.frozen_dtype, desc.cfg.kind, &desc.frozen_dtype));
   const fpt_backbone_cfg cfg = desc.cfg;
   int max_t = cfg.n_positions ? cfg.n_positions : 1 << 20;
   int nd = 3;

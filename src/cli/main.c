@@ -1,10 +1,12 @@
 // fpt: Frozen Pretrained Transformers on CPU clusters.
 #include <mpi.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
 #include "cpu.h"
+#include "fpt/gemm_bf16.h"
 #include "fpt/io.h"
 #include "fpt_version.h"
 
@@ -45,6 +47,9 @@ int main(int argc, char **argv) {
   // First, before MPI or any BLAS call: this may re-execute the program.
   if (fpt_blas_kernel_setup(&argc, argv) != 0)
     return 2;
+  // A test switch: act as on a CPU without AVX512_BF16 (docs/TESTING.md).
+  const char *no_bf16 = getenv("FPT_NO_BF16");
+  fpt_bf16_disable = no_bf16 && !strcmp(no_bf16, "1");
   if (argc >= 2 && !strcmp(argv[1], "--version"))
     return print_version();
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {

@@ -5,8 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu.h"
 #include "fpt/check.h"
 #include "fpt/checkpoint.h"
+#include "fpt/gemm_bf16.h"
+#include "fpt/run.h"
 #include "runtime.h"
 
 int fpt_runtime_init(fpt_runtime *rt, int *argc, char ***argv) {
@@ -46,6 +49,30 @@ int fpt_runtime_finish(fpt_runtime *rt, int failed) {
 int fpt_report_error(void) {
   fprintf(stderr, "fpt: error: %s\n", fpt_error_get());
   return 1;
+}
+
+int fpt_frozen_dtype_option(const char *value, const char *kind, int *dtype) {
+  *dtype = -1;
+  for (int i = 0; fpt_frozen_dtype_names[i]; i++)
+    if (!strcmp(value, fpt_frozen_dtype_names[i]))
+      *dtype = i;
+  FPT_ENSURE(*dtype >= 0, "option --frozen-dtype: '%s' is not one of fp32, bf16", value);
+  FPT_ENSURE(*dtype == FPT_FROZEN_FP32 || !kind || !strcmp(kind, "gpt2"),
+             "option --frozen-dtype bf16: the backbone is %s; bf16 frozen matrices are for gpt2 "
+             "backbones (use fp32)",
+             kind);
+  if (*dtype != FPT_FROZEN_BF16 || fpt_bf16_supported())
+    return 0;
+  FPT_ENSURE(!fpt_bf16_disable,
+             "option --frozen-dtype bf16: this CPU has no AVX512_BF16 (FPT_NO_BF16=1 in the "
+             "environment hides it); use --frozen-dtype fp32");
+  fpt_cpu c;
+  fpt_cpu_detect(&c);
+  char feat[160];
+  fpt_cpu_features(&c, feat, sizeof feat);
+  FPT_FAIL("option --frozen-dtype bf16: this CPU has no AVX512_BF16 (%s: %s); use --frozen-dtype "
+           "fp32",
+           c.brand[0] ? c.brand : "unknown CPU", feat[0] ? feat : "no AVX");
 }
 
 int fpt_check_out(const char *out, const char *const *inputs, int n_inputs) {

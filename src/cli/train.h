@@ -25,7 +25,7 @@ typedef struct {
   double lr, dropout, orth_gain, clip;
   int freeze_in, freeze_out, freeze_ln, freeze_pos, freeze_attn, freeze_ff, full_train, augment,
       shared_weights, eval_test, keep_best;
-  const char *readout, *lstm_state, *objective;
+  const char *readout, *lstm_state, *objective, *frozen_dtype;
   const char *init_head_from; // fpt train
   const char *checkpoint;     // fpt eval
   // fpt probe

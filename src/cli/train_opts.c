@@ -28,6 +28,7 @@ static const fpt_opt backbone[] = {
       "models, else last)"),
     O(lstm_state, STR,
       "LSTM initial state: zero, or random (N(0, sqrt(2/2C)) on every pass, as the paper's code)"),
+    O(frozen_dtype, STR, FPT_FROZEN_DTYPE_HELP),
 };
 static const fpt_opt data[] = {
     O(data, STR, "dataset file (HDF5); omit for generated bit tasks"),
@@ -145,6 +146,7 @@ static void common(train_settings *s) {
   s->readout = "auto";
   s->lstm_state = "zero";
   s->objective = "causal";
+  s->frozen_dtype = "fp32";
 }
 
 // Every weight trains from the kind's random init; --model gives the shape.
@@ -263,6 +265,8 @@ int train_parse(const train_command *c, train_settings *s, int argc, char **argv
   FPT_TRY(one_of("init", s->init, fpt_init_names));
   FPT_TRY(one_of("lstm-state", s->lstm_state, fpt_state_names));
   FPT_TRY(one_of("objective", s->objective, fpt_objective_names));
+  int dtype; // before anything is created: a CPU without bf16 leaves nothing behind
+  FPT_TRY(fpt_frozen_dtype_option(s->frozen_dtype, NULL, &dtype));
   if (strcmp(s->resume, "none") && strcmp(s->resume, "auto"))
     FPT_TRY(fpt_h5_check_readable(s->resume)); // a checkpoint file
   FPT_TRY(check_applicable(c, s));

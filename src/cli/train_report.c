@@ -84,6 +84,11 @@ void train_print_startup(const fpt_run *r) {
   fpt_cpu_summary(cpu, sizeof cpu);
   printf("threads per rank: %d (%s, 1 thread per call)\n%s\n", fpt_num_threads(),
          openblas_get_config(), cpu);
+  if (r->m.frozen_dtype == FPT_FROZEN_BF16)
+    printf("frozen matrices: bf16 (AVX512_BF16, fp32 accumulation): %d on rank 0, %.1f MB\n",
+           r->m.n_bf16, r->m.bf16_bytes / 1048576.0);
+  else
+    printf("frozen matrices: fp32\n");
   print_model(r, cnt, mem);
   fflush(stdout);
 }
@@ -97,10 +102,16 @@ int train_write_run_line(fpt_run *r) {
   fpt_cpu_features(&c, feat, sizeof feat);
   snprintf(grid, sizeof grid, "%d stage(s) x %d replica(s)", r->g.S, r->g.R);
   snprintf(thr, sizeof thr, "%d", fpt_num_threads());
-  const char *k[] = {"fpt",  "cpu", "cpu_features", "blas_kernel", "blas_kernel_origin",
-                     "grid", "threads_per_rank"};
-  const char *v[] = {FPT_VERSION " (git " FPT_GIT_REVISION ")", c.brand, feat, fpt_blas_kernel(),
-                     fpt_blas_kernel_origin(), grid, thr};
+  const char *k[] = {"fpt",          "cpu",  "cpu_features",    "blas_kernel", "blas_kernel_origin",
+                     "frozen_dtype", "grid", "threads_per_rank"};
+  const char *v[] = {FPT_VERSION " (git " FPT_GIT_REVISION ")",
+                     c.brand,
+                     feat,
+                     fpt_blas_kernel(),
+                     fpt_blas_kernel_origin(),
+                     fpt_frozen_dtype_names[r->m.frozen_dtype],
+                     grid,
+                     thr};
   return fpt_metrics_write_info(&r->mt, r->start, (int)(sizeof k / sizeof *k), k, v);
 }
 

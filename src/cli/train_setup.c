@@ -198,6 +198,7 @@ static int describe(fpt_run *r) {
   d->lstm_state = !strcmp(s->lstm_state, "random") ? FPT_STATE_RANDOM : FPT_STATE_ZERO;
   FPT_ENSURE(d->lstm_state == FPT_STATE_ZERO || !strcmp(d->cfg.kind, "lstm"),
              "option --lstm-state: %s has a %s backbone, not an LSTM", s->model, d->cfg.kind);
+  FPT_TRY(fpt_frozen_dtype_option(s->frozen_dtype, d->cfg.kind, &d->frozen_dtype));
   FPT_ENSURE(!train_option_given("augment") || r->src.augment || !s->augment,
              "option --augment: applies to CIFAR-10 files, not to task %s", r->src.task);
   if (fpt_model_needs_lengths(&d->cfg, &d->task))
@@ -248,6 +249,8 @@ static int build(fpt_run *r) {
   if (s->shared_weights)
     MPI_Barrier(g->node_stage); // the leader's writes are visible from here on
   FPT_TRY(rc);
+  if (shared) // each rank's bf16 copies, from the filled shared tensors
+    FPT_TRY(fpt_model_set_frozen_dtype(&r->m, r->desc.frozen_dtype));
   int kind = !strcmp(s->schedule, "gpipe") ? FPT_SCHED_GPIPE : FPT_SCHED_1F1B;
   return fpt_pipeline_create(&r->pl, g, &r->m, &r->src, (int)s->batch_size,
                              (int)s->micro_batches, kind);
@@ -398,6 +401,8 @@ int train_load_from(fpt_run *r, const char *opt, const char *path, const char *c
     rc = fpt_checkpoint_load_params(path, &r->m, prefixes, need, &n);
   if (r->g.win != MPI_WIN_NULL)
     MPI_Barrier(r->g.node_stage); // the leader's writes to the shared frozen weights
+  if (rc == 0 && r->m.frozen_dtype != FPT_FROZEN_FP32) // never a stale bf16 copy
+    rc = fpt_model_set_frozen_dtype(&r->m, r->m.frozen_dtype);
   n = r->g.replica == 0 ? n : 0;  // each stage's tensors once
   MPI_Allreduce(MPI_IN_PLACE, &n, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
   if (rc == 0 && r->g.rank == 0)

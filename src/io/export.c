@@ -27,6 +27,7 @@ int fpt_export_checkpoint(const char *ckpt, const char *model, const char *out) 
              "%s: made with backbone %s (checksum %s), but %s has checksum %s%s", ckpt, d.model,
              d.model_checksum, d.model, sum, model ? "" : " (option --model: the original file)");
   FPT_TRY(fpt_run_desc_read_model(&d));
+  d.frozen_dtype = FPT_FROZEN_FP32; // weights are copied, never multiplied: any CPU exports
   fpt_model m;
   FPT_TRY(fpt_model_build(&m, &d, NULL, NULL, 1));
   fpt_ckpt_state st;

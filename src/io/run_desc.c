@@ -14,6 +14,7 @@
 const char *const fpt_init_names[] = {"pretrained", "random", "stats", NULL};
 const char *const fpt_state_names[] = {"zero", "random", NULL};
 const char *const fpt_objective_names[] = {"causal", "mlm", NULL};
+const char *const fpt_frozen_dtype_names[] = {"fp32", "bf16", NULL};
 
 void fpt_run_desc_init(fpt_run_desc *d) {
   memset(d, 0, sizeof *d);
@@ -75,6 +76,7 @@ static const field fields[] = {
     {"freeze_attn", INT, D(freeze.frozen[FPT_G_ATTN]), 0, 1, NULL},
     {"freeze_ff", INT, D(freeze.frozen[FPT_G_FF]), 0, 1, NULL},
     {"full_train", INT, D(freeze.full), 0, 1, NULL},
+    {"frozen_dtype", CHOICE, D(frozen_dtype), 0, 1, fpt_frozen_dtype_names},
     {"d_in", INT, D(task.d_in), 0, 1, NULL},
     {"vocab", INT, D(task.vocab), 0, 1, NULL},
     {"seq", INT, D(task.seq), 0, 1, NULL},
@@ -109,6 +111,17 @@ static const field fields[] = {
 #undef D
 enum { N_FIELDS = sizeof fields / sizeof *fields };
 _Static_assert(N_FIELDS <= 64, "fpt_run_desc.known has a bit per field");
+
+// Fields added after checkpoints were written without them: the value those
+// checkpoints ran with (so a resume compares with it).
+static const struct { const char *key, *value; } absent_values[] = {{"frozen_dtype", "fp32"}};
+
+static const char *absent(const field *f) {
+  for (size_t i = 0; i < sizeof absent_values / sizeof *absent_values; i++)
+    if (!strcmp(f->key, absent_values[i].key))
+      return absent_values[i].value;
+  return NULL;
+}
 
 static void *at(fpt_run_desc *d, const field *f) { return (char *)d + f->offset; }
 static const void *cat(const fpt_run_desc *d, const field *f) {
@@ -194,7 +207,9 @@ static int read_group(hid_t g, const char *where, fpt_run_desc *d) {
     const field *f = &fields[i];
     void *v = at(d, f);
     int64_t x;
-    if (f->type == I64 || f->type == INT) {
+    if (absent(f) && H5Aexists(g, f->key) <= 0) {
+      FPT_TRY(parse(d, f, absent(f), where));
+    } else if (f->type == I64 || f->type == INT) {
       FPT_TRY(fpt_h5_read_attr_int(g, where, f->key, &x));
       if (f->type == I64)
         *(int64_t *)v = x;
@@ -225,6 +240,9 @@ static int read_v1(hid_t f, const char *path, fpt_run_desc *d) {
     int is_sum = !strcmp(fields[i].key, "model_checksum");
     if (!is_sum && fpt_opts_dump_value(text, fields[i].key, v, sizeof v) == 0) {
       FPT_TRY(parse(d, &fields[i], v, where));
+      d->known |= (uint64_t)1 << i;
+    } else if (absent(&fields[i])) {
+      FPT_TRY(parse(d, &fields[i], absent(&fields[i]), where));
       d->known |= (uint64_t)1 << i;
     }
     if (is_sum)
@@ -312,5 +330,5 @@ int fpt_model_build(fpt_model *m, const fpt_run_desc *d, const fpt_part *part, f
     int loaded;
     FPT_TRY(fpt_model_file_load_wte(d->model, m, &loaded));
   }
-  return 0;
+  return frozen_ext ? 0 : fpt_model_set_frozen_dtype(m, d->frozen_dtype);
 }

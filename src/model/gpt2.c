@@ -41,6 +41,8 @@ static const struct {
 typedef struct {
   fpt_param ln1_w, ln1_b, qkv_w, qkv_b, ap_w, ap_b;
   fpt_param ln2_w, ln2_b, fc_w, fc_b, fp_w, fp_b;
+  // bf16 copies of the frozen matrices (--frozen-dtype bf16), else NULL.
+  fpt_bf16_matrix *qkv_bf, *ap_bf, *fc_bf, *fp_bf;
 } block;
 
 typedef struct {
@@ -139,8 +141,64 @@ static void bind(fpt_model *m) {
   m->bbw = w;
 }
 
+// The block's four matrices: fp32 tensor, bf16 copy, shape (in, out) in C.
+typedef struct {
+  const fpt_param *p;
+  fpt_bf16_matrix **bf;
+  int rows, cols;
+} matrix_ref;
+
+static void block_matrices(block *b, matrix_ref r[4]) {
+  r[0] = (matrix_ref){&b->qkv_w, &b->qkv_bf, 1, 3};
+  r[1] = (matrix_ref){&b->ap_w, &b->ap_bf, 1, 1};
+  r[2] = (matrix_ref){&b->fc_w, &b->fc_bf, 1, 4};
+  r[3] = (matrix_ref){&b->fp_w, &b->fp_bf, 4, 1};
+}
+
+static void drop_bf16(fpt_model *m) {
+  weights *w = m->bbw;
+  matrix_ref r[4];
+  for (int l = m->part.l0; l < m->part.l1; l++) {
+    block_matrices(&w->blocks[l], r);
+    for (int i = 0; i < 4; i++)
+      if (*r[i].bf) {
+        fpt_bf16_free(*r[i].bf);
+        free(*r[i].bf);
+        *r[i].bf = NULL;
+      }
+  }
+  m->bf16_bytes = 0;
+  m->n_bf16 = 0;
+}
+
+// Each frozen matrix of the part's blocks packed from its current values:
+// the forward layout, and the input-gradient one where the backward runs
+// (layer >= grad_floor). Trainable matrices (a gradient) stay fp32 only.
+static int frozen_bf16(fpt_model *m, int bf16) {
+  weights *w = m->bbw;
+  int C = m->cfg.n_embd, rc = 0;
+  matrix_ref r[4];
+  drop_bf16(m);
+  for (int l = m->part.l0; l < m->part.l1 && bf16 && rc == 0; l++) {
+    block_matrices(&w->blocks[l], r);
+    int layouts = FPT_BF16_NN | (l >= m->grad_floor ? FPT_BF16_NT : 0);
+    for (int i = 0; i < 4 && rc == 0; i++) {
+      if (!r[i].p->w || r[i].p->g)
+        continue;
+      *r[i].bf = fpt_calloc(1, sizeof(fpt_bf16_matrix));
+      rc = fpt_bf16_pack_layouts(*r[i].bf, r[i].p->w, r[i].rows * C, r[i].cols * C, layouts);
+      m->bf16_bytes += (*r[i].bf)->bytes;
+      m->n_bf16 += rc == 0;
+    }
+  }
+  if (rc != 0)
+    drop_bf16(m);
+  return rc;
+}
+
 static void unbind(fpt_model *m) {
   weights *w = m->bbw;
+  drop_bf16(m);
   free(w->blocks);
   free(w);
   m->bbw = NULL;
@@ -261,19 +319,31 @@ static fpt_attn_mask mask_of(const fpt_model *m, const fpt_batch *b) {
 }
 
 // qkv (B,T,3C) from ln1; only the readout rows need queries when q0 > 0.
+// A bf16 copy splits at column C only when C is a multiple of its panel
+// width (FPT_BF16_NR); otherwise every row gets its queries too (the unused
+// ones cost time, not bits: each row of the product is its own).
 static void qkv_forward(const block *w, acts *k, int B, int T, int q0, int C) {
-  if (q0 == 0) {
-    linear_forward(k->qkv, k->ln1, w->qkv_w.w, w->qkv_b.w, B * T, C, 3 * C);
+  const fpt_bf16_matrix *bf = w->qkv_bf;
+  if (q0 == 0 || (bf && C % FPT_BF16_NR)) {
+    linear_forward_bf(k->qkv, k->ln1, w->qkv_w.w, bf, w->qkv_b.w, B * T, C, 3 * C);
     return;
   }
   int C3 = 3 * C, Tq = T - q0;
 #pragma omp parallel for schedule(static)
   for (int i = 0; i < B * T; i++)
     memcpy(k->qkv + (size_t)i * C3, w->qkv_b.w, sizeof(float) * C3);
-  fpt_gemm(0, 0, B * T, 2 * C, C, 1.0f, k->ln1, C, w->qkv_w.w + C, C3, 1.0f, k->qkv + C, C3);
-  for (int bb = 0; bb < B; bb++)
-    fpt_gemm(0, 0, Tq, C, C, 1.0f, k->ln1 + ((size_t)bb * T + q0) * C, C, w->qkv_w.w, C3, 1.0f,
-             k->qkv + ((size_t)bb * T + q0) * C3, C3);
+  if (bf)
+    fpt_gemm_bf16_nn_cols(B * T, C, 2 * C, C, k->ln1, C, bf, 1.0f, k->qkv + C, C3);
+  else
+    fpt_gemm(0, 0, B * T, 2 * C, C, 1.0f, k->ln1, C, w->qkv_w.w + C, C3, 1.0f, k->qkv + C, C3);
+  for (int bb = 0; bb < B; bb++) {
+    const float *x = k->ln1 + ((size_t)bb * T + q0) * C;
+    float *q = k->qkv + ((size_t)bb * T + q0) * C3;
+    if (bf)
+      fpt_gemm_bf16_nn_cols(Tq, 0, C, C, x, C, bf, 1.0f, q, C3);
+    else
+      fpt_gemm(0, 0, Tq, C, C, 1.0f, x, C, w->qkv_w.w, C3, 1.0f, q, C3);
+  }
 }
 
 static void layer_forward(const fpt_model *m, fpt_acts *a, int l, const float *h,
@@ -295,16 +365,16 @@ static void layer_forward(const fpt_model *m, fpt_acts *a, int l, const float *h
   else
     attention_forward_masked(k->atty, k->att, k->mask_att, k->qkv, B, T, q0, C, NH, &am, &d,
                              fpt_dropout_site(l, FPT_DROP_ATTN), s->att_work);
-  linear_forward(k->h1, k->atty, w->ap_w.w, w->ap_b.w, BQ, C, C);
+  linear_forward_bf(k->h1, k->atty, w->ap_w.w, w->ap_bf, w->ap_b.w, BQ, C, C);
   dropout_forward(k->h1, k->h1, h, T, &d, fpt_dropout_site(l, FPT_DROP_ATTN_OUT), B, Tq, q0, C,
                   k->mask_attn_out);
   layernorm_forward(k->ln2, k->ln2_mean, k->ln2_rstd, k->h1, w->ln2_w.w, w->ln2_b.w, BQ, C, eps);
-  linear_forward(k->fch, k->ln2, w->fc_w.w, w->fc_b.w, BQ, C, 4 * C);
+  linear_forward_bf(k->fch, k->ln2, w->fc_w.w, w->fc_bf, w->fc_b.w, BQ, C, 4 * C);
   if (m->cfg.activation == FPT_ACT_GELU)
     gelu_erf_forward(k->fch_gelu, k->fch, (size_t)BQ * 4 * C);
   else
     gelu_forward(k->fch_gelu, k->fch, (size_t)BQ * 4 * C);
-  linear_forward(k->h2, k->fch_gelu, w->fp_w.w, w->fp_b.w, BQ, 4 * C, C);
+  linear_forward_bf(k->h2, k->fch_gelu, w->fp_w.w, w->fp_bf, w->fp_b.w, BQ, 4 * C, C);
   dropout_forward(k->h2, k->h2, k->h1, Tq, &d, fpt_dropout_site(l, FPT_DROP_MLP_OUT), B, Tq, q0, C,
                   k->mask_mlp_out);
 }
@@ -345,18 +415,21 @@ static void layer_backward(const fpt_model *m, fpt_acts *a, int l, const float *
 
   // MLP branch: h2 = h1 + drop(gelu(ln2 . Wfc + bfc) . Wp + bp)
   dropout_backward(s->dtmp, dres, k->mask_mlp_out, &d, BQ, C);
-  linear_backward(s->dfch2, w->fp_w.g, w->fp_b.g, s->dtmp, k->fch_gelu, w->fp_w.w, BQ, 4 * C, C);
+  linear_backward_bf(s->dfch2, w->fp_w.g, w->fp_b.g, s->dtmp, k->fch_gelu, w->fp_w.w, w->fp_bf, BQ,
+                     4 * C, C);
   if (m->cfg.activation == FPT_ACT_GELU)
     gelu_erf_backward(s->dfch, k->fch, s->dfch2, (size_t)BQ * 4 * C);
   else
     gelu_backward(s->dfch, k->fch, s->dfch2, (size_t)BQ * 4 * C);
-  linear_backward(s->dln, w->fc_w.g, w->fc_b.g, s->dfch, k->ln2, w->fc_w.w, BQ, C, 4 * C);
+  linear_backward_bf(s->dln, w->fc_w.g, w->fc_b.g, s->dfch, k->ln2, w->fc_w.w, w->fc_bf, BQ, C,
+                     4 * C);
   layernorm_backward(dres, w->ln2_w.g, w->ln2_b.g, s->dln, k->h1, w->ln2_w.w, k->ln2_mean,
                      k->ln2_rstd, BQ, C);
 
   // Attention branch: h1 = h[q0:] + drop(attn(ln1 . Wqkv + b) . Wa + ba)
   dropout_backward(s->dtmp, dres, k->mask_attn_out, &d, BQ, C);
-  linear_backward(s->datty, w->ap_w.g, w->ap_b.g, s->dtmp, k->atty, w->ap_w.w, BQ, C, C);
+  linear_backward_bf(s->datty, w->ap_w.g, w->ap_b.g, s->dtmp, k->atty, w->ap_w.w, w->ap_bf, BQ, C,
+                     C);
   if (k->flash)
     attention_flash_backward(s->dqkv, s->datty, k->atty, k->lse, k->mask_att, k->qkv, B, T, q0, C,
                              NH, &am, &d, fpt_dropout_site(l, FPT_DROP_ATTN), s->att_work);
@@ -364,8 +437,8 @@ static void layer_backward(const fpt_model *m, fpt_acts *a, int l, const float *
     attention_backward_masked(s->dqkv, s->datty, k->qkv, k->att, k->mask_att, B, T, q0, C, NH,
                               &am, &d, s->att_work);
   int need_ln1 = need_dinput || w->ln1_w.g || w->ln1_b.g;
-  linear_backward(need_ln1 ? s->dln : NULL, w->qkv_w.g, w->qkv_b.g, s->dqkv, k->ln1, w->qkv_w.w,
-                  B * T, C, 3 * C);
+  linear_backward_bf(need_ln1 ? s->dln : NULL, w->qkv_w.g, w->qkv_b.g, s->dqkv, k->ln1, w->qkv_w.w,
+                     w->qkv_bf, B * T, C, 3 * C);
   if (need_ln1)
     ln1_backward(w, k, a, h, B, T, q0, C, need_dinput);
 }
@@ -441,4 +514,5 @@ const fpt_backbone fpt_backbone_gpt2 = {
     .final_backward = final_backward,
     .init_tensor = init_tensor,
     .attention = attention,
+    .frozen_bf16 = frozen_bf16,
 };

@@ -264,6 +264,16 @@ void fpt_model_free(fpt_model *m) {
   memset(m, 0, sizeof *m);
 }
 
+int fpt_model_set_frozen_dtype(fpt_model *m, int dtype) {
+  FPT_ENSURE(dtype == FPT_FROZEN_FP32 || dtype == FPT_FROZEN_BF16, "model: frozen dtype %d", dtype);
+  FPT_ENSURE(dtype == FPT_FROZEN_FP32 || m->bb->frozen_bf16,
+             "model: the %s backbone keeps its frozen matrices in fp32 only (bf16: gpt2)",
+             m->cfg.kind);
+  int rc = m->bb->frozen_bf16 ? m->bb->frozen_bf16(m, dtype == FPT_FROZEN_BF16) : 0;
+  m->frozen_dtype = rc == 0 ? dtype : FPT_FROZEN_FP32; // a failed pack leaves none
+  return rc;
+}
+
 fpt_tensor *fpt_model_find(fpt_model *m, const char *name) {
   for (int i = 0; i < m->n_tensors; i++)
     if (strcmp(m->tensors[i].name, name) == 0)

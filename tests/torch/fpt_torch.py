@@ -169,6 +169,7 @@ def load_case(path):
         case = {k: int(f.attrs[k]) for k in
                 ("steps", "batch", "seq", "d_in", "vocab", "r", "n_out", "n_cls") + FLAGS}
         case["tied"] = int(f.attrs.get("tied", 0))  # cases written before the LM mode have none
+        case["frozen_bf16"] = int(f.attrs.get("frozen_bf16", 0))  # absent: fp32 (older cases)
         case["readout"] = str_attr(f.attrs, "readout", "last")
         case["lengths"] = (torch.from_numpy(np.asarray(f["lengths"]).astype(np.int64))
                            if "lengths" in f else None)  # None: every token is real
@@ -207,11 +208,41 @@ def real_mask(lengths, T):
     return torch.arange(T)[None, :] < lengths[:, None]
 
 
+# fpt --frozen-dtype bf16 (issue 14 §5): set FROZEN_BF16 = True and the four
+# products with a FROZEN GPT-2 block matrix (one that does not require grad)
+# round both inputs to bf16 first, as fpt's kernels do (fp32 -> bf16, round to
+# nearest even: torch's bfloat16 cast, the same as vcvtne2ps2bf16), then
+# multiply in the tensors' own precision (float64: no accumulation error to
+# speak of). The forward rounds (activation, weight); the input gradient rounds
+# (output gradient, weight), as fpt's dX GEMM does. Trainable matrices: plain.
+FROZEN_BF16 = False
+
+
+def bf16_round(x):
+    return x.to(torch.float32).to(torch.bfloat16).to(x.dtype)
+
+
+class _FrozenBf16Matmul(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w):
+        ctx.save_for_backward(w)
+        return bf16_round(x) @ bf16_round(w)
+
+    @staticmethod
+    def backward(ctx, g):
+        (w,) = ctx.saved_tensors
+        return bf16_round(g) @ bf16_round(w).transpose(-1, -2), None
+
+
+def frozen_mm(x, w):
+    return _FrozenBf16Matmul.apply(x, w) if FROZEN_BF16 and not w.requires_grad else x @ w
+
+
 def attention(a, w_attn, b_attn, w_proj, b_proj, n_head, causal=True, key_keep=None):
     """key_keep: [B, T] bool or None; False keys get probability exactly 0 for every query."""
     B, T, C = a.shape
     hd = C // n_head
-    qkv = a @ w_attn + b_attn
+    qkv = frozen_mm(a, w_attn) + b_attn
     q, k, v = (t.reshape(B, T, n_head, hd).transpose(1, 2) for t in qkv.split(C, dim=-1))
     w = q @ k.transpose(-1, -2) / math.sqrt(hd)
     if causal:
@@ -223,7 +254,7 @@ def attention(a, w_attn, b_attn, w_proj, b_proj, n_head, causal=True, key_keep=N
         w = w.masked_fill(~key_keep[:, None, None, :], float("-inf"))
     y = torch.softmax(w, dim=-1) @ v
     y = y.transpose(1, 2).reshape(B, T, C)
-    return y @ w_proj + b_proj
+    return frozen_mm(y, w_proj) + b_proj
 
 
 def gpt2_backbone(p, cfg, e, lengths=None):
@@ -241,8 +272,8 @@ def gpt2_backbone(p, cfg, e, lengths=None):
                           p[q + "attn/c_proj/weight"], p[q + "attn/c_proj/bias"], cfg["n_head"],
                           causal=causal, key_keep=key_keep)
         m = layer_norm(h, p[q + "ln_2/weight"], p[q + "ln_2/bias"], eps)
-        f = act(m @ p[q + "mlp/c_fc/weight"] + p[q + "mlp/c_fc/bias"])
-        h = h + f @ p[q + "mlp/c_proj/weight"] + p[q + "mlp/c_proj/bias"]
+        f = act(frozen_mm(m, p[q + "mlp/c_fc/weight"]) + p[q + "mlp/c_fc/bias"])
+        h = h + frozen_mm(f, p[q + "mlp/c_proj/weight"]) + p[q + "mlp/c_proj/bias"]
     return layer_norm(h, p["ln_f/weight"], p["ln_f/bias"], eps)
 
 

@@ -132,6 +132,8 @@ def write_case(path, a, x, y, init, lengths=None):
                  "r": a.r, "n_out": a.n_out, "n_cls": a.n_cls}
         if a.tied:  # absent means 0: old case files stay valid
             attrs["tied"] = 1
+        if a.frozen_bf16:  # absent means fp32 frozen matrices
+            attrs["frozen_bf16"] = 1
         attrs.update({k: getattr(a, k) for k in FLAGS})
         for k, v in attrs.items():
             f.attrs[k] = np.int64(v)
@@ -174,6 +176,8 @@ def parse_args(argv=None):
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tied", type=int, choices=(0, 1), default=0)
+    ap.add_argument("--frozen-bf16", type=int, choices=(0, 1), default=0,
+                    help="fpt --frozen-dtype bf16: frozen block matrices multiply in bf16")
     ap.add_argument("--readout", choices=READOUTS)  # None = last, and no readout attribute written
     ap.add_argument("--pad", type=int, choices=(0, 1), default=0)
     a = ap.parse_args(argv)

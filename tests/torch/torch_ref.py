@@ -203,6 +203,7 @@ def main():
         ap.error("need CASE.h5 MODEL.h5 -o REF.h5 (or --selftest)")
     torch.set_num_threads(1)  # deterministic reductions, so reruns give bit-identical files
     cfg, params, case = load_all(a.case, a.model)
+    ft.FROZEN_BF16 = bool(case["frozen_bf16"])
     dt = getattr(torch, a.dtype)
     params = {n: t.to(dt) for n, t in params.items()}
     if not case["vocab"]:

@@ -84,10 +84,13 @@ int main(int argc, char **argv) {
   CHECK(fpt_h5_read_attr_f64(f, cpath, "lr", &lr));
   fpt_backbone_cfg cfg;
   CHECK(fpt_model_file_config(mpath, &cfg));
+  // fpt --frozen-dtype bf16: the frozen block matrices multiply in bf16.
+  int dtype = attr_or0(f, cpath, "frozen_bf16") ? FPT_FROZEN_BF16 : FPT_FROZEN_FP32;
   fpt_model m;
   CHECK(fpt_model_create(&m, &cfg, &shape, &fr));
   m.dropout = 0.0f;
   CHECK(fpt_model_file_load(mpath, &m));
+  CHECK(fpt_model_set_frozen_dtype(&m, dtype));
   int T = shape.seq, C = cfg.n_embd, K = m.K;
   // A tied language model has the token table wte/weight and no in/* or out/*.
   const char *plain[4] = {"in/weight", "in/bias", "out/weight", "out/bias"};
@@ -143,6 +146,7 @@ int main(int argc, char **argv) {
       if (fpt_is_backbone(&m2.tensors[i]))
         memcpy(m2.tensors[i].data, fpt_model_find(&m, m2.tensors[i].name)->data,
                sizeof(float) * m2.tensors[i].numel);
+    CHECK(fpt_model_set_frozen_dtype(&m2, dtype));
     float *e = fpt_alloc_floats((size_t)B * T * C), *h = fpt_alloc_floats((size_t)B * T * C);
     if (shape.vocab)
       for (int i = 0; i < B * T; i++)
