@@ -2,11 +2,13 @@
 // GPT-2-base-shaped random model at the CIFAR-10 shape, next to the raw
 // cblas_sgemm rate on the same GEMM shapes, measured in the same process.
 #include <cblas.h>
+#include <limits.h>
 #include <mpi.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "commands.h"
@@ -23,7 +25,7 @@ typedef struct {
   long long layers, d_model, heads, batch_size, seq, d_in, classes, steps, warmup, seed;
   long long full, eval_samples;
   double dropout;
-  const char *data, *kind, *frozen_dtype;
+  const char *data, *kind, *frozen_dtype, *attention;
 } bench_settings;
 
 #define O(k, t, h) FPT_OPTION(bench_settings, k, t, h)
@@ -45,6 +47,8 @@ static const fpt_opt bench_opts[] = {
     O(data, STR, "instead: time the parallel reader on this dataset file's train split"),
     O(kind, STR, "backbone: gpt2 (transformer) or lstm (the paper's LN-LSTM; --heads unused)"),
     O(frozen_dtype, STR, FPT_FROZEN_DTYPE_HELP),
+    O(attention, STR, "gpt2: auto (fused from 1024 tokens, as fpt train), fused (never stores the "
+                      "T x T maps) or stored (keeps them)"),
 };
 #undef R
 #undef O
@@ -322,9 +326,23 @@ static double time_steps(const bench_settings *s, fpt_model *m, fpt_acts *a, con
   return loss;
 }
 
+// Which attention kernel the model's layers take (both are exact to float
+// rounding; docs/PERFORMANCE.md compares them at 2000 tokens).
+static int attention_kernel(const char *v) {
+  if (!strcmp(v, "fused"))
+    fpt_gpt2_flash_min_seq = 1;
+  else if (!strcmp(v, "stored"))
+    fpt_gpt2_flash_min_seq = INT_MAX;
+  else
+    FPT_ENSURE(!strcmp(v, "auto"), "option --attention: '%s' is not auto, fused or stored", v);
+  return 0;
+}
+
 static int run(int argc, char **argv, int rank, int R) {
-  bench_settings s = {12, 768, 12, 16, 64, 48, 10, 10, 2, 0, 0, 0, 0.1, NULL, "gpt2", "fp32"};
+  bench_settings s = {12, 768, 12, 16, 64, 48, 10, 10, 2, 0, 0, 0, 0.1, NULL, "gpt2", "fp32",
+                      "auto"};
   FPT_TRY(fpt_opts_parse(argc, argv, 2, bench_opts, n_bench_opts, &s));
+  FPT_TRY(attention_kernel(s.attention));
   if (s.data)
     return bench_reader(&s, rank, R);
   fpt_model m;
@@ -360,6 +378,9 @@ static int run(int argc, char **argv, int rank, int R) {
     printf("eval: %lld samples in batches of %d: median %.1f ms (%.2f ms per sample)\neval_ms=%.3f\n",
            s.eval_samples, B, ev * 1e3, ev * 1e3 / s.eval_samples, ev * 1e3);
   gemm_report(&m, B, med, flops, (uint64_t)s.seed);
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  printf("attention=%s\npeak_rss_mb=%.1f\n", s.attention, ru.ru_maxrss / 1024.0);
   printf("median_ms_per_step=%.3f\n", med * 1e3);
   free(times);
   free(data.x);

@@ -142,4 +142,13 @@ print(("ok" if good else "FAIL") + f": summary on a hand-made ATT.h5: {m[1] if m
 sys.exit(0 if good else 1)
 PY
 [ $? -eq 0 ] && ok "plot summary number" || bad "plot summary number"
+# fpt bench --attention: the fused and the stored-map kernels train the same
+# model to the same loss (float rounding); an unknown kernel is refused.
+B=(bench --layers 2 --d-model 32 --heads 2 --seq 40 --batch-size 2 --d-in 4 --steps 3 --warmup 0)
+l_stored=$("$FPT" "${B[@]}" --attention stored 2>&1 | sed -n 's/.*last loss \([0-9.]*\).*/\1/p')
+l_fused=$("$FPT" "${B[@]}" --attention fused 2>&1 | sed -n 's/.*last loss \([0-9.]*\).*/\1/p')
+check "bench: fused and stored attention give the same loss ($l_fused, $l_stored)" \
+  /usr/bin/python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); sys.exit(abs(a - b) > 2e-4 * abs(b))" "$l_fused" "$l_stored"
+expect_error "bench: an unknown --attention" "option --attention: 'flash' is not auto, fused or stored" "$W/ebench" -- \
+  "$FPT" "${B[@]}" --attention flash
 finish
