@@ -93,26 +93,6 @@ float *fpt_alloc_floats(size_t n) {
   return p;
 }
 
-void fpt_fault(const char *where, long long counter) {
-  const char *f = getenv("FPT_FAULT");
-  if (!f || strcmp(f, where) != 0)
-    return;
-  const char *at = getenv("FPT_FAULT_AT"), *r = getenv("FPT_FAULT_RANK");
-  const char *me = getenv("OMPI_COMM_WORLD_RANK");
-  if (at && atoll(at) != counter)
-    return;
-  if (r && atoi(r) != (me ? atoi(me) : 0))
-    return;
-  // FPT_FAULT_NTH=k: only the k-th match (e.g. the second checkpoint).
-  static int matches;
-  const char *nth = getenv("FPT_FAULT_NTH");
-  if (++matches < (nth ? atoi(nth) : 1))
-    return;
-  fprintf(stderr, "fpt: fault injection: killed at %s %lld\n", where, counter);
-  fflush(stderr);
-  raise(SIGKILL);
-}
-
 // This process's MPI rank as the launcher states it (no MPI in this library).
 static int launcher_rank(void) {
   const char *v[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"};
@@ -122,6 +102,25 @@ static int launcher_rank(void) {
       return atoi(r);
   }
   return 0;
+}
+
+void fpt_fault(const char *where, long long counter) {
+  const char *f = getenv("FPT_FAULT");
+  if (!f || strcmp(f, where) != 0)
+    return;
+  const char *at = getenv("FPT_FAULT_AT"), *r = getenv("FPT_FAULT_RANK");
+  if (at && atoll(at) != counter)
+    return;
+  if (r && atoi(r) != launcher_rank())
+    return;
+  // FPT_FAULT_NTH=k: only the k-th match (e.g. the second checkpoint).
+  static int matches;
+  const char *nth = getenv("FPT_FAULT_NTH");
+  if (++matches < (nth ? atoi(nth) : 1))
+    return;
+  fprintf(stderr, "fpt: fault injection: killed at %s %lld\n", where, counter);
+  fflush(stderr);
+  raise(SIGKILL);
 }
 
 int fpt_fault_fail(const char *where) {
