@@ -59,7 +59,12 @@ static int use_flash(const fpt_model *m) { return m->task.seq >= fpt_gpt2_flash_
 
 // One block's activations for B samples.
 typedef struct {
-  int flash;                 // att is NULL, lse (B,NH,Tq) holds each row's log-sum-exp
+  int flash; // att is NULL, lse (B,NH,Tq) holds each row's log-sum-exp
+  // ln1, ln2 and fch_gelu are the inputs of qkv, fc and the MLP projection,
+  // which the backward reads only for that matrix's weight gradient: when
+  // the matrix is frozen they are NULL here, and the forward writes them to
+  // the part's scratch (dln, dfch2), whose values no call keeps (6 of the 16
+  // floats per row and channel that a block would otherwise keep).
   float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *lse, *atty, *h1;
   float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu, *h2;
   // Dropout keep bits of the forward, for the backward (fpt_mask_words):
@@ -213,9 +218,11 @@ static int layer_rows(const fpt_model *m, int l) {
 static void *layer_acts(const fpt_model *m, int l, int B) {
   int T = m->task.seq, C = m->cfg.n_embd, NH = m->cfg.n_head;
   size_t BT = (size_t)B * T, BQ = (size_t)B * layer_rows(m, l);
+  const block *w = &((const weights *)m->bbw)->blocks[l];
   acts *k = fpt_calloc(1, sizeof *k);
   k->flash = use_flash(m);
-  k->ln1 = fpt_alloc_floats(BT * C);
+  if (w->qkv_w.g)
+    k->ln1 = fpt_alloc_floats(BT * C);
   k->ln1_mean = fpt_alloc_floats(BT);
   k->ln1_rstd = fpt_alloc_floats(BT);
   k->qkv = fpt_alloc_floats(BT * 3 * C);
@@ -225,11 +232,13 @@ static void *layer_acts(const fpt_model *m, int l, int B) {
     k->att = fpt_alloc_floats(BQ * NH * T);
   k->atty = fpt_alloc_floats(BQ * C);
   k->h1 = fpt_alloc_floats(BQ * C);
-  k->ln2 = fpt_alloc_floats(BQ * C);
+  if (w->fc_w.g)
+    k->ln2 = fpt_alloc_floats(BQ * C);
   k->ln2_mean = fpt_alloc_floats(BQ);
   k->ln2_rstd = fpt_alloc_floats(BQ);
   k->fch = fpt_alloc_floats(BQ * 4 * C);
-  k->fch_gelu = fpt_alloc_floats(BQ * 4 * C);
+  if (w->fp_w.g)
+    k->fch_gelu = fpt_alloc_floats(BQ * 4 * C);
   k->h2 = fpt_alloc_floats(BQ * C);
   k->mask_att = fpt_calloc(BQ * NH * fpt_mask_words(T), sizeof(uint32_t));
   k->mask_attn_out = fpt_calloc(BQ * fpt_mask_words(C), sizeof(uint32_t));
@@ -239,9 +248,8 @@ static void *layer_acts(const fpt_model *m, int l, int B) {
 
 static void layer_acts_free(void *p) {
   acts *k = p;
-  float *f[] = {k->ln1, k->ln1_mean, k->ln1_rstd, k->qkv,      k->att,      k->lse,
-                k->atty, k->h1,       k->ln2,      k->ln2_mean, k->ln2_rstd, k->fch,
-                k->fch_gelu, k->h2};
+  float *f[] = {k->ln1, k->ln1_mean, k->ln1_rstd, k->qkv,      k->att, k->lse,      k->atty,
+                k->h1,  k->ln2,      k->ln2_mean, k->ln2_rstd, k->fch, k->fch_gelu, k->h2};
   for (size_t i = 0; i < sizeof f / sizeof *f; i++)
     free(f[i]);
   free(k->mask_att);
@@ -262,7 +270,8 @@ static void *make_scratch(const fpt_model *m, int B) {
   s->dqkv = fpt_alloc_floats(BT * 3 * C);
   s->dfch = fpt_alloc_floats(BT * 4 * C);
   s->dfch2 = fpt_alloc_floats(BT * 4 * C);
-  s->att_work = fpt_alloc_floats(use_flash(m) ? fpt_attention_flash_work(T) : fpt_attention_work(T));
+  s->att_work =
+      fpt_alloc_floats(use_flash(m) ? fpt_attention_flash_work(T) : fpt_attention_work(T));
   return s;
 }
 
@@ -293,8 +302,7 @@ static void embed_forward(const fpt_model *m, fpt_acts *a, const fpt_batch *b, c
   dropout_apply(a->h0, &d, fpt_dropout_site(-1, FPT_DROP_EMBD), B, T, 0, C);
 }
 
-static void embed_backward(const fpt_model *m, fpt_acts *a, const fpt_batch *b,
-                           const fpt_pass *p) {
+static void embed_backward(const fpt_model *m, fpt_acts *a, const fpt_batch *b, const fpt_pass *p) {
   const weights *w = m->bbw;
   int T = m->task.seq, C = m->cfg.n_embd, B = b->B;
   fpt_dropout d = drop_of(m, b, p);
@@ -322,10 +330,10 @@ static fpt_attn_mask mask_of(const fpt_model *m, const fpt_batch *b) {
 // A bf16 copy splits at column C only when C is a multiple of its panel
 // width (FPT_BF16_NR); otherwise every row gets its queries too (the unused
 // ones cost time, not bits: each row of the product is its own).
-static void qkv_forward(const block *w, acts *k, int B, int T, int q0, int C) {
+static void qkv_forward(const block *w, acts *k, const float *ln1, int B, int T, int q0, int C) {
   const fpt_bf16_matrix *bf = w->qkv_bf;
   if (q0 == 0 || (bf && C % FPT_BF16_NR)) {
-    linear_forward_bf(k->qkv, k->ln1, w->qkv_w.w, bf, w->qkv_b.w, B * T, C, 3 * C);
+    linear_forward_bf(k->qkv, ln1, w->qkv_w.w, bf, w->qkv_b.w, B * T, C, 3 * C);
     return;
   }
   int C3 = 3 * C, Tq = T - q0;
@@ -333,11 +341,11 @@ static void qkv_forward(const block *w, acts *k, int B, int T, int q0, int C) {
   for (int i = 0; i < B * T; i++)
     memcpy(k->qkv + (size_t)i * C3, w->qkv_b.w, sizeof(float) * C3);
   if (bf)
-    fpt_gemm_bf16_nn_cols(B * T, C, 2 * C, C, k->ln1, C, bf, 1.0f, k->qkv + C, C3);
+    fpt_gemm_bf16_nn_cols(B * T, C, 2 * C, C, ln1, C, bf, 1.0f, k->qkv + C, C3);
   else
-    fpt_gemm(0, 0, B * T, 2 * C, C, 1.0f, k->ln1, C, w->qkv_w.w + C, C3, 1.0f, k->qkv + C, C3);
+    fpt_gemm(0, 0, B * T, 2 * C, C, 1.0f, ln1, C, w->qkv_w.w + C, C3, 1.0f, k->qkv + C, C3);
   for (int bb = 0; bb < B; bb++) {
-    const float *x = k->ln1 + ((size_t)bb * T + q0) * C;
+    const float *x = ln1 + ((size_t)bb * T + q0) * C;
     float *q = k->qkv + ((size_t)bb * T + q0) * C3;
     if (bf)
       fpt_gemm_bf16_nn_cols(Tq, 0, C, C, x, C, bf, 1.0f, q, C3);
@@ -356,9 +364,11 @@ static void layer_forward(const fpt_model *m, fpt_acts *a, int l, const float *h
   float eps = m->cfg.ln_eps;
   fpt_dropout d = drop_of(m, b, p);
   fpt_attn_mask am = mask_of(m, b);
+  float *ln1 = k->ln1 ? k->ln1 : s->dln, *ln2 = k->ln2 ? k->ln2 : s->dln;
+  float *gelu = k->fch_gelu ? k->fch_gelu : s->dfch2;
 
-  layernorm_forward(k->ln1, k->ln1_mean, k->ln1_rstd, h, w->ln1_w.w, w->ln1_b.w, B * T, C, eps);
-  qkv_forward(w, k, B, T, q0, C);
+  layernorm_forward(ln1, k->ln1_mean, k->ln1_rstd, h, w->ln1_w.w, w->ln1_b.w, B * T, C, eps);
+  qkv_forward(w, k, ln1, B, T, q0, C);
   if (k->flash) // the keep bits are kept: one Philox pass fewer in the backward
     attention_flash_forward(k->atty, k->lse, k->mask_att, k->qkv, B, T, q0, C, NH, &am, &d,
                             fpt_dropout_site(l, FPT_DROP_ATTN), s->att_work);
@@ -368,13 +378,13 @@ static void layer_forward(const fpt_model *m, fpt_acts *a, int l, const float *h
   linear_forward_bf(k->h1, k->atty, w->ap_w.w, w->ap_bf, w->ap_b.w, BQ, C, C);
   dropout_forward(k->h1, k->h1, h, T, &d, fpt_dropout_site(l, FPT_DROP_ATTN_OUT), B, Tq, q0, C,
                   k->mask_attn_out);
-  layernorm_forward(k->ln2, k->ln2_mean, k->ln2_rstd, k->h1, w->ln2_w.w, w->ln2_b.w, BQ, C, eps);
-  linear_forward_bf(k->fch, k->ln2, w->fc_w.w, w->fc_bf, w->fc_b.w, BQ, C, 4 * C);
+  layernorm_forward(ln2, k->ln2_mean, k->ln2_rstd, k->h1, w->ln2_w.w, w->ln2_b.w, BQ, C, eps);
+  linear_forward_bf(k->fch, ln2, w->fc_w.w, w->fc_bf, w->fc_b.w, BQ, C, 4 * C);
   if (m->cfg.activation == FPT_ACT_GELU)
-    gelu_erf_forward(k->fch_gelu, k->fch, (size_t)BQ * 4 * C);
+    gelu_erf_forward(gelu, k->fch, (size_t)BQ * 4 * C);
   else
-    gelu_forward(k->fch_gelu, k->fch, (size_t)BQ * 4 * C);
-  linear_forward_bf(k->h2, k->fch_gelu, w->fp_w.w, w->fp_bf, w->fp_b.w, BQ, 4 * C, C);
+    gelu_forward(gelu, k->fch, (size_t)BQ * 4 * C);
+  linear_forward_bf(k->h2, gelu, w->fp_w.w, w->fp_bf, w->fp_b.w, BQ, 4 * C, C);
   dropout_forward(k->h2, k->h2, k->h1, Tq, &d, fpt_dropout_site(l, FPT_DROP_MLP_OUT), B, Tq, q0, C,
                   k->mask_mlp_out);
 }
@@ -434,8 +444,8 @@ static void layer_backward(const fpt_model *m, fpt_acts *a, int l, const float *
     attention_flash_backward(s->dqkv, s->datty, k->atty, k->lse, k->mask_att, k->qkv, B, T, q0, C,
                              NH, &am, &d, fpt_dropout_site(l, FPT_DROP_ATTN), s->att_work);
   else
-    attention_backward_masked(s->dqkv, s->datty, k->qkv, k->att, k->mask_att, B, T, q0, C, NH,
-                              &am, &d, s->att_work);
+    attention_backward_masked(s->dqkv, s->datty, k->qkv, k->att, k->mask_att, B, T, q0, C, NH, &am,
+                              &d, s->att_work);
   int need_ln1 = need_dinput || w->ln1_w.g || w->ln1_b.g;
   linear_backward_bf(need_ln1 ? s->dln : NULL, w->qkv_w.g, w->qkv_b.g, s->dqkv, k->ln1, w->qkv_w.w,
                      w->qkv_bf, B * T, C, 3 * C);
