@@ -227,9 +227,9 @@ def load_run(task, arm, seed, path):
 
 
 # config.yaml keys that define a cell's protocol: runs of one cell must agree on them.
-PROTOCOL = ["steps", "early_stop", "lr", "batch_size"]
-PROTOCOL_NAME = {"steps": "step cap (steps)", "early_stop": "patience (early_stop)", "lr": "lr",
-                 "batch_size": "batch"}
+PROTOCOL = ["steps", "early_stop", "early_stop_on", "lr", "batch_size"]
+PROTOCOL_NAME = {"steps": "step cap (steps)", "early_stop": "patience (early_stop)",
+                 "early_stop_on": "early stopping on (early_stop_on)", "lr": "lr", "batch_size": "batch"}
 
 
 def _num(v):

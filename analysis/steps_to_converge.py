@@ -215,7 +215,7 @@ def table(runs, fraction):
     w.write("Steps to a common target (the accuracy random init reaches; see --help):\n\n")
     w.write(fr.md_table(header, common_target_rows(runs, tasks, bests, exp)) + "\n\n")
     w.write("How the runs ended: on a plateau (early stop: the final evaluation before the step cap, after "
-            "`early_stop` evaluations without a better val loss) or on the cap (config.yaml `steps`). Every arm; "
+            "`early_stop` evaluations without a better val loss, or val accuracy with `early_stop_on: accuracy`) or on the cap (config.yaml `steps`). Every arm; "
             "unfinished runs counted apart.\n\n")
     w.write(fr.md_table(header, ended_rows(runs, tasks)) + "\n\n")
     lengths = fr.bit_memory_lengths(runs)

@@ -27,6 +27,10 @@ typedef struct {
   int64_t window_steps;
   double best_val; // early stopping: best validation loss so far
   int64_t best_step, evals_since_best;
+  // The same for the validation accuracy (--early-stop-on accuracy); a
+  // checkpoint written before it was kept reads back -inf, 0, 0.
+  double best_val_acc;
+  int64_t best_acc_step, evals_since_best_acc;
 } fpt_ckpt_state;
 
 // FNV-1a 64 of a file's bytes, as 16 hex digits.

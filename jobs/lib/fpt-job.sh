@@ -234,7 +234,8 @@ fpt_run() { # fpt_run SUBCOMMAND ARGS...
 # columns (any order; extra columns are ignored):
 #   task arm seed steps batch lr eval_every     required
 #   patience                                    optional: --early-stop (evaluations
-#                                               without a better val loss; 0 or absent: off)
+#                                               without a better val accuracy, or val
+#                                               loss with EARLY_STOP_ON=loss; 0 or absent: off)
 #   backbone                                    optional: default, bit, image, mlm, or a
 #                                               path with a '/'; absent or '-': the arm's own
 # steps is the step cap. An arm may carry a label, ARM@LABEL (fpt@lr3e-4): the

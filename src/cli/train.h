@@ -19,6 +19,7 @@ typedef struct {
   const char *model, *data, *task, *run_dir, *init, *tokens, *schedule, *config, *resume, *export,
       *lr_schedule;
   long long checkpoint_every, keep_checkpoints, early_stop;
+  const char *early_stop_on; // "loss" or "accuracy"
   double time_limit;
   long long stages, micro_batches, steps, batch_size, seed, data_seed, log_every, eval_every,
       eval_samples, eval_limit, train_limit, bit_length, patterns, patch, warmup;
@@ -63,7 +64,7 @@ typedef struct {
   fpt_run_desc desc;
   fpt_ckpt_state st;
   fpt_metrics mt;
-  int64_t start;           // the first step to run (after a resume)
+  int64_t start;            // the first step to run (after a resume)
   double val_loss, val_acc; // of the last validation pass
   double best_acc;          // --keep-best: of checkpoints/best.h5, or -INFINITY
 } fpt_run;
@@ -92,7 +93,6 @@ int train_eval_splits(fpt_run *r, int64_t step, const char *label, int digits, i
 // fpt probe's work after the set-up (src/cli/cmd_probe.c). Returns the same
 // value on every rank.
 int fpt_probe_run(const train_settings *s, const fpt_runtime *rt, fpt_grid *g, fpt_model *m,
-                  fpt_source *src, fpt_pipeline *pl, fpt_ckpt_state *st,
-                  const fpt_run_desc *desc);
+                  fpt_source *src, fpt_pipeline *pl, fpt_ckpt_state *st, const fpt_run_desc *desc);
 
 #endif

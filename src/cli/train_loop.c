@@ -66,6 +66,13 @@ static int periodic_eval(fpt_run *r, int64_t step) {
   } else {
     st->evals_since_best++;
   }
+  if (a > st->best_val_acc) { // a tie is no improvement, as for --keep-best
+    st->best_val_acc = a;
+    st->best_acc_step = step;
+    st->evals_since_best_acc = 0;
+  } else {
+    st->evals_since_best_acc++;
+  }
   return 0;
 }
 
@@ -141,8 +148,8 @@ static int one_step(fpt_run *r, int64_t step, loop_clock *c) {
   }
   fpt_optimizer_step(&r->m, sumsq, r->s.clip, (float)c->lr);
   const fpt_pipeline *pl = &r->pl;
-  double part[W_N] = {loss, acc, train_now() - t0, pl->t.compute, pl->t.p2p_wait, pl->t.allreduce,
-                      pl->t.io};
+  double part[W_N] = {
+      loss, acc, train_now() - t0, pl->t.compute, pl->t.p2p_wait, pl->t.allreduce, pl->t.io};
   c->t_steps += part[W_SECONDS];
   for (int k = 0; k < W_N; k++)
     r->st.window[k] += part[k];
@@ -161,10 +168,9 @@ static int log_window(fpt_run *r, int64_t done, const loop_clock *c) {
     double eta = (train_now() - c->t_start) / (double)(done - r->start) * (r->s.steps - done);
     train_print_progress(done, r->s.steps, w[W_LOSS] / n, w[W_ACC] / n, tps, eta);
     const char *names[6] = {"lr", "step_s", "compute_s", "p2p_wait_s", "allreduce_s", "io_s"};
-    double vals[6] = {c->lr, w[W_SECONDS] / n, w[W_COMPUTE] / n, w[W_P2P] / n, w[W_ALLREDUCE] / n,
-                      w[W_IO] / n};
-    rc = fpt_metrics_write(&r->mt, done, "train", w[W_LOSS] / n, w[W_ACC] / n, tps, 6, names,
-                           vals);
+    double vals[6] = {c->lr,        w[W_SECONDS] / n,   w[W_COMPUTE] / n,
+                      w[W_P2P] / n, w[W_ALLREDUCE] / n, w[W_IO] / n};
+    rc = fpt_metrics_write(&r->mt, done, "train", w[W_LOSS] / n, w[W_ACC] / n, tps, 6, names, vals);
   }
   memset(w, 0, sizeof r->st.window);
   r->st.window_steps = 0;
@@ -207,13 +213,15 @@ static int stop_requested(const fpt_run *r, int64_t done, const loop_clock *c, i
 static int after_step(fpt_run *r, int64_t done, const loop_clock *c) {
   const train_settings *s = &r->s;
   int rc = 0, stopped_eval = 0, early = 0, best = 0;
+  int on_acc = strcmp(s->early_stop_on, "accuracy") == 0;
   if (done % s->log_every == 0 || done == s->steps)
     rc = log_window(r, done, c);
   if (rc == 0 && s->eval_every > 0 && done % s->eval_every == 0 && done < s->steps) {
     rc = periodic_eval(r, done);
     stopped_eval = rc == FPT_STOPPED; // checkpoint below; a resume redoes the evaluation
     rc = stopped_eval ? 0 : rc;
-    early = s->early_stop > 0 && r->st.evals_since_best >= s->early_stop;
+    early = s->early_stop > 0 &&
+            (on_acc ? r->st.evals_since_best_acc : r->st.evals_since_best) >= s->early_stop;
     best = !stopped_eval && rc == 0 && improved(r);
   }
   if (fpt_runtime_agree(&r->rt, rc) != 0)
@@ -232,9 +240,11 @@ static int after_step(fpt_run *r, int64_t done, const loop_clock *c) {
     return FPT_EXIT_REQUEUE;
   }
   if (early && r->g.rank == 0)
-    printf("early stop at step %lld: no better validation loss for %lld evaluations (best %.4f at "
+    printf("early stop at step %lld: no better validation %s for %lld evaluations (best %.4f at "
            "step %lld)\n",
-           (long long)done, s->early_stop, r->st.best_val, (long long)r->st.best_step);
+           (long long)done, on_acc ? "accuracy" : "loss", s->early_stop,
+           on_acc ? r->st.best_val_acc : r->st.best_val,
+           (long long)(on_acc ? r->st.best_acc_step : r->st.best_step));
   return early ? FPT_STOPPED : 0;
 }
 

@@ -14,7 +14,8 @@
 #define R(k, t, lo, hi, h) FPT_OPTION_RANGE(train_settings, k, t, lo, hi, h)
 #define A(k, t, lo, hi, h) FPT_OPTION_ABOVE(train_settings, k, t, lo, hi, h)
 #define BIG 9007199254740991.0 // 2^53 - 1: exact in a double
-#define GROUP(title, a) {title, a, (int)(sizeof a / sizeof *a)}
+#define GROUP(title, a)                                                                            \
+  { title, a, (int)(sizeof a / sizeof *a) }
 
 static const fpt_opt backbone[] = {
     O(config, STR, "YAML file with any of these keys; options given here win"),
@@ -33,7 +34,8 @@ static const fpt_opt backbone[] = {
 static const fpt_opt data[] = {
     O(data, STR, "dataset file (HDF5); omit for generated bit tasks"),
     O(tokens, STR, "which inputs of the dataset file: x, or x2 (ListOps: LRA tokens)"),
-    R(eval_limit, INT, 0, BIG, "files: score only the first N val and test samples (0: whole splits)"),
+    R(eval_limit, INT, 0, BIG,
+      "files: score only the first N val and test samples (0: whole splits)"),
 };
 static const fpt_opt generated[] = {
     O(task, STR, "generated task when --data is not given: bit-xor or bit-memory"),
@@ -65,7 +67,8 @@ static const fpt_opt training[] = {
     O(freeze_ff, BOOL, "freeze MLP weights and biases"),
     O(full_train, BOOL, "train the whole backbone"),
     O(augment, BOOL, "CIFAR-10 files: crop/flip/rotate training samples (the paper's)"),
-    O(init_head_from, STR, "start from the input and output layers of this checkpoint (fpt probe's)"),
+    O(init_head_from, STR,
+      "start from the input and output layers of this checkpoint (fpt probe's)"),
 };
 static const fpt_opt run_dir[] = {
     O(run_dir, STR, "directory for metrics.jsonl, config.yaml and checkpoints/"),
@@ -74,18 +77,27 @@ static const fpt_opt run[] = {
     R(log_every, INT, 1, 1 << 30, "steps between train-metric lines"),
     R(eval_every, INT, 0, 1 << 30, "steps between validation passes (0: only at the end)"),
     O(eval_test, BOOL, "score the test split at every evaluation too (select on val afterwards)"),
-    R(early_stop, INT, 0, 1 << 30, "stop after this many evaluations without a better val loss (0: off)"),
-    R(checkpoint_every, INT, 0, 1 << 30, "steps between checkpoints (0: only at the end and on signals)"),
+    R(early_stop, INT, 0, 1 << 30,
+      "stop after this many evaluations without a better val loss (0: off)"),
+    O(early_stop_on, STR,
+      "what --early-stop watches: loss (the val loss falls) or accuracy (the "
+      "val accuracy rises: what --keep-best selects on)"),
+    R(checkpoint_every, INT, 0, 1 << 30,
+      "steps between checkpoints (0: only at the end and on signals)"),
     R(keep_checkpoints, INT, 1, 4096, "checkpoints kept (the newest)"),
-    O(keep_best, BOOL, "also keep the checkpoint of the best validation accuracy (ties: the "
-                       "earlier) as checkpoints/best.h5, with best.json"),
-    O(resume, STR, "none, auto (newest checkpoint of --run-dir that reads back, if any), or a file"),
+    O(keep_best, BOOL,
+      "also keep the checkpoint of the best validation accuracy (ties: the "
+      "earlier) as checkpoints/best.h5, with best.json"),
+    O(resume, STR,
+      "none, auto (newest checkpoint of --run-dir that reads back, if any), or a file"),
     R(time_limit, FLOAT, 0, 1e9, "seconds; checkpoint and exit 75 before running over (0: none)"),
-    O(export, STR, "at the end, write the trained backbone as a model file (fpt export of the last checkpoint)"),
+    O(export, STR,
+      "at the end, write the trained backbone as a model file (fpt export of the last checkpoint)"),
 };
 static const fpt_opt pretraining[] = {
-    O(objective, STR, "causal (the next byte, GPT-2's) or mlm (BERT's masked bytes: 15 % chosen, "
-                      "80/10/10; needs a bidirectional model)"),
+    O(objective, STR,
+      "causal (the next byte, GPT-2's) or mlm (BERT's masked bytes: 15 % chosen, "
+      "80/10/10; needs a bidirectional model)"),
 };
 static const fpt_opt scoring[] = {
     O(checkpoint, STR, "the checkpoint to score"),
@@ -105,21 +117,28 @@ static const fpt_opt probing[] = {
 
 static unsigned char given[128];
 
-static const fpt_opt_group train_groups[] = {
-    GROUP("backbone", backbone), GROUP("data file", data),      GROUP("generated task", generated),
-    GROUP("grid", grid),         GROUP("training", training),   GROUP("run directory", run_dir),
-    GROUP("evaluations, checkpoints, stopping", run)};
-static const fpt_opt_group pretrain_groups[] = {
-    GROUP("backbone", backbone),  GROUP("data file", data),         GROUP("grid", grid),
-    GROUP("training", training),  GROUP("pretraining", pretraining), GROUP("run directory", run_dir),
-    GROUP("evaluations, checkpoints, stopping", run)};
-static const fpt_opt_group eval_groups[] = {
-    GROUP("backbone", backbone), GROUP("data file", data), GROUP("generated task", generated),
-    GROUP("grid", grid), GROUP("scoring", scoring)};
+static const fpt_opt_group train_groups[] = {GROUP("backbone", backbone),
+                                             GROUP("data file", data),
+                                             GROUP("generated task", generated),
+                                             GROUP("grid", grid),
+                                             GROUP("training", training),
+                                             GROUP("run directory", run_dir),
+                                             GROUP("evaluations, checkpoints, stopping", run)};
+static const fpt_opt_group pretrain_groups[] = {GROUP("backbone", backbone),
+                                                GROUP("data file", data),
+                                                GROUP("grid", grid),
+                                                GROUP("training", training),
+                                                GROUP("pretraining", pretraining),
+                                                GROUP("run directory", run_dir),
+                                                GROUP("evaluations, checkpoints, stopping", run)};
+static const fpt_opt_group eval_groups[] = {GROUP("backbone", backbone), GROUP("data file", data),
+                                            GROUP("generated task", generated), GROUP("grid", grid),
+                                            GROUP("scoring", scoring)};
 static const fpt_opt_group probe_groups[] = {GROUP("backbone", backbone), GROUP("data file", data),
                                              GROUP("grid", grid), GROUP("run directory", run_dir),
                                              GROUP("least squares", probing)};
-#define SET(g) {g, (int)(sizeof g / sizeof *g), given}
+#define SET(g)                                                                                     \
+  { g, (int)(sizeof g / sizeof *g), given }
 
 static void common(train_settings *s) {
   memset(s, 0, sizeof *s);
@@ -143,6 +162,7 @@ static void common(train_settings *s) {
   s->keep_checkpoints = 3;
   s->resume = "none";
   s->lr_schedule = "constant";
+  s->early_stop_on = "loss";
   s->readout = "auto";
   s->lstm_state = "zero";
   s->objective = "causal";
@@ -177,9 +197,9 @@ static void probe_defaults(train_settings *s) {
   s->block_size = 64;
 }
 
-const train_command fpt_cmd_train = {"train", FPT_RUN_TRAIN, SET(train_groups),
-                                     "fpt train --model M.h5 (--data D.h5 | --task T) [--key value ...]",
-                                     common};
+const train_command fpt_cmd_train = {
+    "train", FPT_RUN_TRAIN, SET(train_groups),
+    "fpt train --model M.h5 (--data D.h5 | --task T) [--key value ...]", common};
 const train_command fpt_cmd_pretrain = {
     "pretrain", FPT_RUN_PRETRAIN, SET(pretrain_groups),
     "fpt pretrain --model SHAPE.h5 --data TEXT.h5 [--key value ...]\n(defaults differ from fpt "
@@ -259,9 +279,12 @@ int train_parse(const train_command *c, train_settings *s, int argc, char **argv
              "option --checkpoint: fpt eval needs a checkpoint");
   FPT_ENSURE(c->kind != FPT_RUN_PROBE || s->data,
              "option --data: fpt probe needs a dataset file (a finite training split)");
-  const char *const schedules[] = {"1f1b", "gpipe", NULL}, *const lrs[] = {"constant", "cosine", NULL};
+  const char *const schedules[] = {"1f1b", "gpipe", NULL}, *const lrs[] = {"constant", "cosine",
+                                                                           NULL};
   FPT_TRY(one_of("schedule", s->schedule, schedules));
   FPT_TRY(one_of("lr-schedule", s->lr_schedule, lrs));
+  const char *const monitors[] = {"loss", "accuracy", NULL};
+  FPT_TRY(one_of("early-stop-on", s->early_stop_on, monitors));
   FPT_TRY(one_of("init", s->init, fpt_init_names));
   FPT_TRY(one_of("lstm-state", s->lstm_state, fpt_state_names));
   FPT_TRY(one_of("objective", s->objective, fpt_objective_names));

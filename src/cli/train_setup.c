@@ -277,6 +277,7 @@ int train_setup(fpt_run *r, int argc, char **argv) {
   r->st.seed = r->s.seed;
   r->st.batch_size = r->s.batch_size;
   r->st.best_val = INFINITY;
+  r->st.best_val_acc = -INFINITY;
   FPT_TRY(claim_outputs(r));
   FPT_TRY(open_source(r));
   FPT_TRY(describe(r));

@@ -1,6 +1,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,9 @@ static int write_attrs(hid_t f, const fpt_ckpt_state *st, const fpt_run_desc *de
     FPT_TRY(fpt_h5_write_attr_f64(f, nm, st->window[i]));
   }
   FPT_TRY(fpt_h5_write_attr_f64(f, "best_val", st->best_val));
+  FPT_TRY(fpt_h5_write_attr_f64(f, "best_val_acc", st->best_val_acc));
+  FPT_TRY(fpt_h5_write_attr_i64(f, "best_acc_step", st->best_acc_step));
+  FPT_TRY(fpt_h5_write_attr_i64(f, "evals_since_best_acc", st->evals_since_best_acc));
   return fpt_run_desc_write(f, desc);
 }
 
@@ -310,6 +314,14 @@ int fpt_checkpoint_read_state(const char *path, const fpt_model *m, fpt_ckpt_sta
   }
   if (rc == 0)
     rc = fpt_h5_read_attr_f64(f, path, "best_val", &st->best_val);
+  st->best_val_acc = -INFINITY; // absent before the accuracy was tracked
+  if (rc == 0 && H5Aexists(f, "best_val_acc") > 0) {
+    rc = fpt_h5_read_attr_f64(f, path, "best_val_acc", &st->best_val_acc);
+    if (rc == 0)
+      rc = fpt_h5_read_attr_i64(f, path, "best_acc_step", &st->best_acc_step);
+    if (rc == 0)
+      rc = fpt_h5_read_attr_i64(f, path, "evals_since_best_acc", &st->evals_since_best_acc);
+  }
   // The task shapes must match: the output layer and input layer are in here.
   int nd = 2;
   int64_t d[4];

@@ -120,4 +120,47 @@ with h5py.File(sys.argv[2], 'a') as f:
   "$W/kb/checkpoints/best.h5" "$W/nan-ckpt.h5"
 expect_error "fpt eval of a checkpoint holding a NaN" "nan-ckpt.h5: dataset /params/out/weight holds a NaN or Inf (nan) at element 7" "$W/e-nan" -- \
   "$FPT" eval --model "$W/m.h5" --task bit-xor --eval-samples 64 --seed 2 --checkpoint "$W/nan-ckpt.h5"
+# Early stopping: on the val loss (default) or on the val accuracy; the stop
+# step is recomputed from the val lines (strictly better, or the patience
+# count goes on), also across a resume, whose checkpoint carries both counts.
+run es1 1 --task bit-xor --steps 400 --batch-size 16 --seed 1 --dropout 0 --log-every 50 \
+  --eval-every 10 --eval-samples 32 --early-stop 3
+run es2 1 --task bit-xor --steps 400 --batch-size 16 --seed 1 --dropout 0 --log-every 50 \
+  --eval-every 10 --eval-samples 32 --early-stop 3 --early-stop-on accuracy
+run es3 1 --task bit-xor --steps 25 --batch-size 16 --seed 1 --dropout 0 --log-every 50 \
+  --eval-every 10 --eval-samples 32
+run es3 1 --task bit-xor --steps 400 --batch-size 16 --seed 1 --dropout 0 --log-every 50 \
+  --eval-every 10 --eval-samples 32 --early-stop 3 --early-stop-on accuracy --resume auto
+expect_error "--early-stop-on of another metric" "option --early-stop-on: 'val' is not one of loss, accuracy" "$W/es-bad" -- \
+  "$FPT" train --model "$W/m.h5" --task bit-xor --steps 3 --early-stop-on val
+/usr/bin/python3 - "$W" <<'PY'
+import json, sys
+w = sys.argv[1]
+ok = True
+def expect(cond, what):
+    global ok
+    print(("ok: " if cond else "FAIL: ") + what)
+    ok &= bool(cond)
+def stop_step(vals, key, better, patience):
+    best, since = None, 0
+    for step, v in vals:
+        if best is None or better(v[key], best):
+            best, since = v[key], 0
+        else:
+            since += 1
+        if since >= patience:
+            return step
+    return None
+for name, key, better in (("es1", "loss", lambda a, b: a < b), ("es2", "accuracy", lambda a, b: a > b),
+                          ("es3", "accuracy", lambda a, b: a > b)):
+    rows = [json.loads(l) for l in open(f"{w}/{name}/metrics.jsonl")]
+    vals = [(r["step"], r) for r in rows if r["split"] == "val" and not r.get("final")]
+    last = max(r["step"] for r in rows if r["split"] in ("train", "val", "test"))
+    want = stop_step(vals, key, better, 3)
+    expect(want is not None and want < 400 and last == want,
+           f"{name}: stopped at step {last}, 3 evaluations after the best val {key} (expected {want})")
+sys.exit(0 if ok else 1)
+PY
+[ $? -eq 0 ] && ok "early-stop checks" || bad "early-stop checks" "$W/es2.log"
+check "the early stop says which metric it watched" grep -q "no better validation accuracy for 3 evaluations" "$W/es2.log"
 finish
