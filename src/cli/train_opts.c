@@ -78,7 +78,7 @@ static const fpt_opt run[] = {
     R(eval_every, INT, 0, 1 << 30, "steps between validation passes (0: only at the end)"),
     O(eval_test, BOOL, "score the test split at every evaluation too (select on val afterwards)"),
     R(early_stop, INT, 0, 1 << 30,
-      "stop after this many evaluations without a better val loss (0: off)"),
+      "stop after this many evaluations without a better val loss or accuracy (0: off)"),
     O(early_stop_on, STR,
       "what --early-stop watches: loss (the val loss falls) or accuracy (the "
       "val accuracy rises: what --keep-best selects on)"),
