@@ -20,7 +20,10 @@
 #   DRY_RUN=1 jobs/campaign.sh                     # print the sbatch commands only
 # Environment: PARAMS (jobs/experiments.tsv), CAMPAIGN_DIR (runs/campaign),
 # EXP_DIR ($CAMPAIGN_DIR/exp), BACKBONE_DIR ($CAMPAIGN_DIR/backbones), LOG_DIR
-# ($CAMPAIGN_DIR/logs: the jobs' output files), DATA_DIR (data), MODEL (the
+# ($CAMPAIGN_DIR/logs: the jobs' output files), ARCHIVE (docs/results/campaign:
+# finished runs and built backbones of earlier machines: the runs PARAMS names
+# with its protocol are restored into EXP_DIR, and the backbones into
+# BACKBONE_DIR, first, so they are skipped; none: off), DATA_DIR (data), MODEL (the
 # shipped backbone), THROTTLE (2), SBATCH_ARGS (extra options for every sbatch),
 # FORCE=1 (submit although jobs named fpt-exp, fpt-data or fpt-backbone* are queued).
 # The jobs inherit this environment (sbatch --export=ALL), so the knobs of
@@ -36,6 +39,7 @@ export EXP_DIR=${EXP_DIR:-$CAMPAIGN_DIR/exp}
 export BACKBONE_DIR=${BACKBONE_DIR:-$CAMPAIGN_DIR/backbones}
 export DATA_DIR=${DATA_DIR:-data}
 export FPT_ROOT=$ROOT
+ARCHIVE=${ARCHIVE:-docs/results/campaign}
 LOG_DIR=${LOG_DIR:-$CAMPAIGN_DIR/logs}
 THROTTLE=${THROTTLE:-2}
 say() { echo "campaign: $*" >&2; }
@@ -61,6 +65,10 @@ fi
 source jobs/lib/fpt-job.sh
 n=$(fpt_exp_count "$PARAMS")
 [ "$n" -gt 0 ] || die "$PARAMS has no run lines"
+# What earlier machines finished (jobs/archive-runs.sh): skipped, not run again.
+if [ -z "${DRY_RUN:-}" ] && [ "$ARCHIVE" != none ]; then
+  fpt_restore "$ARCHIVE" "$EXP_DIR" "$BACKBONE_DIR" "$PARAMS" | sed 's/^/campaign: /' >&2
+fi
 
 # What the lines need: dataset files and built backbones.
 cols() { # cols: "task backbone" per line (the backbone column or the arm's default)

@@ -26,6 +26,8 @@
 #                                  EXP_KIND EXP_SEED EXP_STEPS EXP_BATCH EXP_LR
 #                                  EXP_EVAL_EVERY EXP_PATIENCE EXP_BACKBONE EXP_WHERE
 #   fpt_backbone_file NAME         default -> $MODEL, bit|image|mlm -> $BACKBONE_DIR/NAME.h5
+#   fpt_archive CAMPAIGN_DIR ARCHIVE   copy what a campaign finished into ARCHIVE (to commit)
+#   fpt_restore ARCHIVE EXP_DIR BACKBONE_DIR PARAMS   and back (the runs PARAMS names)
 #   fpt_finished RUN_DIR           the run has its final test line
 #   fpt_run SUBCOMMAND ARGS...     launch `fpt SUBCOMMAND ARGS` on all tasks, forward
 #                                  USR1/TERM, and act on the exit code (never returns):
@@ -322,3 +324,81 @@ fpt_backbone_file() {
 
 # fpt_finished RUN_DIR: the run has its final test line (what the runners skip on).
 fpt_finished() { grep -q '"split":"test".*"final":1' "$1/metrics.jsonl" 2>/dev/null; }
+
+# A campaign outlives the machine it ran on only through its archive
+# (docs/results/campaign, committed): a finished run's small files
+# (FPT_ARCHIVED: what analysis/ reads) and each built backbone with its run's.
+# Unfinished runs are not archived (their checkpoints stay where they ran).
+FPT_ARCHIVED="metrics.jsonl config.yaml checkpoints/best.json"
+fpt__copy_run() { # fpt__copy_run FROM TO: the FPT_ARCHIVED files that exist
+  local f
+  for f in $FPT_ARCHIVED; do
+    [ -e "$1/$f" ] || continue
+    mkdir -p "$(dirname "$2/$f")" && cp "$1/$f" "$2/$f.tmp" && mv "$2/$f.tmp" "$2/$f" || return 1
+  done
+}
+# fpt_archive CAMPAIGN_DIR ARCHIVE: EXP_DIR's finished runs (CAMPAIGN_DIR/exp/TASK/ARM/seedN)
+# into ARCHIVE/exp, backbones (CAMPAIGN_DIR/backbones/NAME.h5) into ARCHIVE/backbones;
+# prints "archived N runs, M backbones".
+fpt_archive() {
+  local src=$1 dst=$2 d rel n=0 nb=0 b
+  [ -d "$src/exp" ] || fpt_die "fpt_archive: $src/exp: no such directory (a campaign directory has exp/)"
+  while IFS= read -r d; do
+    d=${d%/metrics.jsonl}
+    fpt_finished "$d" || continue
+    rel=${d#"$src"/exp/}
+    [[ $rel =~ ^[^/]+/[^/]+/seed[0-9]+$ ]] || continue
+    fpt__copy_run "$d" "$dst/exp/$rel" || fpt_die "fpt_archive: cannot copy $d to $dst/exp/$rel"
+    n=$((n + 1))
+  done < <(find "$src/exp" -mindepth 4 -maxdepth 4 -name metrics.jsonl | sort)
+  for b in $FPT_BACKBONES; do
+    [ -e "$src/backbones/$b.h5" ] || continue
+    mkdir -p "$dst/backbones"
+    cmp -s "$src/backbones/$b.h5" "$dst/backbones/$b.h5" ||
+      { cp "$src/backbones/$b.h5" "$dst/backbones/$b.h5.tmp" && mv "$dst/backbones/$b.h5.tmp" "$dst/backbones/$b.h5"; } ||
+      fpt_die "fpt_archive: cannot copy $src/backbones/$b.h5"
+    [ -d "$src/backbones/$b-run" ] && fpt__copy_run "$src/backbones/$b-run" "$dst/backbones/$b-run"
+    nb=$((nb + 1))
+  done
+  echo "archived $n runs, $nb backbones into $dst"
+}
+# fpt__protocol_differs RUN_DIR: empty when RUN_DIR/config.yaml has the
+# protocol of the line fpt_exp_line parsed last (steps, batch, lr, patience,
+# eval_every), else the first difference ("steps 20 (line: 40)").
+fpt__protocol_differs() {
+  awk -v steps="$EXP_STEPS" -v batch_size="$EXP_BATCH" -v lr="$EXP_LR" -v early_stop="$EXP_PATIENCE" \
+    -v eval_every="$EXP_EVAL_EVERY" '
+    BEGIN { want["steps"] = steps; want["batch_size"] = batch_size; want["lr"] = lr
+            want["early_stop"] = early_stop; want["eval_every"] = eval_every }
+    { k = $1; sub(/:$/, "", k); v = $2; gsub(/"/, "", v); if (k in want) got[k] = v }
+    END { for (k in want) if (!(k in got) || got[k] + 0 != want[k] + 0) { print k " " (k in got ? got[k] : "none") " (line: " want[k] ")"; exit } }' \
+    "$1/config.yaml" 2>/dev/null || echo "no config.yaml"
+}
+# fpt_restore ARCHIVE EXP_DIR BACKBONE_DIR PARAMS: the archive's runs that
+# PARAMS names, with that line's protocol, and its backbones, where a campaign
+# looks for them. A run directory that exists is left alone (it may hold a
+# newer state); an archived run of another protocol is named and not restored.
+# Prints "restored N runs, M backbones from ARCHIVE".
+fpt_restore() {
+  local src=$1 exp=$2 bbd=$3 params=$4 i rel diff n=0 nb=0 b
+  [ -d "$src" ] || { echo "restored 0 runs, 0 backbones (no archive $src)"; return 0; }
+  for ((i = 0; i < $(fpt_exp_count "$params"); i++)); do
+    fpt_exp_line "$params" "$i"
+    rel=$EXP_TASK/$EXP_ARM/seed$EXP_SEED
+    [ -e "$src/exp/$rel/metrics.jsonl" ] && [ ! -e "$exp/$rel" ] || continue
+    diff=$(fpt__protocol_differs "$src/exp/$rel")
+    if [ -n "$diff" ]; then
+      echo "not restored: $src/exp/$rel (protocol differs: $diff)"
+      continue
+    fi
+    fpt__copy_run "$src/exp/$rel" "$exp/$rel" || fpt_die "fpt_restore: cannot copy $src/exp/$rel to $exp/$rel"
+    n=$((n + 1))
+  done
+  for b in $FPT_BACKBONES; do
+    [ -e "$src/backbones/$b.h5" ] && [ ! -e "$bbd/$b.h5" ] || continue
+    mkdir -p "$bbd" && cp "$src/backbones/$b.h5" "$bbd/$b.h5.tmp" && mv "$bbd/$b.h5.tmp" "$bbd/$b.h5" ||
+      fpt_die "fpt_restore: cannot copy $src/backbones/$b.h5"
+    nb=$((nb + 1))
+  done
+  echo "restored $n runs, $nb backbones from $src"
+}

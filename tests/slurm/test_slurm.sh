@@ -230,7 +230,7 @@ campaign_phase() {
     { bad "(g) fpt data text for the tiny corpus"; return; }
   H='task\tarm\tseed\tsteps\tbatch\tlr\teval_every\tpatience\tbackbone\n'
   # Tiny backbones: 2 x 32 with 128 positions (bit-memory has 120 tokens), 10 steps of 4.
-  local -a ENVS=(MODEL="$W/m.h5" DATA_DIR="$CW/data" CORPUS_DIR="$CW/corpus" POSITIONS=128 STEPS=10 BATCH_SIZE=4
+  local -a ENVS=(ARCHIVE=none MODEL="$W/m.h5" DATA_DIR="$CW/data" CORPUS_DIR="$CW/corpus" POSITIONS=128 STEPS=10 BATCH_SIZE=4
     EVAL_EVERY=5 EVAL_SAMPLES=50 LOG_EVERY=5 CHECKPOINT_EVERY=5 THROTTLE=2
     SBATCH_ARGS="--time=20")
   campaign() { # campaign OUT PARAMS VAR=VALUE...: run jobs/campaign.sh; its stdout in OUT

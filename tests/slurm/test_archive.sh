@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# A campaign outlives its machine through its archive (jobs/archive-runs.sh,
+# fpt_restore in jobs/campaign.sh), tested without Slurm:
+#   - a finished run and a built backbone are archived (the small files only:
+#     no checkpoint), an unfinished run is not;
+#   - restored into an empty campaign directory, the runners skip the finished
+#     run (experiment.sbatch: "is finished ... nothing to do") and
+#     analysis/results_table.py reads its test accuracy from there;
+#   - a run directory that already exists is not overwritten by the archive;
+#   - only runs the campaign file names, with its protocol, are restored.
+set -uo pipefail
+FPT=$1
+W=$2
+source "$(dirname "$0")/../cli/lib.sh"
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+rm -rf "$W" && mkdir -p "$W"
+export FPT OMP_NUM_THREADS=1
+"$FPT" init --layers 2 --d-model 32 --heads 4 --positions 64 --seed 3 -o "$W/m.h5" > /dev/null || exit 1
+printf 'task\tarm\tseed\tsteps\tbatch\tlr\teval_every\tpatience\n' > "$W/p.tsv"
+printf 'bit-xor\tfpt\t%s\t20\t8\t1e-3\t10\t2\n' 1 2 >> "$W/p.tsv"
+C=$W/camp
+exp_run() { # exp_run INDEX: one line of p.tsv as an array task would run it
+  (cd "$ROOT" && PARAMS=$W/p.tsv EXP_DIR=$C/exp MODEL=$W/m.h5 SLURM_ARRAY_TASK_ID=$1 \
+    bash jobs/experiment.sbatch) > "$W/run$1.log" 2>&1
+}
+exp_run 0
+check "line 0 ran to its final test line" grep -q '"split":"test".*"final":1' "$C/exp/bit-xor/fpt/seed1/metrics.jsonl"
+# Line 1 stands for a run the machine did not finish: a checkpoint, no final line.
+mkdir -p "$C/exp/bit-xor/fpt/seed2/checkpoints" "$C/backbones"
+echo '{"step":1}' > "$C/exp/bit-xor/fpt/seed2/metrics.jsonl"
+cp "$W/m.h5" "$C/backbones/bit.h5"
+A=$W/archive
+(cd "$ROOT" && bash jobs/archive-runs.sh "$C" "$A") > "$W/archive.log" 2>&1
+check "archive-runs: 1 run, 1 backbone ($(cat "$W/archive.log"))" grep -qx "archived 1 runs, 1 backbones into $A" "$W/archive.log"
+check "the archive holds the small files, no checkpoint" eval \
+  '[ -s "$A/exp/bit-xor/fpt/seed1/metrics.jsonl" ] && [ -s "$A/exp/bit-xor/fpt/seed1/config.yaml" ] &&
+   [ -s "$A/exp/bit-xor/fpt/seed1/checkpoints/best.json" ] && [ -z "$(find "$A" -name "ckpt-*")" ]'
+check "the unfinished run is not archived" test ! -e "$A/exp/bit-xor/fpt/seed2"
+check "the backbone is archived byte for byte" cmp -s "$W/m.h5" "$A/backbones/bit.h5"
+
+# A new machine: an empty campaign directory, restored from the archive.
+rm -rf "$C"
+(cd "$ROOT" && source jobs/lib/fpt-job.sh && fpt_restore "$A" "$C/exp" "$C/backbones" "$W/p.tsv") > "$W/restore.log" 2>&1
+check "restore: 1 run, 1 backbone ($(cat "$W/restore.log"))" grep -qx "restored 1 runs, 1 backbones from $A" "$W/restore.log"
+exp_run 0
+check "the restored run is skipped, not run again" grep -q "is finished (its final test line is there): nothing to do" "$W/run0.log"
+/usr/bin/python3 "$ROOT/analysis/results_table.py" "$C/exp" --params "$W/p.tsv" --csv "$W/t.csv" > "$W/t.md" 2> "$W/t.err"
+check "results_table reads the restored run (seed 1 listed in the csv)" grep -q '^bit-xor,fpt,1,' "$W/t.csv"
+# A run directory that exists (a newer state) is left alone.
+echo '{"step":5}' > "$C/exp/bit-xor/fpt/seed1/metrics.jsonl"
+(cd "$ROOT" && source jobs/lib/fpt-job.sh && fpt_restore "$A" "$C/exp" "$C/backbones" "$W/p.tsv") > "$W/restore2.log" 2>&1
+check "a second restore copies nothing over existing directories" grep -qx "restored 0 runs, 0 backbones from $A" "$W/restore2.log"
+check "the existing run directory is unchanged" grep -qx '{"step":5}' "$C/exp/bit-xor/fpt/seed1/metrics.jsonl"
+# A campaign file whose line has another protocol (a longer cap) restores nothing, and says why.
+rm -rf "$C"
+sed 's/\t20\t8\t/\t40\t8\t/' "$W/p.tsv" > "$W/p40.tsv"
+(cd "$ROOT" && source jobs/lib/fpt-job.sh && fpt_restore "$A" "$C/exp" "$C/backbones" "$W/p40.tsv") > "$W/restore3.log" 2>&1
+check "a line with another step cap: the archived run is not restored" grep -qx "restored 0 runs, 1 backbones from $A" "$W/restore3.log"
+check "... and the reason is named" grep -qF "not restored: $A/exp/bit-xor/fpt/seed1 (protocol differs: steps 20 (line: 40))" "$W/restore3.log"
+check "... and no run directory was made" test ! -e "$C/exp/bit-xor/fpt/seed1"
+finish
