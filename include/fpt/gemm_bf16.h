@@ -44,11 +44,18 @@ enum {
 // (ceil(rows / 2), NR, 2) bf16: element [k/2][n - p*NR][k % 2] = W[k, n], the
 // pairs along k that vdpbf16ps reduces. nt holds the same for W^T (panels of NR
 // rows of W, pairs along the columns of W). Padding (k >= rows, n >= cols) is 0.
+//
+// The same panels may hold fp32 instead (fpt_f32_pack_layouts: f32 = 1,
+// nn32/nt32 in place of nn/nt, panel p (rows, NR) with element [k][n - p*NR]):
+// no rounding, only the packing of W saved from every call, and the rows of A
+// read in place (AVX-512F). The entry points below run either.
 typedef struct {
   int rows, cols;
-  int layouts;       // FPT_BF16_NN | FPT_BF16_NT as packed
-  uint16_t *nn, *nt; // NULL when not packed
-  size_t bytes;      // bytes held by nn and nt together
+  int layouts;        // FPT_BF16_NN | FPT_BF16_NT as packed
+  uint16_t *nn, *nt;  // NULL when not packed
+  int f32;            // 1: fp32 panels in nn32/nt32 instead
+  float *nn32, *nt32; // NULL when not packed
+  size_t bytes;       // bytes held by the panels together
 } fpt_bf16_matrix;
 
 // 1 when the CPU has AVX512F, BW, VL and AVX512_BF16 and the OS saves zmm
@@ -57,6 +64,14 @@ typedef struct {
 int fpt_bf16_supported(void);
 // Tests set this to 1 to take the path of a CPU without AVX512_BF16.
 extern int fpt_bf16_disable;
+
+// 1 when the CPU has AVX512F and the OS saves zmm state: the fp32 panels'
+// kernel runs; 0 otherwise, or when fpt_f32_pack_disable is set.
+int fpt_f32_packed_supported(void);
+extern int fpt_f32_pack_disable;
+// w (rows, cols), row-major, into fp32 panels of the layouts named; the same
+// contract as fpt_bf16_pack_layouts (refused where the kernel cannot run).
+int fpt_f32_pack_layouts(fpt_bf16_matrix *m, const float *w, int rows, int cols, int layouts);
 
 // Round w (rows, cols), row-major, to bf16 and pack it into m (both layouts).
 // Returns 0, or 1 with fpt_error_get() set: the CPU lacks AVX512_BF16
@@ -75,11 +90,13 @@ float fpt_bf16_get(const fpt_bf16_matrix *m, int k, int n);
 // Needs the FPT_BF16_NN layout. M may be 0.
 void fpt_gemm_bf16_nn(int M, int N, int K, const float *A, int lda, const fpt_bf16_matrix *W,
                       float beta, float *C, int ldc);
-// The same on the N columns [n0, n0 + N) of W: C(M,N) = A . W[:, n0:n0+N] + beta C.
-// n0 % FPT_BF16_NR == 0, n0 + N <= W->cols (e.g. the K|V or the Q part of a
-// qkv matrix when C is a multiple of 32).
+// The same on the N columns [n0, n0 + N) of W, with a bias (N values, or
+// NULL): C(M,N) = A . W[:, n0:n0+N] + bias + beta C. n0 % FPT_BF16_NR == 0,
+// n0 + N <= W->cols (e.g. the K|V or the Q part of a qkv matrix when C is a
+// multiple of 32).
 void fpt_gemm_bf16_nn_cols(int M, int n0, int N, int K, const float *A, int lda,
-                           const fpt_bf16_matrix *W, float beta, float *C, int ldc);
+                           const fpt_bf16_matrix *W, const float *bias, float beta, float *C,
+                           int ldc);
 // The input gradient: C(M,K) = A(M,N) . W^T + beta * C, with A = dY (M, N),
 // K = W->rows, N = W->cols. Needs the FPT_BF16_NT layout.
 void fpt_gemm_bf16_nt(int M, int N, int K, const float *A, int lda, const fpt_bf16_matrix *W,

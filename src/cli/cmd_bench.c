@@ -43,12 +43,14 @@ static const fpt_opt bench_opts[] = {
     R(seed, INT, 0, 9007199254740991.0, "seed"),
     R(dropout, FLOAT, 0, 0.99, "dropout probability"),
     R(full, INT, 0, 1, "1: train every weight (full training), 0: the paper's FPT set"),
-    R(eval_samples, INT, 0, 1 << 24, "also time evaluation (no dropout, no backward) of this many samples"),
+    R(eval_samples, INT, 0, 1 << 24,
+      "also time evaluation (no dropout, no backward) of this many samples"),
     O(data, STR, "instead: time the parallel reader on this dataset file's train split"),
     O(kind, STR, "backbone: gpt2 (transformer) or lstm (the paper's LN-LSTM; --heads unused)"),
     O(frozen_dtype, STR, FPT_FROZEN_DTYPE_HELP),
-    O(attention, STR, "gpt2: auto (fused from 1024 tokens, as fpt train), fused (never stores the "
-                      "T x T maps) or stored (keeps them)"),
+    O(attention, STR,
+      "gpt2: auto (fused from 1024 tokens, as fpt train), fused (never stores the "
+      "T x T maps) or stored (keeps them)"),
 };
 #undef R
 #undef O
@@ -215,16 +217,23 @@ static double eval_seconds(const fpt_model *m, fpt_acts *a, const fpt_batch *b, 
 static int bench_model(const bench_settings *s, fpt_model *m, fpt_backbone_cfg *cfg) {
   fpt_run_desc d;
   fpt_run_desc_init(&d);
-  fpt_backbone_cfg c = {"gpt2", (int)s->layers, (int)s->d_model, (int)s->heads,
-                        (int)(s->seq > 1024 ? s->seq : 1024), 1e-5f, 1, FPT_ACT_GELU_NEW, 0};
+  fpt_backbone_cfg c = {"gpt2",
+                        (int)s->layers,
+                        (int)s->d_model,
+                        (int)s->heads,
+                        (int)(s->seq > 1024 ? s->seq : 1024),
+                        1e-5f,
+                        1,
+                        FPT_ACT_GELU_NEW,
+                        0};
   if (!strcmp(s->kind, "lstm")) {
     fpt_backbone_cfg lstm = {"lstm", (int)s->layers, (int)s->d_model, 0, 0, 1e-6f, 0, 0, 0};
     c = lstm;
   } else {
     FPT_ENSURE(!strcmp(s->kind, "gpt2"), "option --kind: '%s' is not gpt2 or lstm", s->kind);
   }
-  fpt_task_shape shape = {(int)s->d_in, 0, (int)s->seq, 1, (int)s->classes, (int)s->classes, 0,
-                          FPT_READOUT_LAST};
+  fpt_task_shape shape = {(int)s->d_in,    0, (int)s->seq,     1, (int)s->classes,
+                          (int)s->classes, 0, FPT_READOUT_LAST};
   d.cfg = *cfg = c;
   d.task = shape;
   d.init = FPT_INIT_RANDOM;
@@ -339,8 +348,8 @@ static int attention_kernel(const char *v) {
 }
 
 static int run(int argc, char **argv, int rank, int R) {
-  bench_settings s = {12, 768, 12, 16, 64, 48, 10, 10, 2, 0, 0, 0, 0.1, NULL, "gpt2", "fp32",
-                      "auto"};
+  bench_settings s = {12, 768, 12, 16,  64,   48,     10,     10,    2,
+                      0,  0,   0,  0.1, NULL, "gpt2", "fp32", "auto"};
   FPT_TRY(fpt_opts_parse(argc, argv, 2, bench_opts, n_bench_opts, &s));
   FPT_TRY(attention_kernel(s.attention));
   if (s.data)
@@ -365,7 +374,7 @@ static int run(int argc, char **argv, int rank, int R) {
   char cpu[512];
   fpt_cpu_summary(cpu, sizeof cpu);
   printf("%s\n", cpu);
-  printf("frozen matrices: %s (%d with a bf16 copy, %.1f MB)\nfrozen_dtype=%s\n",
+  printf("frozen matrices: %s (%d packed copies, %.1f MB)\nfrozen_dtype=%s\n",
          fpt_frozen_dtype_names[m.frozen_dtype], m.n_bf16, m.bf16_bytes / 1048576.0,
          fpt_frozen_dtype_names[m.frozen_dtype]);
   printf("threads %d (ours; OpenBLAS 1 per call), dropout %.2f, last loss %.4f\n",
@@ -375,8 +384,9 @@ static int run(int argc, char **argv, int rank, int R) {
   printf("throughput: %.1f tokens/s, %.2f samples/s, %.1f GFLOP/s (%.1f GFLOP per step)\n",
          B * T / med, B / med, flops / med * 1e-9, flops * 1e-9);
   if (s.eval_samples > 0)
-    printf("eval: %lld samples in batches of %d: median %.1f ms (%.2f ms per sample)\neval_ms=%.3f\n",
-           s.eval_samples, B, ev * 1e3, ev * 1e3 / s.eval_samples, ev * 1e3);
+    printf(
+        "eval: %lld samples in batches of %d: median %.1f ms (%.2f ms per sample)\neval_ms=%.3f\n",
+        s.eval_samples, B, ev * 1e3, ev * 1e3 / s.eval_samples, ev * 1e3);
   gemm_report(&m, B, med, flops, (uint64_t)s.seed);
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);

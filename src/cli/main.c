@@ -50,6 +50,10 @@ int main(int argc, char **argv) {
   // A test switch: act as on a CPU without AVX512_BF16 (docs/TESTING.md).
   const char *no_bf16 = getenv("FPT_NO_BF16");
   fpt_bf16_disable = no_bf16 && !strcmp(no_bf16, "1");
+  // fp32 frozen matrices through OpenBLAS instead of our packed panels
+  // (docs/PERFORMANCE.md): for comparisons.
+  const char *pack = getenv("FPT_FP32_PACK");
+  fpt_f32_pack_disable = pack && !strcmp(pack, "0");
   if (argc >= 2 && !strcmp(argv[1], "--version"))
     return print_version();
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {

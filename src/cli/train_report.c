@@ -87,6 +87,9 @@ void train_print_startup(const fpt_run *r) {
   if (r->m.frozen_dtype == FPT_FROZEN_BF16)
     printf("frozen matrices: bf16 (AVX512_BF16, fp32 accumulation): %d on rank 0, %.1f MB\n",
            r->m.n_bf16, r->m.bf16_bytes / 1048576.0);
+  else if (r->m.n_bf16 > 0)
+    printf("frozen matrices: fp32, packed once (AVX-512): %d on rank 0, %.1f MB\n", r->m.n_bf16,
+           r->m.bf16_bytes / 1048576.0);
   else
     printf("frozen matrices: fp32\n");
   print_model(r, cnt, mem);

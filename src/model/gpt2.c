@@ -176,22 +176,46 @@ static void drop_bf16(fpt_model *m) {
   m->n_bf16 = 0;
 }
 
-// Each frozen matrix of the part's blocks packed from its current values:
-// the forward layout, and the input-gradient one where the backward runs
-// (layer >= grad_floor). Trainable matrices (a gradient) stay fp32 only.
+// fp32 frozen matrices are packed too (fpt_f32_pack_layouts: no rounding,
+// the same numbers up to the order of the sums) where the CPU has AVX-512 and
+// the copies take at most this much per rank: at the experiments' 12 x 128
+// shape packing B was 8 % of a step and the copies take 19 MB; at GPT-2 base
+// (K >= 768) OpenBLAS packs at little cost and the copies would take 680 MB.
+size_t fpt_gpt2_f32_pack_max = (size_t)256 << 20;
+
+static size_t frozen_floats(fpt_model *m, matrix_ref r[4]) {
+  weights *w = m->bbw;
+  size_t n = 0, C = (size_t)m->cfg.n_embd;
+  for (int l = m->part.l0; l < m->part.l1; l++) {
+    block_matrices(&w->blocks[l], r);
+    for (int i = 0; i < 4; i++)
+      if (r[i].p->w && !r[i].p->g)
+        n += r[i].rows * C * r[i].cols * C * (l >= m->grad_floor ? 2 : 1);
+  }
+  return n;
+}
+
+// Each frozen matrix of the part's blocks packed from its current values, in
+// bf16 or (fp32 runs, see above) fp32: the forward layout, and the
+// input-gradient one where the backward runs (layer >= grad_floor).
+// Trainable matrices (a gradient) stay fp32 only.
 static int frozen_bf16(fpt_model *m, int bf16) {
   weights *w = m->bbw;
   int C = m->cfg.n_embd, rc = 0;
   matrix_ref r[4];
   drop_bf16(m);
-  for (int l = m->part.l0; l < m->part.l1 && bf16 && rc == 0; l++) {
+  int f32 = !bf16 && fpt_f32_packed_supported() &&
+            frozen_floats(m, r) * sizeof(float) <= fpt_gpt2_f32_pack_max;
+  for (int l = m->part.l0; l < m->part.l1 && (bf16 || f32) && rc == 0; l++) {
     block_matrices(&w->blocks[l], r);
     int layouts = FPT_BF16_NN | (l >= m->grad_floor ? FPT_BF16_NT : 0);
     for (int i = 0; i < 4 && rc == 0; i++) {
       if (!r[i].p->w || r[i].p->g)
         continue;
       *r[i].bf = fpt_calloc(1, sizeof(fpt_bf16_matrix));
-      rc = fpt_bf16_pack_layouts(*r[i].bf, r[i].p->w, r[i].rows * C, r[i].cols * C, layouts);
+      int rows = r[i].rows * C, cols = r[i].cols * C;
+      rc = bf16 ? fpt_bf16_pack_layouts(*r[i].bf, r[i].p->w, rows, cols, layouts)
+                : fpt_f32_pack_layouts(*r[i].bf, r[i].p->w, rows, cols, layouts);
       m->bf16_bytes += (*r[i].bf)->bytes;
       m->n_bf16 += rc == 0;
     }
@@ -341,14 +365,14 @@ static void qkv_forward(const block *w, acts *k, const float *ln1, int B, int T,
   for (int i = 0; i < B * T; i++)
     memcpy(k->qkv + (size_t)i * C3, w->qkv_b.w, sizeof(float) * C3);
   if (bf)
-    fpt_gemm_bf16_nn_cols(B * T, C, 2 * C, C, ln1, C, bf, 1.0f, k->qkv + C, C3);
+    fpt_gemm_bf16_nn_cols(B * T, C, 2 * C, C, ln1, C, bf, NULL, 1.0f, k->qkv + C, C3);
   else
     fpt_gemm(0, 0, B * T, 2 * C, C, 1.0f, ln1, C, w->qkv_w.w + C, C3, 1.0f, k->qkv + C, C3);
   for (int bb = 0; bb < B; bb++) {
     const float *x = ln1 + ((size_t)bb * T + q0) * C;
     float *q = k->qkv + ((size_t)bb * T + q0) * C3;
     if (bf)
-      fpt_gemm_bf16_nn_cols(Tq, 0, C, C, x, C, bf, 1.0f, q, C3);
+      fpt_gemm_bf16_nn_cols(Tq, 0, C, C, x, C, bf, NULL, 1.0f, q, C3);
     else
       fpt_gemm(0, 0, Tq, C, C, 1.0f, x, C, w->qkv_w.w, C3, 1.0f, q, C3);
   }

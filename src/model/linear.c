@@ -17,13 +17,15 @@ void linear_forward(float *out, const float *inp, const float *w, const float *b
 
 void linear_forward_bf(float *out, const float *inp, const float *w, const fpt_bf16_matrix *bf,
                        const float *b, int N, int IC, int OC) {
-  // Bias first, then beta=1: the add is fused into the GEMM.
+  // A packed copy adds the bias as it stores C; OpenBLAS gets it copied into
+  // C first, then beta = 1. Both round acc + bias once: the same bits.
+  if (bf) {
+    fpt_gemm_bf16_nn_cols(N, 0, OC, IC, inp, IC, bf, b, 0.0f, out, OC);
+    return;
+  }
   if (b)
     bias_rows(out, b, N, OC);
-  if (bf)
-    fpt_gemm_bf16_nn(N, OC, IC, inp, IC, bf, b ? 1.0f : 0.0f, out, OC);
-  else
-    fpt_gemm(0, 0, N, OC, IC, 1.0f, inp, IC, w, OC, b ? 1.0f : 0.0f, out, OC);
+  fpt_gemm(0, 0, N, OC, IC, 1.0f, inp, IC, w, OC, b ? 1.0f : 0.0f, out, OC);
 }
 
 void linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,

@@ -69,9 +69,7 @@ static const struct {
     {0x3f807fffu, 0x3f80}, // just under the tie
     {0x3f808001u, 0x3f81}, // just over the tie
     {0xbf808000u, 0xbf80}, // negative ties round the magnitude the same way
-    {0xbf818000u, 0xbf82},
-    {0xbf80ffffu, 0xbf81},
-    {0x3fffffffu, 0x4000}, // carry into the exponent
+    {0xbf818000u, 0xbf82}, {0xbf80ffffu, 0xbf81}, {0x3fffffffu, 0x4000}, // carry into the exponent
     {0x7f7f7fffu, 0x7f7f}, // largest that stays finite
     {0x7f7f8000u, 0x7f80}, // tie at the top: odd below, up to +Inf
     {0x7f7fffffu, 0x7f80}, // FLT_MAX -> +Inf
@@ -99,7 +97,8 @@ enum { N_CASES = sizeof cases / sizeof *cases };
 static TGT void hw_round(const float *in, uint16_t *out2, uint16_t *out1) {
   __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(in + 16), _mm512_loadu_ps(in));
   _mm512_storeu_si512(out2, (__m512i)v);
-  __m256bh a = _mm512_cvtneps_pbh(_mm512_loadu_ps(in)), b = _mm512_cvtneps_pbh(_mm512_loadu_ps(in + 16));
+  __m256bh a = _mm512_cvtneps_pbh(_mm512_loadu_ps(in)),
+           b = _mm512_cvtneps_pbh(_mm512_loadu_ps(in + 16));
   _mm256_storeu_si256((__m256i *)out1, (__m256i)a);
   _mm256_storeu_si256((__m256i *)(out1 + 16), (__m256i)b);
 }
@@ -258,16 +257,24 @@ typedef struct {
   int pad;     // extra columns in lda and ldc
 } shape;
 
-// One call of nn (n0, nc: columns [n0, n0 + nc) of W) or nt against the
-// double reference of the rounded inputs; C0 random (beta != 0) or NaN.
+// One call of nn (n0, nc: columns [n0, n0 + nc) of W; with a random bias of
+// those columns when bias is set) or nt against the double reference of the
+// rounded inputs (fp32 panels: of the inputs as they are); C0 random (beta !=
+// 0) or NaN.
 static void check_exact(const fpt_bf16_matrix *m, const float *w, int nt, int n0, int nc, int M,
-                        int pad, float beta, int threads, uint64_t seed) {
+                        int pad, float beta, int threads, uint64_t seed, int bias) {
   int K = m->rows, N = m->cols;
+  float *bv = NULL;
+  if (bias && !nt) {
+    bv = fpt_alloc_floats((size_t)nc);
+    fill_normal(bv, (size_t)nc, seed + 7, 1);
+  }
   int Kr = nt ? N : K, No = nt ? K : nc;
   int lda = Kr + pad, ldc = No + pad;
   float *A = fpt_alloc_floats((size_t)M * lda), *C = fpt_alloc_floats((size_t)(M + 1) * ldc);
   float *C0 = fpt_alloc_floats((size_t)(M + 1) * ldc);
-  double *want = malloc(sizeof(double) * (size_t)M * No), *sa = malloc(sizeof(double) * (size_t)M * No);
+  double *want = malloc(sizeof(double) * (size_t)M * No),
+         *sa = malloc(sizeof(double) * (size_t)M * No);
   fill_normal(A, (size_t)M * lda, seed, 1);
   for (int i = 0; i < M; i++) // past the K columns: never used (NaN would spread)
     for (int j = Kr; j < lda; j++)
@@ -287,20 +294,31 @@ static void check_exact(const fpt_bf16_matrix *m, const float *w, int nt, int n0
   omp_set_num_threads(threads);
   if (nt)
     fpt_gemm_bf16_nt(M, N, K, A, lda, m, beta, C, ldc);
-  else if (n0 == 0 && nc == N)
+  else if (n0 == 0 && nc == N && !bv)
     fpt_gemm_bf16_nn(M, N, K, A, lda, m, beta, C, ldc);
   else
-    fpt_gemm_bf16_nn_cols(M, n0, nc, K, A, lda, m, beta, C, ldc);
+    fpt_gemm_bf16_nn_cols(M, n0, nc, K, A, lda, m, bv, beta, C, ldc);
   omp_set_num_threads(2);
   float *Ar = fpt_alloc_floats((size_t)M * lda), *wr = fpt_alloc_floats((size_t)K * N);
-  fpt_bf16_round_floats(Ar, A, (size_t)M * lda);
-  fpt_bf16_round_floats(wr, w, (size_t)K * N);
+  if (m->f32) {
+    memcpy(Ar, A, sizeof(float) * (size_t)M * lda);
+    memcpy(wr, w, sizeof(float) * (size_t)K * N);
+  } else {
+    fpt_bf16_round_floats(Ar, A, (size_t)M * lda);
+    fpt_bf16_round_floats(wr, w, (size_t)K * N);
+  }
   if (nt)
     ref(M, No, Kr, Ar, lda, wr, 1, (size_t)N, beta, C0, ldc, want, sa);
   else
     ref(M, No, Kr, Ar, lda, wr + n0, (size_t)N, 1, beta, C0, ldc, want, sa);
+  for (int i = 0; bv && i < M; i++)
+    for (int j = 0; j < No; j++) {
+      want[(size_t)i * No + j] += bv[j];
+      sa[(size_t)i * No + j] += fabs(bv[j]);
+    }
   free(Ar);
   free(wr);
+  free(bv);
   for (int i = 0; i < M + 1; i++)
     for (int j = 0; j < ldc; j++) {
       float c = C[(size_t)i * ldc + j];
@@ -323,17 +341,16 @@ static void check_exact(const fpt_bf16_matrix *m, const float *w, int nt, int n0
   free(sa);
 }
 
-static void test_exact(void **state) {
-  (void)state;
-  if (!have_bf16)
-    return;
+// Every shape, beta, thread count and layout, and column ranges with and
+// without a bias, of a matrix packed by pack (bf16 or fp32 panels).
+static void exact_shapes(int (*pack)(fpt_bf16_matrix *, const float *, int, int, int)) {
   // (M, N, K, pad): tiles are 14 rows x 32 columns, K panels of 768, row
   // blocks of 112; K odd; K over 1, 2 and 3 panels; few rows (split by
   // column panels); rows not a multiple of anything.
-  shape sh[] = {{1, 1, 1, 0},       {3, 5, 2, 1},      {13, 31, 7, 3},     {15, 33, 17, 0},
-                {29, 65, 129, 5},   {113, 97, 255, 0}, {57, 40, 513, 2},   {200, 64, 257, 1},
-                {5, 300, 130, 0},   {2, 700, 300, 3},  {127, 129, 128, 16}, {30, 32, 512, 0},
-                {30, 33, 769, 0},   {19, 45, 1601, 3}, {230, 70, 1536, 1}};
+  shape sh[] = {{1, 1, 1, 0},     {3, 5, 2, 1},      {13, 31, 7, 3},      {15, 33, 17, 0},
+                {29, 65, 129, 5}, {113, 97, 255, 0}, {57, 40, 513, 2},    {200, 64, 257, 1},
+                {5, 300, 130, 0}, {2, 700, 300, 3},  {127, 129, 128, 16}, {30, 32, 512, 0},
+                {30, 33, 769, 0}, {19, 45, 1601, 3}, {230, 70, 1536, 1}};
   int n = sizeof sh / sizeof *sh;
   float betas[] = {0.0f, 1.0f, 0.5f};
   for (int s = 0; s < n; s++) {
@@ -341,26 +358,30 @@ static void test_exact(void **state) {
     float *w = fpt_alloc_floats((size_t)K * N);
     fill_normal(w, (size_t)K * N, 100 + s, 0.5f);
     fpt_bf16_matrix m;
-    assert_int_equal(fpt_bf16_pack(&m, w, K, N), 0);
+    assert_int_equal(pack(&m, w, K, N, FPT_BF16_BOTH), 0);
     for (int b = 0; b < 3; b++)
       for (int th = 1; th <= 2; th++)
         for (int nt = 0; nt < 2; nt++)
-          check_exact(&m, w, nt, 0, N, M, sh[s].pad, betas[b], th, 1000 + s * 10 + b);
+          check_exact(&m, w, nt, 0, N, M, sh[s].pad, betas[b], th, 1000 + s * 10 + b, 0);
+    check_exact(&m, w, 0, 0, N, M, sh[s].pad, 0.0f, 2, 76, 1); // the forward with its bias
     // Column ranges (the qkv K|V and Q parts).
     if (N > 32) {
-      check_exact(&m, w, 0, 32, N - 32, M, sh[s].pad, 1.0f, 2, 77);
-      check_exact(&m, w, 0, 0, 32, M, 1, 0.0f, 2, 78);
-      check_exact(&m, w, 0, 32, N > 64 ? 32 : N - 32, M, 0, 0.0f, 1, 79);
+      check_exact(&m, w, 0, 32, N - 32, M, sh[s].pad, 1.0f, 2, 77, 0);
+      check_exact(&m, w, 0, 0, 32, M, 1, 0.0f, 2, 78, 1);
+      check_exact(&m, w, 0, 32, N > 64 ? 32 : N - 32, M, 0, 0.5f, 1, 79, 1);
     }
     fpt_bf16_free(&m);
     free(w);
   }
-  // 1 and 2 threads, and inside a parallel region (where the kernels run on
-  // the calling thread): every row is computed the same way, same bits.
+}
+
+// 1 and 2 threads, and inside a parallel region (where the kernels run on
+// the calling thread): every row is computed the same way, same bits.
+static void same_bits_any_split(int (*pack)(fpt_bf16_matrix *, const float *, int, int, int)) {
   float *w = fpt_alloc_floats(300 * 70);
   fill_normal(w, 300 * 70, 5, 1);
   fpt_bf16_matrix m;
-  assert_int_equal(fpt_bf16_pack(&m, w, 300, 70), 0);
+  assert_int_equal(pack(&m, w, 300, 70, FPT_BF16_BOTH), 0);
   float *A = fpt_alloc_floats(2 * 50 * 300), *C = fpt_alloc_floats(2 * 50 * 70);
   float *R = fpt_alloc_floats(2 * 50 * 70);
   fill_normal(A, 2 * 50 * 300, 6, 1);
@@ -382,6 +403,57 @@ static void test_exact(void **state) {
   free(A);
   free(C);
   free(R);
+}
+
+static void test_exact(void **state) {
+  (void)state;
+  if (!have_bf16)
+    return;
+  exact_shapes(fpt_bf16_pack_layouts);
+  same_bits_any_split(fpt_bf16_pack_layouts);
+}
+
+// --- fp32 panels ---
+
+// Packing reads back bit for bit; the kernels against the double reference
+// of the fp32 inputs (only the fp32 accumulation may differ) on every shape;
+// any split gives the same bits; fpt_f32_pack_disable refuses.
+static void test_f32_panels(void **state) {
+  (void)state;
+  __builtin_cpu_init();
+  int cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl");
+  assert_int_equal(fpt_f32_packed_supported(), cpu);
+  float w6[6] = {1, 2, 3, 4, 5, 6};
+  fpt_bf16_matrix m;
+  fpt_f32_pack_disable = 1;
+  fpt_error_clear();
+  assert_int_not_equal(fpt_f32_pack_layouts(&m, w6, 2, 3, FPT_BF16_BOTH), 0);
+  assert_non_null(strstr(fpt_error_get(), "AVX-512F"));
+  assert_null(m.nn32);
+  fpt_error_clear();
+  fpt_f32_pack_disable = 0;
+  if (!cpu) {
+    printf("fp32 panels not tested: CPU lacks AVX-512F/BW/VL (checked: packing is refused)\n");
+    return;
+  }
+  int shapes[][2] = {{1, 1}, {7, 5}, {33, 65}, {129, 31}};
+  for (int s = 0; s < 4; s++)
+    for (int lay = 1; lay <= 3; lay++) {
+      int R = shapes[s][0], Cc = shapes[s][1];
+      float *w = fpt_alloc_floats((size_t)R * Cc);
+      fill_normal(w, (size_t)R * Cc, 21 + s, 1);
+      assert_int_equal(fpt_f32_pack_layouts(&m, w, R, Cc, lay), 0);
+      assert_int_equal(m.nn32 != NULL, (lay & FPT_BF16_NN) != 0);
+      assert_int_equal(m.nt32 != NULL, (lay & FPT_BF16_NT) != 0);
+      for (int k = 0; k < R; k++)
+        for (int n = 0; n < Cc; n++)
+          assert_true(bits_of(fpt_bf16_get(&m, k, n)) == bits_of(w[(size_t)k * Cc + n]));
+      fpt_bf16_free(&m);
+      free(w);
+    }
+  exact_shapes(fpt_f32_pack_layouts);
+  same_bits_any_split(fpt_f32_pack_layouts);
 }
 
 // --- Against fp32 (the error bf16 brings) ---
@@ -450,10 +522,10 @@ static const struct {
   const char *name;
   int M, K, N; // W (K, N)
 } model_shapes[] = {
-    {"12x128 qkv", 784, 128, 384},     {"12x128 attn_proj", 784, 128, 128},
-    {"12x128 mlp_fc", 784, 128, 512},  {"12x128 mlp_proj", 784, 512, 128},
-    {"base qkv", 1024, 768, 2304},     {"base attn_proj", 1024, 768, 768},
-    {"base mlp_fc", 1024, 768, 3072},  {"base mlp_proj", 1024, 3072, 768},
+    {"12x128 qkv", 784, 128, 384},    {"12x128 attn_proj", 784, 128, 128},
+    {"12x128 mlp_fc", 784, 128, 512}, {"12x128 mlp_proj", 784, 512, 128},
+    {"base qkv", 1024, 768, 2304},    {"base attn_proj", 1024, 768, 768},
+    {"base mlp_fc", 1024, 768, 3072}, {"base mlp_proj", 1024, 3072, 768},
 };
 enum { N_MODEL = sizeof model_shapes / sizeof *model_shapes };
 
@@ -486,8 +558,8 @@ static void test_vs_fp32(void **state) {
     }
     // A sample of rows against the exact reference of the rounded inputs,
     // full shapes (several K panels, both threads).
-    check_exact(&m, w, 0, 0, N, 17, 0, 1.0f, 2, 500 + s);
-    check_exact(&m, w, 1, 0, N, 17, 0, 0.0f, 2, 600 + s);
+    check_exact(&m, w, 0, 0, N, 17, 0, 1.0f, 2, 500 + s, 0);
+    check_exact(&m, w, 1, 0, N, 17, 0, 0.0f, 2, 600 + s, 0);
     fpt_bf16_free(&m);
     free(w);
   }
@@ -638,6 +710,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_rounding_values), cmocka_unit_test(test_rounding_hardware),
       cmocka_unit_test(test_refusal),         cmocka_unit_test(test_pack),
       cmocka_unit_test(test_exact),           cmocka_unit_test(test_vs_fp32),
+      cmocka_unit_test(test_f32_panels),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

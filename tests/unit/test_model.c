@@ -4,8 +4,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -309,14 +309,16 @@ static double bf16_loss(net *n, int dtype) {
   return l;
 }
 
-// Bytes of the copies of one block's four matrices (width C) in `layouts`.
-static size_t block_bf16_bytes(int C, int layouts) {
+// Bytes of the copies of one block's four matrices (width C) in `layouts`,
+// packed by pack (bf16 or fp32 panels).
+static size_t block_bytes(int C, int layouts,
+                          int (*pack)(fpt_bf16_matrix *, const float *, int, int, int)) {
   const int shape[4][2] = {{C, 3 * C}, {C, C}, {C, 4 * C}, {4 * C, C}};
   float *zero = calloc((size_t)16 * C * C, sizeof(float));
   size_t bytes = 0;
   for (int i = 0; i < 4; i++) {
     fpt_bf16_matrix b;
-    assert_int_equal(fpt_bf16_pack_layouts(&b, zero, shape[i][0], shape[i][1], layouts), 0);
+    assert_int_equal(pack(&b, zero, shape[i][0], shape[i][1], layouts), 0);
     bytes += b.bytes;
     fpt_bf16_free(&b);
   }
@@ -342,9 +344,10 @@ static void test_frozen_bf16(void **state) {
   }
   double l32 = bf16_loss(&n, FPT_FROZEN_FP32), l16 = bf16_loss(&n, FPT_FROZEN_BF16);
   assert_int_equal(n.m.n_bf16, 12); // 3 blocks x (qkv, attn proj, fc, mlp proj)
-  assert_int_equal(n.m.bf16_bytes, 3 * block_bf16_bytes(16, FPT_BF16_BOTH));
+  assert_int_equal(n.m.bf16_bytes, 3 * block_bytes(16, FPT_BF16_BOTH, fpt_bf16_pack_layouts));
   assert_true(l16 != l32 && fabs(l16 - l32) < 1e-2 * fabs(l32));
-  assert_true(bf16_loss(&n, FPT_FROZEN_FP32) == l32 && n.m.n_bf16 == 0);
+  assert_true(bf16_loss(&n, FPT_FROZEN_FP32) == l32 &&
+              n.m.n_bf16 == (fpt_f32_packed_supported() ? 12 : 0)); // fp32 panels, see below
   assert_true(bf16_loss(&n, FPT_FROZEN_BF16) == l16);
   fpt_tensor *fc = fpt_model_find(&n.m, "h/1/mlp/c_fc/weight");
   for (size_t i = 0; i < fc->numel; i++)
@@ -359,7 +362,7 @@ static void test_frozen_bf16(void **state) {
   fpt_freeze out_only = {{1, 0, 1, 1, 1, 1}, 0}; // no backward through a block: forward layout only
   net_make(&n, 0, &out_only, 0.0f);
   bf16_loss(&n, FPT_FROZEN_BF16);
-  assert_int_equal(n.m.bf16_bytes, 3 * block_bf16_bytes(16, FPT_BF16_NN));
+  assert_int_equal(n.m.bf16_bytes, 3 * block_bytes(16, FPT_BF16_NN, fpt_bf16_pack_layouts));
   net_free(&n);
   fpt_backbone_cfg lstm = {"lstm", 1, 8, 0, 0, 1e-6f, 0, 0, 0};
   fpt_task_shape sh = {3, 0, 4, 1, 2, 2, 0, FPT_READOUT_LAST};
@@ -368,6 +371,54 @@ static void test_frozen_bf16(void **state) {
   assert_int_not_equal(fpt_model_set_frozen_dtype(&m, FPT_FROZEN_BF16), 0);
   assert_int_equal(m.frozen_dtype, FPT_FROZEN_FP32);
   fpt_model_free(&m);
+}
+
+// fp32 runs keep their frozen matrices in fp32 panels on an AVX-512 CPU (the
+// same layouts as bf16's, 4 bytes a weight): loss and gradients agree with
+// OpenBLAS's (fpt_f32_pack_disable) to float rounding, a repack after a
+// weight changes follows it, and a forward-only part keeps the forward layout.
+static void test_frozen_f32_panels(void **state) {
+  (void)state;
+  if (!fpt_f32_packed_supported()) {
+    print_message("not an AVX-512 CPU: fp32 frozen matrices go through OpenBLAS only\n");
+    return;
+  }
+  net n;
+  fpt_freeze fr = fpt_freeze_default();
+  net_make(&n, 0, &fr, 0.1f);
+  fpt_f32_pack_disable = 1;
+  double lb = bf16_loss(&n, FPT_FROZEN_FP32);
+  assert_int_equal(n.m.n_bf16, 0);
+  float *gb = fpt_alloc_floats(n.m.n_train);
+  memcpy(gb, n.m.grad_mem, sizeof(float) * n.m.n_train);
+  fpt_f32_pack_disable = 0;
+  double lp = bf16_loss(&n, FPT_FROZEN_FP32);
+  assert_int_equal(n.m.n_bf16, 12);
+  assert_int_equal(n.m.bf16_bytes, 3 * block_bytes(16, FPT_BF16_BOTH, fpt_f32_pack_layouts));
+  assert_true(fabs(lp - lb) <= 1e-6 * fabs(lb));
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n.m.n_train; i++) {
+    num += ((double)n.m.grad_mem[i] - gb[i]) * ((double)n.m.grad_mem[i] - gb[i]);
+    den += (double)gb[i] * gb[i];
+  }
+  print_message("fp32 panels vs OpenBLAS: loss %.3g relative, gradient %.3g relative\n",
+                fabs(lp - lb) / fabs(lb), sqrt(num / den));
+  assert_true(sqrt(num / den) < 1e-5);
+  fpt_tensor *fc = fpt_model_find(&n.m, "h/1/mlp/c_fc/weight");
+  for (size_t i = 0; i < fc->numel; i++)
+    fc->data[i] *= 1.5f;
+  double l2 = bf16_loss(&n, FPT_FROZEN_FP32);
+  fpt_f32_pack_disable = 1;
+  double l2b = bf16_loss(&n, FPT_FROZEN_FP32);
+  fpt_f32_pack_disable = 0;
+  assert_true(l2 != lp && fabs(l2 - l2b) <= 1e-6 * fabs(l2b));
+  net_free(&n);
+  free(gb);
+  fpt_freeze out_only = {{1, 0, 1, 1, 1, 1}, 0};
+  net_make(&n, 0, &out_only, 0.0f);
+  bf16_loss(&n, FPT_FROZEN_FP32);
+  assert_int_equal(n.m.bf16_bytes, 3 * block_bytes(16, FPT_BF16_NN, fpt_f32_pack_layouts));
+  net_free(&n);
 }
 
 // Frozen tensors do not move in a training step; trainable ones do.
@@ -412,7 +463,8 @@ static void test_stage_split(void **state) {
   const float *boundary = fpt_layer_output(&s0, 0); // what stage 0 would send
   fpt_layer_forward(&n.m, &s1, 1, boundary, &n.b, &n.p);
   fpt_layer_forward(&n.m, &s1, 2, NULL, &n.b, &n.p);
-  double split = fpt_head_forward_backward(&n.m, &s1, fpt_layer_output(&s1, 2), &n.b, n.dscale, NULL);
+  double split =
+      fpt_head_forward_backward(&n.m, &s1, fpt_layer_output(&s1, 2), &n.b, n.dscale, NULL);
   fpt_layer_backward(&n.m, &s1, 2, NULL, &n.b, &n.p, 1);
   fpt_layer_backward(&n.m, &s1, 1, boundary, &n.b, &n.p, 1);
   memcpy(s0.dres, s1.dres, sizeof(float) * 3 * 6 * 16); // what stage 1 would send back
@@ -725,7 +777,6 @@ static void test_lm_init(void **state) {
   fpt_model_free(&m);
 }
 
-
 // Fused attention in the model (what T >= fpt_gpt2_flash_min_seq runs): the
 // loss and every gradient equal the stored-map kernel's within float rounding,
 // with dropout on, for the default freeze set and full training.
@@ -827,6 +878,7 @@ int main(void) {
       cmocka_unit_test(test_pad_invisible),
       cmocka_unit_test(test_flash_layers),
       cmocka_unit_test(test_frozen_bf16),
+      cmocka_unit_test(test_frozen_f32_panels),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
