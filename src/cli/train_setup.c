@@ -116,8 +116,8 @@ static int readout_of(const char *name, const fpt_backbone_cfg *cfg, fpt_task_sh
     if (!strcmp(name, names[i]))
       t->readout = i;
   if (!strcmp(name, "auto"))
-    t->readout = cfg->n_head > 0 && !cfg->causal && t->r == 1 ? FPT_READOUT_LAST_REAL
-                                                             : FPT_READOUT_LAST;
+    t->readout =
+        cfg->n_head > 0 && !cfg->causal && t->r == 1 ? FPT_READOUT_LAST_REAL : FPT_READOUT_LAST;
   FPT_ENSURE(t->readout >= 0, "option --readout: '%s' is not last, last-real, mean or auto", name);
   FPT_ENSURE(t->readout == FPT_READOUT_LAST || t->r == 1,
              "option --readout: %s reads one position, but the task reads the last %d", name, t->r);
@@ -252,8 +252,8 @@ static int build(fpt_run *r) {
   if (shared) // each rank's bf16 copies, from the filled shared tensors
     FPT_TRY(fpt_model_set_frozen_dtype(&r->m, r->desc.frozen_dtype));
   int kind = !strcmp(s->schedule, "gpipe") ? FPT_SCHED_GPIPE : FPT_SCHED_1F1B;
-  return fpt_pipeline_create(&r->pl, g, &r->m, &r->src, (int)s->batch_size,
-                             (int)s->micro_batches, kind);
+  return fpt_pipeline_create(&r->pl, g, &r->m, &r->src, (int)s->batch_size, (int)s->micro_batches,
+                             kind);
 }
 
 // The backbone's (and a dataset file's) checksums complete the description.
@@ -402,9 +402,9 @@ int train_load_from(fpt_run *r, const char *opt, const char *path, const char *c
     rc = fpt_checkpoint_load_params(path, &r->m, prefixes, need, &n);
   if (r->g.win != MPI_WIN_NULL)
     MPI_Barrier(r->g.node_stage); // the leader's writes to the shared frozen weights
-  if (rc == 0 && r->m.frozen_dtype != FPT_FROZEN_FP32) // never a stale bf16 copy
+  if (rc == 0) // never a stale packed copy (bf16, or fp32 panels) of a loaded matrix
     rc = fpt_model_set_frozen_dtype(&r->m, r->m.frozen_dtype);
-  n = r->g.replica == 0 ? n : 0;  // each stage's tensors once
+  n = r->g.replica == 0 ? n : 0; // each stage's tensors once
   MPI_Allreduce(MPI_IN_PLACE, &n, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
   if (rc == 0 && r->g.rank == 0)
     printf("loaded %d tensors from %s\n", n, path);

@@ -375,6 +375,10 @@ int fpt_checkpoint_load(const char *path, fpt_model *m) {
     }
   }
   H5Fclose(f);
+  // A model built without gradients (eval, attention) packs its trainable
+  // matrices too: pack them again from the values just read.
+  if (rc == 0 && m->n_bf16 > 0)
+    rc = fpt_model_set_frozen_dtype(m, m->frozen_dtype);
   return rc;
 }
 
