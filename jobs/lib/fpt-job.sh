@@ -330,11 +330,14 @@ fpt_finished() { grep -q '"split":"test".*"final":1' "$1/metrics.jsonl" 2>/dev/n
 # (FPT_ARCHIVED: what analysis/ reads) and each built backbone with its run's.
 # Unfinished runs are not archived (their checkpoints stay where they ran).
 FPT_ARCHIVED="metrics.jsonl config.yaml checkpoints/best.json"
+fpt__copy() { # fpt__copy FROM TO: a file, whole or not at all (a .tmp renamed)
+  mkdir -p "$(dirname "$2")" && cp "$1" "$2.tmp" && mv "$2.tmp" "$2"
+}
 fpt__copy_run() { # fpt__copy_run FROM TO: the FPT_ARCHIVED files that exist
   local f
   for f in $FPT_ARCHIVED; do
     [ -e "$1/$f" ] || continue
-    mkdir -p "$(dirname "$2/$f")" && cp "$1/$f" "$2/$f.tmp" && mv "$2/$f.tmp" "$2/$f" || return 1
+    fpt__copy "$1/$f" "$2/$f" || return 1
   done
 }
 # fpt_archive CAMPAIGN_DIR ARCHIVE: EXP_DIR's finished runs (CAMPAIGN_DIR/exp/TASK/ARM/seedN)
@@ -353,9 +356,8 @@ fpt_archive() {
   done < <(find "$src/exp" -mindepth 4 -maxdepth 4 -name metrics.jsonl | sort)
   for b in $FPT_BACKBONES; do
     [ -e "$src/backbones/$b.h5" ] || continue
-    mkdir -p "$dst/backbones"
     cmp -s "$src/backbones/$b.h5" "$dst/backbones/$b.h5" ||
-      { cp "$src/backbones/$b.h5" "$dst/backbones/$b.h5.tmp" && mv "$dst/backbones/$b.h5.tmp" "$dst/backbones/$b.h5"; } ||
+      fpt__copy "$src/backbones/$b.h5" "$dst/backbones/$b.h5" ||
       fpt_die "fpt_archive: cannot copy $src/backbones/$b.h5"
     [ -d "$src/backbones/$b-run" ] && fpt__copy_run "$src/backbones/$b-run" "$dst/backbones/$b-run"
     nb=$((nb + 1))
@@ -380,9 +382,10 @@ fpt__protocol_differs() {
 # newer state); an archived run of another protocol is named and not restored.
 # Prints "restored N runs, M backbones from ARCHIVE".
 fpt_restore() {
-  local src=$1 exp=$2 bbd=$3 params=$4 i rel diff n=0 nb=0 b
+  local src=$1 exp=$2 bbd=$3 params=$4 i rel diff n=0 nb=0 b lines
   [ -d "$src" ] || { echo "restored 0 runs, 0 backbones (no archive $src)"; return 0; }
-  for ((i = 0; i < $(fpt_exp_count "$params"); i++)); do
+  lines=$(fpt_exp_count "$params")
+  for ((i = 0; i < lines; i++)); do
     fpt_exp_line "$params" "$i"
     rel=$EXP_TASK/$EXP_ARM/seed$EXP_SEED
     [ -e "$src/exp/$rel/metrics.jsonl" ] && [ ! -e "$exp/$rel" ] || continue
@@ -396,8 +399,7 @@ fpt_restore() {
   done
   for b in $FPT_BACKBONES; do
     [ -e "$src/backbones/$b.h5" ] && [ ! -e "$bbd/$b.h5" ] || continue
-    mkdir -p "$bbd" && cp "$src/backbones/$b.h5" "$bbd/$b.h5.tmp" && mv "$bbd/$b.h5.tmp" "$bbd/$b.h5" ||
-      fpt_die "fpt_restore: cannot copy $src/backbones/$b.h5"
+    fpt__copy "$src/backbones/$b.h5" "$bbd/$b.h5" || fpt_die "fpt_restore: cannot copy $src/backbones/$b.h5"
     nb=$((nb + 1))
   done
   echo "restored $n runs, $nb backbones from $src"

@@ -44,6 +44,18 @@ int train_eval_splits(fpt_run *r, int64_t step, const char *label, int digits, i
   return rc;
 }
 
+// One early-stopping count: a better value resets it, anything else adds one.
+static void track(int better, double v, double *best, int64_t *best_step, int64_t *since,
+                  int64_t step) {
+  if (better) {
+    *best = v;
+    *best_step = step;
+    *since = 0;
+  } else {
+    (*since)++;
+  }
+}
+
 // Validation (and test, with --eval-test) at `step`: metrics and the
 // early-stopping state. FPT_STOPPED (a signal) leaves both untouched.
 static int periodic_eval(fpt_run *r, int64_t step) {
@@ -59,20 +71,10 @@ static int periodic_eval(fpt_run *r, int64_t step) {
       FPT_TRY(fpt_metrics_write(&r->mt, step, "test", lt, at, 0, 0, NULL, NULL));
   }
   fpt_ckpt_state *st = &r->st;
-  if (l < st->best_val) {
-    st->best_val = l;
-    st->best_step = step;
-    st->evals_since_best = 0;
-  } else {
-    st->evals_since_best++;
-  }
-  if (a > st->best_val_acc) { // a tie is no improvement, as for --keep-best
-    st->best_val_acc = a;
-    st->best_acc_step = step;
-    st->evals_since_best_acc = 0;
-  } else {
-    st->evals_since_best_acc++;
-  }
+  track(l < st->best_val, l, &st->best_val, &st->best_step, &st->evals_since_best, step);
+  // A tie is no improvement, as for --keep-best.
+  track(a > st->best_val_acc, a, &st->best_val_acc, &st->best_acc_step, &st->evals_since_best_acc,
+        step);
   return 0;
 }
 
