@@ -41,7 +41,8 @@ for ((i = 0; i < n; i++)); do
   read -r task arm seed bb < <(fpt_exp_line "$PARAMS" "$i" && echo "$EXP_TASK $EXP_ARM $EXP_SEED $EXP_BACKBONE")
   if [ -n "${ONLY:-}" ] && [ "$task" != "$ONLY" ]; then continue; fi
   dir=$EXP_DIR/$task/$arm/seed$seed
-  if fpt_finished "$dir"; then continue; fi
+  # Another protocol's finished run goes to experiment.sbatch: continued or refused there.
+  if fpt_finished "$dir" && [ "$(fpt_exp_line "$PARAMS" "$i" && fpt_finished_as_line "$dir")" = done ]; then continue; fi
   # shellcheck disable=SC2086 # a list of words
   if fpt__in "$bb" $FPT_BACKBONES && [ ! -e "$(fpt_backbone_file "$bb")" ]; then
     if [ -z "${backbone_failed[$bb]:-}" ]; then

@@ -376,6 +376,24 @@ fpt__protocol_differs() {
     END { for (k in want) if (!(k in got) || got[k] + 0 != want[k] + 0) { print k " " (k in got ? got[k] : "none") " (line: " want[k] ")"; exit } }' \
     "$1/config.yaml" 2>/dev/null || echo "no config.yaml"
 }
+# fpt_finished_as_line RUN_DIR: for a finished run, what the line fpt_exp_line
+# parsed last makes of it (prints one word):
+#   done     the run has the line's protocol: nothing to do
+#   extend   it differs only in a lower step cap, and it ended on that cap
+#            (not early): resuming with the line's cap continues it, and
+#            fpt train's resume makes that the run an uninterrupted one would be
+#   other    anything else (the caller says what differs)
+fpt_finished_as_line() {
+  local diff last cap
+  diff=$(fpt__protocol_differs "$1")
+  [ -n "$diff" ] || { echo done; return; }
+  cap=$(awk '$1 == "steps:" { print $2 }' "$1/config.yaml")
+  last=$(grep '"split":"test".*"final":1' "$1/metrics.jsonl" | tail -1 | sed -E 's/.*"step":([0-9]+).*/\1/')
+  [[ $cap =~ ^[0-9]+$ ]] && [ "$cap" -lt "$EXP_STEPS" ] && [ "$last" = "$cap" ] || { echo other; return; }
+  diff=$(EXP_STEPS=$cap fpt__protocol_differs "$1")
+  if [ -z "$diff" ]; then echo extend; else echo other; fi
+}
+
 # fpt_restore ARCHIVE EXP_DIR BACKBONE_DIR PARAMS: the archive's runs that
 # PARAMS names, with that line's protocol, and its backbones, where a campaign
 # looks for them. A run directory that exists is left alone (it may hold a

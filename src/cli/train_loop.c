@@ -160,22 +160,32 @@ static int one_step(fpt_run *r, int64_t step, loop_clock *c) {
 }
 
 // A train line per --log-every steps: means over the window; the time split
-// is the slowest rank's, since it sets the pace.
+// is the slowest rank's, since it sets the pace. The step cap off that grid
+// logs a line marked final and keeps the window in the checkpoint: a run
+// continued to a higher cap drops that line and logs what an uninterrupted
+// run would.
 static int log_window(fpt_run *r, int64_t done, const loop_clock *c) {
-  double *w = r->st.window, n = (double)r->st.window_steps;
+  double w[W_N], n = (double)r->st.window_steps;
+  int off_grid = done % r->s.log_every != 0;
+  memcpy(w, r->st.window, sizeof w);
   MPI_Allreduce(MPI_IN_PLACE, w + W_SECONDS, W_N - W_SECONDS, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
   double tps = n * r->s.batch_size * r->m.task.seq / w[W_SECONDS];
   int rc = 0;
   if (r->g.rank == 0) {
     double eta = (train_now() - c->t_start) / (double)(done - r->start) * (r->s.steps - done);
     train_print_progress(done, r->s.steps, w[W_LOSS] / n, w[W_ACC] / n, tps, eta);
-    const char *names[6] = {"lr", "step_s", "compute_s", "p2p_wait_s", "allreduce_s", "io_s"};
-    double vals[6] = {c->lr,        w[W_SECONDS] / n,   w[W_COMPUTE] / n,
-                      w[W_P2P] / n, w[W_ALLREDUCE] / n, w[W_IO] / n};
-    rc = fpt_metrics_write(&r->mt, done, "train", w[W_LOSS] / n, w[W_ACC] / n, tps, 6, names, vals);
+    const char *names[7] = {"lr",          "step_s", "compute_s", "p2p_wait_s",
+                            "allreduce_s", "io_s",   "final"};
+    double vals[7] = {
+        c->lr, w[W_SECONDS] / n, w[W_COMPUTE] / n, w[W_P2P] / n, w[W_ALLREDUCE] / n, w[W_IO] / n,
+        1};
+    rc = fpt_metrics_write(&r->mt, done, "train", w[W_LOSS] / n, w[W_ACC] / n, tps, 6 + off_grid,
+                           names, vals);
   }
-  memset(w, 0, sizeof r->st.window);
-  r->st.window_steps = 0;
+  if (!off_grid) {
+    memset(r->st.window, 0, sizeof r->st.window);
+    r->st.window_steps = 0;
+  }
   return rc;
 }
 

@@ -7,7 +7,10 @@
 #     run (experiment.sbatch: "is finished ... nothing to do") and
 #     analysis/results_table.py reads its test accuracy from there;
 #   - a run directory that already exists is not overwritten by the archive;
-#   - only runs the campaign file names, with its protocol, are restored.
+#   - only runs the campaign file names, with its protocol, are restored;
+#   - a finished run that ended on a lower step cap is continued to the line's
+#     cap, to the same metrics as an uninterrupted run at that cap; a finished
+#     run of any other protocol is an error naming the difference.
 set -uo pipefail
 FPT=$1
 W=$2
@@ -58,4 +61,32 @@ sed 's/\t20\t8\t/\t40\t8\t/' "$W/p.tsv" > "$W/p40.tsv"
 check "a line with another step cap: the archived run is not restored" grep -qx "restored 0 runs, 1 backbones from $A" "$W/restore3.log"
 check "... and the reason is named" grep -qF "not restored: $A/exp/bit-xor/fpt/seed1 (protocol differs: steps 20 (line: 40))" "$W/restore3.log"
 check "... and no run directory was made" test ! -e "$C/exp/bit-xor/fpt/seed1"
+
+# The cap of a finished cell is raised: the run goes on from its checkpoint.
+exp_run40() { # exp_run40 PARAMS EXP_DIR LOG
+  (cd "$ROOT" && PARAMS=$1 EXP_DIR=$2 MODEL=$W/m.h5 SLURM_ARRAY_TASK_ID=0 bash jobs/experiment.sbatch) > "$3" 2>&1
+}
+rm -rf "$C"
+exp_run 0
+R=$C/exp/bit-xor/fpt/seed1
+check "at cap 20 the run ends on its cap" grep -q '"step":20,"split":"test".*"final":1' "$R/metrics.jsonl"
+exp_run40 "$W/p40.tsv" "$C/exp" "$W/ext.log"
+check "the cap raised to 40: the runner continues the run ($(tail -1 "$W/ext.log"))" \
+  grep -q "ended on a lower step cap: continuing it to 40 steps" "$W/ext.log"
+check "... to its final line at step 40" grep -q '"step":40,"split":"test".*"final":1' "$R/metrics.jsonl"
+check "... and the step-20 final lines are gone" eval '! grep -q "\"step\":20,.*\"final\":1" "$R/metrics.jsonl"'
+exp_run40 "$W/p40.tsv" "$W/straight" "$W/straight.log"
+norm() { grep -v '"split":"run"' "$1" | sed -E 's/"(tokens_per_s|step_s|compute_s|p2p_wait_s|allreduce_s|io_s)":[0-9.e+-]*,?//g'; }
+check "the continued run's metrics equal an uninterrupted 40-step run's" \
+  cmp -s <(norm "$R/metrics.jsonl") <(norm "$W/straight/bit-xor/fpt/seed1/metrics.jsonl")
+# Lowered back to 20, or another learning rate: not this line's result, and said so.
+exp_run40 "$W/p.tsv" "$C/exp" "$W/lower.log"
+rc=$?
+check "a finished run with a higher cap than the line's: exit $rc, not 0" test "$rc" -ne 0
+check "... naming the difference" grep -q "holds a finished run of another protocol (steps 40 (line: 20))" "$W/lower.log"
+sed 's/\t1e-3\t/\t3e-3\t/' "$W/p40.tsv" > "$W/p40lr.tsv"
+exp_run40 "$W/p40lr.tsv" "$C/exp" "$W/lr.log"
+rc=$?
+check "a finished run with another lr: exit $rc, not 0" test "$rc" -ne 0
+check "... naming the difference" grep -q "another protocol (lr 0.001 (line: 3e-3))" "$W/lr.log"
 finish
