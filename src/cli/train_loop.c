@@ -105,7 +105,8 @@ static int head_eval(fpt_run *r) {
   return rc;
 }
 
-// Resume (or start fresh), borrow a head, open the metrics and say what runs.
+// Resume (or start fresh), borrow a head, open the metrics and say what runs:
+// 0, 1 (error) or FPT_EXIT_REQUEUE (a signal during a redone evaluation).
 static int train_begin(fpt_run *r) {
   const char *head[] = {"in/", "out/", NULL}; // a resumed run has its own head
   int rc = train_resume(r);
@@ -129,7 +130,15 @@ static int train_begin(fpt_run *r) {
   train_print_startup(r);
   if (r->s.init_head_from && r->start == 0 && fpt_runtime_agree(&r->rt, head_eval(r)) != 0)
     return 1;
-  return fpt_runtime_agree(&r->rt, redo_eval(r));
+  rc = redo_eval(r);
+  if (rc == FPT_STOPPED) { // as in train_finish: the checkpoint is there, a resume redoes it
+    if (r->g.rank == 0)
+      printf(
+          "stopped by a signal during the evaluation at step %lld; exit %d asks to be requeued\n",
+          (long long)r->start, FPT_EXIT_REQUEUE);
+    return FPT_EXIT_REQUEUE;
+  }
+  return fpt_runtime_agree(&r->rt, rc);
 }
 
 // One step: gradients over the grid, then the optimizer; a non-finite loss
@@ -292,8 +301,9 @@ static int train_finish(fpt_run *r, int64_t final_step) {
 
 // fpt train / pretrain after the set-up: 0, 1 (error) or FPT_EXIT_REQUEUE.
 static int train_run(fpt_run *r) {
-  if (train_begin(r) != 0)
-    return 1;
+  int begun = train_begin(r);
+  if (begun != 0)
+    return begun == FPT_EXIT_REQUEUE ? begun : 1;
   loop_clock c = {train_now(), 0, 0};
   int64_t done = r->start;
   int rc = 0;

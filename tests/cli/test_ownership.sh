@@ -136,6 +136,16 @@ wait $EV
 rc=$?
 check "SIGUSR1 during an evaluation: exit 75 within seconds ($(($(date +%s) - t0)) s)" eval '[ $rc -eq 75 ] && [ $(($(date +%s) - t0)) -lt 20 ]'
 check "   ... the evaluation was cut short (no val line at step 4)" eval '! grep -q "step.:4,.split.:.val" "$W/evsig/metrics.jsonl"'
+# A signal during that redone evaluation: 75 again (the job is requeued, not failed).
+"$MPIRUN" -np 2 --oversubscribe "$FPT" train --model "$W/big.h5" --task bit-xor --batch-size 8 --log-every 1 \
+  --eval-every 4 --eval-samples 60000 --run-dir "$W/evsig" --steps 8 --resume auto > "$W/evsig.log" 2>&1 &
+EV=$!
+for _ in $(seq 300); do grep -q "interrupted: doing it now" "$W/evsig.log" 2>/dev/null && break; sleep 0.05; done
+sleep 0.2
+kill -USR1 $EV
+wait $EV
+rc=$?
+check "SIGUSR1 during the resume's redone evaluation: exit $rc = 75" eval '[ $rc -eq 75 ] && grep -q "stopped by a signal during the evaluation at step 4; exit 75" "$W/evsig.log"'
 ev evsig --steps 8 --resume auto
 check "   ... the resume redoes it" grep -q "the evaluation at step 4 was interrupted: doing it now" "$W/evsig.log"
 ev evref --steps 8
