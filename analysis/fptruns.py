@@ -9,13 +9,18 @@ ARM may carry a label, ARM@LABEL (fpt@lr3e-4: the LR sweep): its own cell, of ki
 metrics.jsonl (src/io/metrics.c): one JSON object per line with "step", "split"
 ("train", "val" or "test"), "loss", "accuracy", "tokens_per_s", ...; train lines
 every log_every steps; a val line and a test line at every evaluation
-(eval_every, with --eval-test); and a final val + test pair marked "final":1 at
-the last step. The trainer writes a non-finite number as null.
+(eval_every, with --eval-test; with --eval-test-at best, a test line only where
+the val accuracy beat every earlier one); and a final val + test pair marked
+"final":1 at the last step. The trainer writes a non-finite number as null.
 
 Definitions used by every script:
 
-- evaluation: a (step, final) pair that has both a val line and a test line
-  with finite accuracies. The periodic evaluations and the final one are all
+- evaluation: a (step, final) pair that has a val line with a finite accuracy,
+  and its test accuracy when a test line is there (finite, or the evaluation
+  is skipped). Selection on val picks the earliest evaluation of the best val
+  accuracy: under --eval-test-at best that one always has its test line (a
+  run whose selected evaluation has none is reported, never averaged). The
+  periodic evaluations and the final one are all
   evaluations (with early stopping a periodic and the final evaluation can share
   a step; the periodic one sorts first). If a (step, split, final) line appears
   twice (a resumed run), the later line wins.
@@ -91,7 +96,7 @@ class Run:
 
     def __init__(self, task, arm, seed, path):
         self.task, self.arm, self.seed, self.path = task, arm, seed, path
-        self.evals = []  # [(step, final, val_acc, test_acc)] sorted by (step, final)
+        self.evals = []  # [(step, final, val_acc, test_acc or None)] sorted by (step, final)
         self.val_curve = []  # [(step, val_acc)] of the evaluations, by step
         self.train = []  # [(step, loss)] by step
         self.finished = False
@@ -194,6 +199,8 @@ def load_run(task, arm, seed, path):
         final = bool(o.get("final"))
         if split == "train":
             train[step] = o.get("loss")
+        elif o.get("sweep"):
+            continue  # fpt probe's val line per lambda: its choice, not an evaluation
         elif split in ("val", "test"):
             lines[(step, split, final)] = o.get("accuracy")
             if split == "test" and final:
@@ -201,14 +208,13 @@ def load_run(task, arm, seed, path):
     keys = sorted({(s, fin) for (s, _, fin) in lines})
     for step, final in keys:
         v, t = lines.get((step, "val", final)), lines.get((step, "test", final))
-        if v is None or t is None:
-            if (step, "val", final) in lines and (step, "test", final) in lines:
-                warn(f"{mpath}: step {step}: non-finite accuracy, evaluation skipped")
+        has_test = (step, "test", final) in lines
+        if (step, "val", final) not in lines or (final and not has_test):
             continue
-        if not (_finite(v) and _finite(t)):
+        if not (_finite(v) and (_finite(t) or not has_test)):
             warn(f"{mpath}: step {step}: non-finite accuracy, evaluation skipped")
             continue
-        run.evals.append((step, final, float(v), float(t)))
+        run.evals.append((step, final, float(v), float(t) if has_test else None))
         if final:
             run.final_test = float(t)
             run.final_step = step

@@ -145,7 +145,9 @@ def scores_of(runs):
     for r in runs:
         if r.finished:
             sel = r.selected()
-            if sel is not None:
+            if sel is not None and sel[3] is None:
+                fr.warn(f"{r.name}: its selected evaluation (val, step {sel[0]}) has no test line: not counted")
+            elif sel is not None:
                 out.setdefault((r.task, r.arm), []).append((sel[2], sel[3]))
     return out
 
@@ -310,7 +312,7 @@ def write_csv(runs, path):
                         r.config.get("early_stop", ""),
                         "" if sel is None else sel[0],
                         "" if sel is None else repr(sel[2]),
-                        "" if sel is None else repr(sel[3]),
+                        "" if sel is None or sel[3] is None else repr(sel[3]),
                         "" if r.final_test is None else repr(r.final_test),
                         r.steps_done, r.ended or "",
                         "" if r.best_json_step is None else r.best_json_step,

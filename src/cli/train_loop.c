@@ -57,17 +57,21 @@ static void track(int better, double v, double *best, int64_t *best_step, int64_
 }
 
 // Validation (and test, with --eval-test) at `step`: metrics and the
-// early-stopping state. FPT_STOPPED (a signal) leaves both untouched.
+// early-stopping state. FPT_STOPPED (a signal) leaves both untouched. With
+// --eval-test-at best, test only where the val accuracy is a new best: the
+// evaluation a selection on val picks always has its test line (a tie is no
+// improvement here either), and the others cost val only.
 static int periodic_eval(fpt_run *r, int64_t step) {
   double l, a, lt, at;
   FPT_TRY(fpt_pipeline_evaluate(&r->pl, FPT_VAL, &l, &a));
   r->val_loss = l;
   r->val_acc = a;
-  if (r->s.eval_test)
+  int test = r->s.eval_test && (strcmp(r->s.eval_test_at, "best") || a > r->st.best_val_acc);
+  if (test)
     FPT_TRY(fpt_pipeline_evaluate(&r->pl, FPT_TEST, &lt, &at));
   if (r->g.rank == 0) {
     FPT_TRY(fpt_metrics_write(&r->mt, step, "val", l, a, 0, 0, NULL, NULL));
-    if (r->s.eval_test)
+    if (test)
       FPT_TRY(fpt_metrics_write(&r->mt, step, "test", lt, at, 0, 0, NULL, NULL));
   }
   fpt_ckpt_state *st = &r->st;

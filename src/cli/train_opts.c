@@ -77,6 +77,9 @@ static const fpt_opt run[] = {
     R(log_every, INT, 1, 1 << 30, "steps between train-metric lines"),
     R(eval_every, INT, 0, 1 << 30, "steps between validation passes (0: only at the end)"),
     O(eval_test, BOOL, "score the test split at every evaluation too (select on val afterwards)"),
+    O(eval_test_at, STR,
+      "with --eval-test: every evaluation, or best: only those whose val accuracy beats every "
+      "earlier one (the evaluations --keep-best can select) and the final one"),
     R(early_stop, INT, 0, 1 << 30,
       "stop after this many evaluations without a better val loss or accuracy (0: off)"),
     O(early_stop_on, STR,
@@ -163,6 +166,7 @@ static void common(train_settings *s) {
   s->resume = "none";
   s->lr_schedule = "constant";
   s->early_stop_on = "loss";
+  s->eval_test_at = "every";
   s->readout = "auto";
   s->lstm_state = "zero";
   s->objective = "causal";
@@ -285,6 +289,8 @@ int train_parse(const train_command *c, train_settings *s, int argc, char **argv
   FPT_TRY(one_of("lr-schedule", s->lr_schedule, lrs));
   const char *const monitors[] = {"loss", "accuracy", NULL};
   FPT_TRY(one_of("early-stop-on", s->early_stop_on, monitors));
+  const char *const test_at[] = {"every", "best", NULL};
+  FPT_TRY(one_of("eval-test-at", s->eval_test_at, test_at));
   FPT_TRY(one_of("init", s->init, fpt_init_names));
   FPT_TRY(one_of("lstm-state", s->lstm_state, fpt_state_names));
   FPT_TRY(one_of("objective", s->objective, fpt_objective_names));

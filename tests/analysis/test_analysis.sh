@@ -201,6 +201,24 @@ printf 'before\n<!-- tables:begin -->\nold\n<!-- tables:end -->\nafter\n' >"$W/i
 $PY "$A/results_table.py" "$S" --into "$W/into.md" >/dev/null 2>&1
 expect_line "$W/into.md" "### Table 10: output layer only (SGD, and exact) vs FPT and the full transformer"
 check "--into keeps the text around the block and drops the old one" bash -c "head -1 '$W/into.md' | grep -qx before && tail -1 '$W/into.md' | grep -qx after && ! grep -qx old '$W/into.md'"
+# --eval-test-at best: test lines only at a new best val (and the final). Seed 1:
+# val 0.5, 0.9 (tested), 0.9 (a tie: val only), 0.85 at 40 (val only), final 0.85
+# -> selected step 20, test 0.8; converged at 20 (step 30 is a later evaluation).
+# Seed 2 (damaged): its best val (step 20) has no test line -> warned, not counted.
+S=$W/best
+vo() { printf '{"step":%s,"split":"val","loss":1,"accuracy":%s,"tokens_per_s":0}\n' "$1" "$2" >>"$CUR"; }
+mkrun bit-xor fpt 1 50
+ev 10 0.5 0.4; ev 20 0.9 0.8; vo 30 0.9; vo 40 0.85; ev 50 0.85 0.95 f
+mkrun bit-xor fpt 2 50
+ev 10 0.5 0.4; vo 20 0.9; ev 50 0.6 0.6 f
+$PY "$A/results_table.py" "$S" -o "$W/best.md" --csv "$W/best.csv" 2>"$W/best.err"
+expect_cell "$W/best.md" 2 "FPT (ours)" bit-xor "80.0 (n=1)"
+expect_grep "$W/best.err" "bit-xor/fpt/seed2: its selected evaluation (val, step 20) has no test line: not counted"
+expect_line "$W/best.csv" "bit-xor,fpt,1,0.001,50,0,20,0.9,0.8,0.95,50,cap,,yes"
+expect_line "$W/best.csv" "bit-xor,fpt,2,0.001,50,0,20,0.9,,0.6,50,cap,,yes"
+$PY "$A/steps_to_converge.py" "$S" -o "$W/best-steps.md" 2>/dev/null
+expect_cell "$W/best-steps.md" 1 "FPT (ours)" bit-xor "20 (n=2)"
+S=$W/syn
 C=$W/runs.csv
 expect_line "$C" "task,arm,seed,lr,steps,patience,selected_step,val_acc,test_acc,final_test_acc,steps_done,ended,best_ckpt_step,finished"
 expect_line "$C" "bit-xor,fpt,1,0.001,40,0,20,0.9,0.8,0.95,40,cap,,yes"

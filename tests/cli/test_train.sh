@@ -163,4 +163,39 @@ sys.exit(0 if ok else 1)
 PY
 [ $? -eq 0 ] && ok "early-stop checks" || bad "early-stop checks" "$W/es2.log"
 check "the early stop says which metric it watched" grep -q "no better validation accuracy for 3 evaluations" "$W/es2.log"
+# --eval-test-at best: the same run, a test line only where the val accuracy is
+# a new best (and the final one), each equal to the every-evaluation run's.
+run tb-every 1 --task bit-xor --steps 400 --batch-size 16 --seed 1 --dropout 0 --log-every 50 \
+  --eval-every 10 --eval-samples 32 --early-stop 3 --early-stop-on accuracy --eval-test true
+run tb-best 1 --task bit-xor --steps 400 --batch-size 16 --seed 1 --dropout 0 --log-every 50 \
+  --eval-every 10 --eval-samples 32 --early-stop 3 --early-stop-on accuracy --eval-test true --eval-test-at best
+expect_error "--eval-test-at of another kind" "option --eval-test-at: 'some' is not one of every, best" "$W/tb-bad" -- \
+  "$FPT" train --model "$W/m.h5" --task bit-xor --steps 3 --eval-test true --eval-test-at some
+/usr/bin/python3 - "$W" <<'PY'
+import json, sys
+w = sys.argv[1]
+def lines(name, split):
+    return {(r["step"], bool(r.get("final"))): (r["loss"], r["accuracy"])
+            for r in map(json.loads, open(f"{w}/{name}/metrics.jsonl")) if r["split"] == split}
+every, best = lines("tb-every", "val"), lines("tb-best", "val")
+test_every, test_best = lines("tb-every", "test"), lines("tb-best", "test")
+top, want = -1.0, set()
+for (step, final), (_, acc) in sorted(every.items()):
+    if final or acc > top:
+        want.add((step, final))
+    if not final:
+        top = max(top, acc)
+fails = []
+if best != every:
+    fails.append("the val lines differ from the every-evaluation run's")
+if set(test_best) != want:
+    fails.append(f"test lines at {sorted(test_best)}, expected {sorted(want)}")
+if any(test_best[k] != test_every[k] for k in test_best if k in test_every):
+    fails.append("a test line differs from the every-evaluation run's")
+if len(want) >= len(every):
+    fails.append("every evaluation improved: the case tests nothing")
+print("FAIL: " + "; ".join(fails) if fails else f"ok: {len(test_best)} of {len(every)} evaluations tested")
+sys.exit(1 if fails else 0)
+PY
+[ $? -eq 0 ] && ok "--eval-test-at best: test lines at the new bests and the final" || bad "--eval-test-at best" "$W/tb-best.log"
 finish
