@@ -156,15 +156,29 @@ fpt__on_signal() { # the batch shell got SIG$1 (Slurm's --signal=B:..., scancel 
   fi
 }
 
+# fpt__unconfined: Slurm gave this job fewer CPUs here than the shell may run
+# on (no cpuset: TaskPlugin=task/none, no cgroup). mpirun would then bind the
+# first rank of every such job to the node's first core: two jobs, one core.
+fpt_cpus() { env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc; } # the CPUs this shell may run on
+fpt__unconfined() {
+  [ -n "${SLURM_CPUS_ON_NODE:-}" ] && [ "$(fpt_cpus)" -gt "$SLURM_CPUS_ON_NODE" ]
+}
+
 fpt_run() { # fpt_run SUBCOMMAND ARGS...
   local ntasks=${SLURM_NTASKS:-1} cmd
   FPT_LAUNCHER=${FPT_LAUNCHER:-mpirun}
   case $FPT_LAUNCHER in
   mpirun)
-    # One thread per rank: Open MPI's default binding (a core per rank) is right.
-    # More: do not bind, or every thread of a rank would share its one core.
+    # One thread per rank in a job that owns its cores: Open MPI's default
+    # binding (a core per rank) is right. More threads: do not bind, or every
+    # thread of a rank would share its one core. A job Slurm did not confine:
+    # do not bind either, and leave the spreading to the kernel.
     local extra=${FPT_MPIRUN_ARGS-}
     if [ -z "${FPT_MPIRUN_ARGS+set}" ] && [ "$OMP_NUM_THREADS" -gt 1 ]; then extra="--bind-to none"; fi
+    if [ -z "${FPT_MPIRUN_ARGS+set}" ] && fpt__unconfined; then
+      extra="--bind-to none"
+      fpt_log "this job may run on $(fpt_cpus) CPUs of which Slurm gave it $SLURM_CPUS_ON_NODE (no cpuset): mpirun --bind-to none, or every job's rank 0 would share the first core"
+    fi
     # shellcheck disable=SC2206 # FPT_MPIRUN_ARGS is a list of words
     cmd=(mpirun -np "$ntasks" -x OMP_NUM_THREADS $extra "$FPT" "$@")
     ;;

@@ -89,4 +89,22 @@ exp_run40 "$W/p40lr.tsv" "$C/exp" "$W/lr.log"
 rc=$?
 check "a finished run with another lr: exit $rc, not 0" test "$rc" -ne 0
 check "... naming the difference" grep -q "another protocol (lr 0.001 (line: 3e-3))" "$W/lr.log"
+
+# A job Slurm did not confine (it may run on more CPUs than it was given):
+# mpirun must not bind, or every such job's rank would share the first core.
+launch_log() { # launch_log CPUS_ON_NODE LOG: a finished line's run, as a job on that many CPUs
+  (cd "$ROOT" && PARAMS=$W/p40.tsv EXP_DIR=$W/bind$1 MODEL=$W/m.h5 SLURM_ARRAY_TASK_ID=0 SLURM_CPUS_ON_NODE=$1 \
+    bash jobs/experiment.sbatch) > "$2" 2>&1
+}
+fpt_cpus() { (source "$ROOT/jobs/lib/fpt-job.sh" && fpt_cpus); }
+rm -rf "$W/bind"*
+launch_log 1 "$W/bind1.log"
+launch_log "$(fpt_cpus)" "$W/bind-all.log"
+if [ "$(fpt_cpus)" -gt 1 ]; then
+  check "1 CPU of $(fpt_cpus), no cpuset: mpirun --bind-to none, and the log says why" \
+    eval 'grep -q "start: .*mpirun -np 1 -x OMP_NUM_THREADS --bind-to none" "$W/bind1.log" && grep -q "no cpuset" "$W/bind1.log"'
+else
+  check "a 1-CPU machine: a 1-CPU job is confined, mpirun binds as usual" eval '! grep -q -- "--bind-to none" "$W/bind1.log"'
+fi
+check "a job given every CPU it can see: mpirun binds as usual" eval 'grep -q "start: .*mpirun -np 1 -x OMP_NUM_THREADS /" "$W/bind-all.log" && ! grep -q -- "--bind-to none" "$W/bind-all.log"'
 finish
