@@ -1,5 +1,8 @@
 # Shared by the CLI tests: counters and checks. Source it; call `finish` last.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader
+# The heredoc checks import expect/finish from tests/cli/checks.py.
+PYTHONPATH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH
 # ctest passes the MPIEXEC_EXECUTABLE that CMake found.
 MPIRUN=${MPIEXEC:-mpirun}
 PASS=0

@@ -67,12 +67,8 @@ check "the encoder reads the last real token by default (auto)" grep -q "readout
 "$FPT" export --run-dir "$W/lstmf-s3r1" -o "$W/x3.h5" > "$W/x3.log" 2>&1
 $PY - "$W" <<'PY'
 import h5py, numpy as np, sys
+from checks import expect, finish
 w = sys.argv[1]
-ok = True
-def expect(cond, what):
-    global ok
-    print(("ok: " if cond else "FAIL: ") + what)
-    ok &= bool(cond)
 def tensors(f):
     out = {}
     f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
@@ -96,7 +92,7 @@ a = h5py.File(f"{w}/x2.h5").attrs
 expect(a["kind"] in (b"lstm", "lstm") and int(a["source_step"]) == 12 and a["source_task"] in (b"bit-memory", "bit-memory")
        and 0 <= float(a["source_val_accuracy"]) <= 1 and "lstm-s2r1" in str(a["source_run"]),
        f"provenance: run {a['source_run']}, task {a['source_task']}, step {a['source_step']}, val accuracy {a['source_val_accuracy']:.3f}")
-sys.exit(0 if ok else 1)
+finish()
 PY
 [ $? -eq 0 ] && ok "fpt export across stage layouts" || bad "fpt export across stage layouts" "$W/x2.log"
 run frozen-on-export 2 1 "$W/x2.h5" "$W/lo.h5" --steps 4
@@ -193,12 +189,8 @@ mlm mlm1 1 --export "$W/enc-mlm.h5"
 mlm mlm2 2
 $PY - "$W" <<'PY'
 import json, math, sys, h5py
+from checks import expect, finish
 w = sys.argv[1]
-ok = True
-def expect(cond, what):
-    global ok
-    print(("ok: " if cond else "FAIL: ") + what)
-    ok &= bool(cond)
 rows = lambda n: [r for r in map(json.loads, open(f"{w}/{n}/metrics.jsonl")) if r["split"] != "run"]
 a, b = rows("mlm1"), rows("mlm2")
 tr = [r["loss"] for r in a if r["split"] == "train"]
@@ -208,7 +200,7 @@ rel = max(abs(x["loss"] - y["loss"]) / x["loss"] for x, y in zip(a, b)) if len(a
 expect(len(a) == len(b) and rel < 1e-5, f"1 rank vs 2 ranks: max relative loss difference {rel:.1e}")
 f = h5py.File(f"{w}/enc-mlm.h5")
 expect(f["wte/weight"].shape == (257, 32) and f.attrs["causal"] == 0, "the export: an encoder with a 257-row token table (256 bytes + the mask id)")
-sys.exit(0 if ok else 1)
+finish()
 PY
 [ $? -eq 0 ] && ok "masked-byte pretraining" || bad "masked-byte pretraining" "$W/mlm1.log"
 "$FPT" init --layers 2 --d-model 32 --heads 4 --positions 32 -o "$W/dec.h5" > /dev/null

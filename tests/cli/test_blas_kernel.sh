@@ -62,12 +62,8 @@ check "the start-up table names the kernel (Prescott run)" grep -q "BLAS kernel 
 check "the start-up table names the kernel ($best run)" grep -q "BLAS kernel $best (--blas-kernel)" "$W/fast.log"
 /usr/bin/python3 - "$W" "$best" <<'PY'
 import json, sys
+from checks import expect, finish
 w, best = sys.argv[1], sys.argv[2]
-ok = True
-def expect(cond, what):
-    global ok
-    print(("ok: " if cond else "FAIL: ") + what)
-    ok &= bool(cond)
 rows = {n: [json.loads(l) for l in open(f"{w}/{n}/metrics.jsonl")] for n in ("slow", "fast")}
 for n, k in (("slow", "Prescott"), ("fast", best)):
     first = rows[n][0]
@@ -79,7 +75,7 @@ a, b = m("slow"), m("fast")
 expect([x[:2] for x in a] == [x[:2] for x in b] and len(a) > 12, "same metrics lines on both kernels")
 rel = max(abs(x[2] - y[2]) / max(abs(y[2]), 1e-12) for x, y in zip(a, b))
 expect(rel < 1e-4, f"losses agree up to rounding across kernels: max relative difference {rel:.1e}")
-sys.exit(0 if ok else 1)
+finish()
 PY
 [ $? -eq 0 ] && ok "metrics across kernels" || bad "metrics across kernels"
 finish

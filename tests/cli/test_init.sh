@@ -23,11 +23,8 @@ PY
 "$FPT" init --like "$W/base.h5" --seed 2 -o "$W/like.h5"
 /usr/bin/python3 - "$W" <<'PY'
 import h5py, numpy as np, sys
+from checks import expect, finish
 w = sys.argv[1]
-ok = True
-def expect(c, what):
-    global ok
-    print(("ok: " if c else "FAIL: ") + what); ok &= bool(c)
 names = []
 with h5py.File(f"{w}/r.h5") as f:
     f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
@@ -46,7 +43,7 @@ with h5py.File(f"{w}/base.h5") as b, h5py.File(f"{w}/like.h5") as l:
         tol = 5 * x.std() / np.sqrt(x.size) + 1e-6  # 5 sigma of a sample mean
         good = abs(x.mean() - y.mean()) < tol and abs(x.std() - y.std()) < 5 * x.std() / np.sqrt(2 * x.size) + 1e-6
         expect(good and not np.array_equal(x, y), f"{n}: like base, mean {y.mean():.4f} vs {x.mean():.4f}, std {y.std():.4f} vs {x.std():.4f}")
-sys.exit(0 if ok else 1)
+finish()
 PY
 [ $? -eq 0 ] && ok "statistics" || bad "statistics"
 

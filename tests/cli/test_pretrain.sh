@@ -46,6 +46,7 @@ else
 fi
 $PY - "$W" <<'PY'
 import sys, h5py, numpy as np
+from checks import expect, finish
 w = sys.argv[1]
 T, BLOCK, BLOCKS = 32, 65536, 50
 stream = np.frombuffer(open(f"{w}/a.txt", "rb").read() + b"\n" + open(f"{w}/b.txt", "rb").read() + b"\n",
@@ -54,11 +55,6 @@ n = (len(stream) - 1) // T  # windows of T+1 bytes at stride T
 starts = np.arange(n) * T
 block = (starts // BLOCK) % BLOCKS
 split = np.where(block == BLOCKS - 2, 1, np.where(block == BLOCKS - 1, 2, 0))
-ok = True
-def expect(cond, what):
-    global ok
-    print(("ok: " if cond else "FAIL: ") + what)
-    ok &= bool(cond)
 with h5py.File(f"{w}/t.h5", "r") as f:
     a = f.attrs
     expect(a["task"] in ("text", b"text") and int(a["vocab"]) == 256 and int(a["n_classes"]) == 256
@@ -77,7 +73,7 @@ with h5py.File(f"{w}/t.h5", "r") as f:
     expect(int(f["val"]["x"].shape[0]) == 2048 and int(f["test"]["x"].shape[0]) == 2048,
            "val and test: one 64 KiB block (2048 windows) each")
     expect(f["train"]["x"][()].max() >= 128, "bytes >= 128 (UTF-8) kept as 128..255")
-sys.exit(0 if ok else 1)
+finish()
 PY
 [ $? -eq 0 ] && ok "text windows, targets, indices and splits re-derived from the raw bytes" ||
   bad "text windows re-derived from the raw bytes"
@@ -108,15 +104,11 @@ check "pretrain ran and exported a model file" test -s "$W/ref/metrics.jsonl" -a
 check "pretrain trains every weight" grep -qE " ([0-9]+) parameters, \1 trainable" "$W/ref.log"
 $PY - "$W" <<'PY'
 import json, math, sys
+from checks import expect, finish
 w = sys.argv[1]
 rows = [r for r in map(json.loads, open(f"{w}/ref/metrics.jsonl")) if r["split"] != "run"]
 cfg = {k: v.strip().strip('"') for k, v in (l.split(": ", 1) for l in open(f"{w}/ref/config.yaml") if ": " in l)}
 train = [r for r in rows if r["split"] == "train"]
-ok = True
-def expect(cond, what):
-    global ok
-    print(("ok: " if cond else "FAIL: ") + what)
-    ok &= bool(cond)
 expect(cfg.get("init") == "random" and cfg.get("full_train") == "true" and float(cfg.get("dropout", 1)) == 0
        and cfg.get("lr_schedule") == "cosine" and float(cfg.get("lr", 0)) == 1e-3,
        f"pretrain defaults: init random, full_train, dropout 0, cosine, lr 1e-3 ({cfg.get('init')}, "
@@ -132,7 +124,7 @@ expect(val[40] < val[20] < math.log(256) - 0.3, f"val loss falls: {val[20]:.3f} 
 lr = lambda s: 1e-3 * min(1.0, (s + 1) / 5) * (0.1 + 0.45 * (1 + math.cos(math.pi * s / 40)))
 err = max(abs(r["lr"] - lr(r["step"] - 1)) / lr(r["step"] - 1) for r in train)
 expect(len(train) == 40 and err < 1e-9, f"lr follows warm-up + cosine at every step (max rel. err {err:.1e})")
-sys.exit(0 if ok else 1)
+finish()
 PY
 [ $? -eq 0 ] && ok "pretrain learns; defaults, schedule, evaluations" || bad "pretrain learns" "$W/ref.log"
 

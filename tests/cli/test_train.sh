@@ -22,14 +22,10 @@ check "metrics.jsonl and config.yaml written" test -s "$W/a/metrics.jsonl" -a -s
 
 /usr/bin/python3 - "$W" <<'PY'
 import json, sys
+from checks import expect, finish
 w = sys.argv[1]
 load = lambda n: [r for r in map(json.loads, open(f"{w}/{n}/metrics.jsonl")) if r["split"] != "run"]
 a, b, c, d = load("a"), load("b"), load("c"), load("d")
-ok = True
-def expect(cond, what):
-    global ok
-    print(("ok: " if cond else "FAIL: ") + what)
-    ok &= bool(cond)
 keys = {"step", "split", "loss", "accuracy", "tokens_per_s"}
 expect(all(keys <= set(r) for r in a), "every line has step, split, loss, accuracy, tokens_per_s")
 expect([r["split"] for r in a].count("train") == 20 and {r["split"] for r in a} == {"train", "val", "test"},
@@ -39,7 +35,7 @@ expect(strip(a) == strip(b), "same seed, same layout: bit-identical losses and a
 rel = max(abs(x[2] - y[2]) / abs(y[2]) for x, y in zip(strip(a), strip(c)))
 expect(rel < 1e-5, f"1 rank vs 2 ranks: max relative loss difference {rel:.2e} < 1e-5")
 expect(strip(a) != strip(d), "another seed gives other numbers")
-sys.exit(0 if ok else 1)
+finish()
 PY
 [ $? -eq 0 ] && ok "metrics checks" || bad "metrics checks"
 
@@ -89,14 +85,11 @@ OMP_NUM_THREADS=1 "$MPIRUN" -np 1 "$FPT" eval --model "$W/m.h5" --task bit-xor -
   --seed 2 --checkpoint "$W/kb/checkpoints/best.h5" > "$W/kb-eval.log" 2>&1
 /usr/bin/python3 - "$W" <<'PY'
 import json, sys, re, h5py
+from checks import expect, finish
 w = sys.argv[1]
 vals = [r for r in map(json.loads, open(f"{w}/kb/metrics.jsonl")) if r["split"] == "val"]
 want = max(vals, key=lambda r: (r["accuracy"], -r["step"]))  # ties: the earlier
 best = json.load(open(f"{w}/kb/checkpoints/best.json"))
-ok = True
-def expect(c, what):
-    global ok
-    print(("ok: " if c else "FAIL: ") + what); ok &= bool(c)
 expect(best["step"] == want["step"] and best["val_accuracy"] == want["accuracy"],
        f"best.json names step {best['step']} (val accuracy {best['val_accuracy']}); metrics say step {want['step']}")
 step = int(h5py.File(f"{w}/kb/checkpoints/best.h5", "r").attrs["step"])
@@ -108,7 +101,7 @@ expect(m and abs(float(m.group(2)) - best["val_accuracy"]) < 1e-6,
        f"fpt eval of best.h5: val accuracy {m.group(2) if m else '?'} = best.json's")
 b2 = json.load(open(f"{w}/kb2/checkpoints/best.json"))
 expect(b2 == best, "interrupted at step 25 and resumed: the same best.json")
-sys.exit(0 if ok else 1)
+finish()
 PY
 [ $? -eq 0 ] && ok "keep-best checks" || bad "keep-best checks" "$W/kb.log"
 # A checkpoint with a NaN weight is refused, not scored.
@@ -135,12 +128,8 @@ expect_error "--early-stop-on of another metric" "option --early-stop-on: 'val' 
   "$FPT" train --model "$W/m.h5" --task bit-xor --steps 3 --early-stop-on val
 /usr/bin/python3 - "$W" <<'PY'
 import json, sys
+from checks import expect, finish
 w = sys.argv[1]
-ok = True
-def expect(cond, what):
-    global ok
-    print(("ok: " if cond else "FAIL: ") + what)
-    ok &= bool(cond)
 def stop_step(vals, key, better, patience):
     best, since = None, 0
     for step, v in vals:
@@ -159,7 +148,7 @@ for name, key, better in (("es1", "loss", lambda a, b: a < b), ("es2", "accuracy
     want = stop_step(vals, key, better, 3)
     expect(want is not None and want < 400 and last == want,
            f"{name}: stopped at step {last}, 3 evaluations after the best val {key} (expected {want})")
-sys.exit(0 if ok else 1)
+finish()
 PY
 [ $? -eq 0 ] && ok "early-stop checks" || bad "early-stop checks" "$W/es2.log"
 check "the early stop says which metric it watched" grep -q "no better validation accuracy for 3 evaluations" "$W/es2.log"
