@@ -96,7 +96,7 @@ launch_log() { # launch_log CPUS_ON_NODE LOG: a finished line's run, as a job on
   (cd "$ROOT" && PARAMS=$W/p40.tsv EXP_DIR=$W/bind$1 MODEL=$W/m.h5 SLURM_ARRAY_TASK_ID=0 SLURM_CPUS_ON_NODE=$1 \
     bash jobs/experiment.sbatch) > "$2" 2>&1
 }
-fpt_cpus() { (source "$ROOT/jobs/lib/fpt-job.sh" && fpt_cpus); }
+fpt_cpus() { (source "$ROOT/jobs/lib/fpt-job.sh" && fpt_cpus); } # the library's, in a subshell
 rm -rf "$W/bind"*
 launch_log 1 "$W/bind1.log"
 launch_log "$(fpt_cpus)" "$W/bind-all.log"
