@@ -142,9 +142,11 @@ fpt_sweep_line() {
 # --- launching and signals ---------------------------------------------------
 FPT_CHILD=""
 FPT_INTERRUPTED=0
+FPT_SIGNALLED="" # the last signal the batch shell got while fpt ran
 
 fpt__on_signal() { # the batch shell got SIG$1 (Slurm's --signal=B:..., scancel --batch, preemption)
   FPT_INTERRUPTED=1
+  FPT_SIGNALLED=$1
   if [ -n "$FPT_CHILD" ] && kill -0 "$FPT_CHILD" 2>/dev/null; then
     # Always SIGUSR1: mpirun forwards it to every rank, while SIGTERM makes mpirun
     # kill its ranks (SIGTERM, then SIGKILL a few seconds later) before they can
@@ -239,7 +241,13 @@ fpt_run() { # fpt_run SUBCOMMAND ARGS...
     exit 75
     ;;
   *)
-    fpt_log "failed: fpt $1 exited with $rc; not requeueing"
+    if [ -n "$FPT_SIGNALLED" ]; then
+      # Most likely the signal reached mpirun too (Slurm signals every process
+      # of a job it cancels, requeues or preempts): mpirun ends its ranks itself.
+      fpt_log "failed: fpt $1 exited with $rc after the job got SIG$FPT_SIGNALLED; not requeueing (if the signal reached every process of the job, as scancel, scontrol requeue and preemption send it, mpirun ended its ranks itself: the last checkpoint stands, and a requeued job resumes from it)"
+    else
+      fpt_log "failed: fpt $1 exited with $rc; not requeueing"
+    fi
     exit "$rc"
     ;;
   esac

@@ -107,4 +107,16 @@ else
   check "a 1-CPU machine: a 1-CPU job is confined, mpirun binds as usual" eval '! grep -q -- "--bind-to none" "$W/bind1.log"'
 fi
 check "a job given every CPU it can see: mpirun binds as usual" eval 'grep -q "start: .*mpirun -np 1 -x OMP_NUM_THREADS /" "$W/bind-all.log" && ! grep -q -- "--bind-to none" "$W/bind-all.log"'
+
+# SIGTERM to every process of a running job (what scontrol requeue and scancel
+# send): the log names the signal and says the last checkpoint stands.
+rm -rf "$W/term"
+(cd "$ROOT" && PARAMS=$W/p40.tsv EXP_DIR=$W/term MODEL=$W/m.h5 SLURM_ARRAY_TASK_ID=0 FPT_ARGS="--steps 1000000" \
+  setsid bash jobs/experiment.sbatch) > "$W/term.log" 2>&1 &
+TJ=$!
+for _ in $(seq 200); do grep -q '"step":10,' "$W/term/bit-xor/fpt/seed1/metrics.jsonl" 2>/dev/null && break; sleep 0.1; done
+kill -TERM -- "-$(ps -o pgid= -p "$TJ" | tr -d ' ')" 2>/dev/null
+wait "$TJ"
+check "SIGTERM to the whole job: the log names it and that the last checkpoint stands ($(tail -1 "$W/term.log" | cut -c1-120))" \
+  eval 'grep -q "fpt-job.*: got SIGTERM" "$W/term.log" && grep -Eq "checkpointed \(exit 75\)|after the job got SIGTERM; not requeueing \(.*the last checkpoint stands" "$W/term.log"'
 finish
