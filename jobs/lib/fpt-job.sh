@@ -176,10 +176,9 @@ fpt_run() { # fpt_run SUBCOMMAND ARGS...
     # thread of a rank would share its one core. A job Slurm did not confine:
     # do not bind either, and leave the spreading to the kernel.
     local extra=${FPT_MPIRUN_ARGS-}
-    if [ -z "${FPT_MPIRUN_ARGS+set}" ] && [ "$OMP_NUM_THREADS" -gt 1 ]; then extra="--bind-to none"; fi
-    if [ -z "${FPT_MPIRUN_ARGS+set}" ] && fpt__unconfined; then
+    if [ -z "${FPT_MPIRUN_ARGS+set}" ] && { [ "$OMP_NUM_THREADS" -gt 1 ] || fpt__unconfined; }; then
       extra="--bind-to none"
-      fpt_log "this job may run on $(fpt_cpus) CPUs of which Slurm gave it $SLURM_CPUS_ON_NODE (no cpuset): mpirun --bind-to none, or every job's rank 0 would share the first core"
+      fpt__unconfined && fpt_log "this job may run on $(fpt_cpus) CPUs of which Slurm gave it $SLURM_CPUS_ON_NODE (no cpuset): mpirun --bind-to none, or every job's rank 0 would share the first core"
     fi
     # shellcheck disable=SC2206 # FPT_MPIRUN_ARGS is a list of words
     cmd=(mpirun -np "$ntasks" -x OMP_NUM_THREADS $extra "$FPT" "$@")
