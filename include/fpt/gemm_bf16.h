@@ -1,8 +1,8 @@
 // bf16 GEMMs for frozen weights (issue 14 §5): a frozen matrix W is rounded
 // to bf16 once and packed; activations stay fp32 and are rounded to bf16 per
 // block inside the kernel; products accumulate in fp32 (AVX512_BF16
-// vdpbf16ps). Only for CPUs with AVX512_BF16: fpt_bf16_pack refuses elsewhere,
-// so a matrix exists only where the kernels run (no slow fallback).
+// vdpbf16ps, or AMX tiles where the CPU has them). Only for CPUs with AVX512_BF16: fpt_bf16_pack
+// refuses elsewhere, so a matrix exists only where the kernels run (no slow fallback).
 //
 // Numerics: each product is exact in fp32 (8-bit x 8-bit significands); the
 // only differences from a double-precision GEMM of the bf16-ROUNDED inputs are
@@ -64,6 +64,17 @@ typedef struct {
 int fpt_bf16_supported(void);
 // Tests set this to 1 to take the path of a CPU without AVX512_BF16.
 extern int fpt_bf16_disable;
+
+// 1 when the bf16 kernels run on AMX tiles (tdpbf16ps: Intel CPUs with
+// AMX-BF16 and AMX-TILE whose OS grants this process tile state) where the
+// reduction length is a multiple of 32; 0 otherwise (vdpbf16ps in zmm), or
+// when fpt_amx_disable is set. Either way each row of C depends only on its
+// row of A; the two differ by fp32 accumulation rounding.
+int fpt_bf16_amx(void);
+// "amx", "avx512_bf16" or "none" (no bf16 kernel on this CPU), as above.
+const char *fpt_bf16_kernel_name(void);
+// FPT_NO_AMX=1 sets this: the AVX512_BF16 kernels on an AMX CPU (comparisons).
+extern int fpt_amx_disable;
 
 // 1 when the CPU has AVX512F and the OS saves zmm state: the fp32 panels'
 // kernel runs; 0 otherwise, or when fpt_f32_pack_disable is set.

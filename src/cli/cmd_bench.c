@@ -16,6 +16,7 @@
 #include "fpt/batches.h"
 #include "fpt/check.h"
 #include "fpt/config.h"
+#include "fpt/gemm_bf16.h"
 #include "fpt/model.h"
 #include "fpt/rng.h"
 #include "fpt/run.h"
@@ -374,9 +375,9 @@ static int run(int argc, char **argv, int rank, int R) {
   char cpu[512];
   fpt_cpu_summary(cpu, sizeof cpu);
   printf("%s\n", cpu);
-  printf("frozen matrices: %s (%d packed copies, %.1f MB)\nfrozen_dtype=%s\n",
+  printf("frozen matrices: %s (%d packed copies, %.1f MB)\nfrozen_dtype=%s\nbf16_kernel=%s\n",
          fpt_frozen_dtype_names[m.frozen_dtype], m.n_bf16, m.bf16_bytes / 1048576.0,
-         fpt_frozen_dtype_names[m.frozen_dtype]);
+         fpt_frozen_dtype_names[m.frozen_dtype], fpt_bf16_kernel_name());
   printf("threads %d (ours; OpenBLAS 1 per call), dropout %.2f, last loss %.4f\n",
          fpt_num_threads(), s.dropout, loss);
   printf("step: median %.1f ms over %lld steps (min %.1f, max %.1f)\n", med * 1e3, s.steps,

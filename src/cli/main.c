@@ -37,8 +37,9 @@ static int print_version(void) {
   const char *best = fpt_blas_best_kernel(&c);
   printf("fpt %s (git %s)\n", FPT_VERSION, FPT_GIT_REVISION);
   printf("cpu=%s\ncpu_features=%s\n", c.brand[0] ? c.brand : "unknown", f);
-  printf("blas_kernel=%s\nblas_kernel_origin=%s\nblas_kernel_best=%s\n", fpt_blas_kernel(),
-         fpt_blas_kernel_origin(), best ? best : fpt_blas_kernel());
+  printf("blas_kernel=%s\nblas_kernel_origin=%s\nblas_kernel_best=%s\nbf16_kernel=%s\n",
+         fpt_blas_kernel(), fpt_blas_kernel_origin(), best ? best : fpt_blas_kernel(),
+         fpt_bf16_kernel_name());
   return 0;
 }
 
@@ -50,6 +51,9 @@ int main(int argc, char **argv) {
   // A test switch: act as on a CPU without AVX512_BF16 (docs/TESTING.md).
   const char *no_bf16 = getenv("FPT_NO_BF16");
   fpt_bf16_disable = no_bf16 && !strcmp(no_bf16, "1");
+  // bf16 GEMMs on AVX512_BF16 although the CPU has AMX: for comparisons.
+  const char *no_amx = getenv("FPT_NO_AMX");
+  fpt_amx_disable = no_amx && !strcmp(no_amx, "1");
   // fp32 frozen matrices through OpenBLAS instead of our packed panels
   // (docs/PERFORMANCE.md): for comparisons.
   const char *pack = getenv("FPT_FP32_PACK");

@@ -28,6 +28,7 @@
 // The file builds on any x86-64 host: the AVX-512 code carries target
 // attributes and runs only after fpt_bf16_supported() or
 // fpt_f32_packed_supported() said yes (pack refuses otherwise).
+#define _GNU_SOURCE // syscall (the AMX permission request)
 #include "fpt/gemm_bf16.h"
 
 #include <cpuid.h>
@@ -37,6 +38,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "fpt/check.h"
 
@@ -52,6 +55,7 @@
 #define MB 8
 #endif
 #define MC (MB * MR) // rows per block of A (112)
+#define MCX 128      // rows per block of A with AMX (4 x 32); the A buffer holds MCX rows
 #define ABUF_S                                                                                     \
   (KC / 2 + 16) // pairs per row of the A buffer (1600 B: rows fall in different L1 sets)
 
@@ -75,9 +79,14 @@ static int detect(void) {
     return 0;
   __cpuid_count(7, 0, a, b, c, d);
   int f = (b >> 16) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
+  int amx = ((d >> 22) & 1) && ((d >> 24) & 1); // AMX-BF16, AMX-TILE
   __cpuid_count(7, 1, a, b, c, d);
-  int bf16 = (a >> 5) & 1;
-  return (f && bw && vl) | (f && bw && vl && bf16) << 1; // bit 0: fp32 panels; bit 1: bf16
+  int bf16 = f && bw && vl && ((a >> 5) & 1);
+  // AMX needs the OS to save tile state (XCR0 bits 17, 18) and, on Linux,
+  // this process's permission to use it (ARCH_REQ_XCOMP_PERM, XTILEDATA):
+  // process-wide, asked once, before any thread touches a tile.
+  amx = amx && bf16 && (lo & 0x60000u) == 0x60000u && syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+  return (f && bw && vl) | bf16 << 1 | amx << 2; // bit 0: fp32 panels; 1: bf16; 2: AMX
 }
 
 static int detected(void) {
@@ -90,7 +99,17 @@ static int detected(void) {
   return v;
 }
 
-int fpt_bf16_supported(void) { return (detected() >> 1) && !fpt_bf16_disable; }
+int fpt_bf16_supported(void) { return ((detected() >> 1) & 1) && !fpt_bf16_disable; }
+
+int fpt_amx_disable = 0;
+
+int fpt_bf16_amx(void) {
+  return fpt_bf16_supported() && ((detected() >> 2) & 1) && !fpt_amx_disable;
+}
+
+const char *fpt_bf16_kernel_name(void) {
+  return fpt_bf16_amx() ? "amx" : fpt_bf16_supported() ? "avx512_bf16" : "none";
+}
 
 int fpt_f32_pack_disable = 0;
 
@@ -245,9 +264,9 @@ float fpt_bf16_get(const fpt_bf16_matrix *m, int k, int n) {
 
 // Rows [0, mc) of A (row stride lda), columns [0, kc), to bf16 pairs: row i at
 // buf + i * ABUF_S, pair q = (A[i][2q], A[i][2q+1]); zero past kc (an odd kc
-// pairs its last element with 0), and rows [mc, round up to MR) are zero.
-static TGT void pack_a(uint32_t *buf, const float *A, int lda, int mc, int kc) {
-  int mpad = (mc + MR - 1) / MR * MR, kcp = (kc + 1) / 2;
+// pairs its last element with 0), and rows [mc, mpad) are zero.
+static TGT void pack_a(uint32_t *buf, const float *A, int lda, int mc, int mpad, int kc) {
+  int kcp = (kc + 1) / 2;
   for (int i = 0; i < mc; i++) {
     const float *a = A + (size_t)i * lda;
     uint32_t *d = buf + (size_t)i * ABUF_S;
@@ -278,35 +297,39 @@ typedef struct {
   float beta;
 } epi;
 
-// The epilogue of both kernels, on rows [0, mr) and columns [0, nc) of the
-// tile: mode 0: C = acc + bias + beta C; mode 1 (a later K panel): C += acc.
-// acc + bias rounds once, as fmadd(1, bias, acc) did when the bias was
-// copied into C first: the same bits.
+// The epilogue of every kernel, on one row c of C, columns [0, nc): mode 0:
+// c = acc + bias + beta c; mode 1 (a later K panel): c += acc. acc + bias
+// rounds once, as fmadd(1, bias, acc) did when the bias was copied into C
+// first: the same bits.
+static inline __attribute__((always_inline)) TGT512 void store_row(const __m512 acc[NV], float *c,
+                                                                   int nc, const epi *e, int mode) {
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; v++) {
+    int left = nc - 16 * v;
+    if (left <= 0)
+      break;
+    __mmask16 k = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+    __m512 r = acc[v];
+    if (mode == 1) {
+      r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(k, c + 16 * v));
+    } else {
+      if (e->bias)
+        r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(k, e->bias + 16 * v));
+      if (e->beta != 0.0f)
+        r = _mm512_fmadd_ps(_mm512_set1_ps(e->beta), _mm512_maskz_loadu_ps(k, c + 16 * v), r);
+    }
+    _mm512_mask_storeu_ps(c + 16 * v, k, r);
+  }
+}
+
+// The same on rows [0, mr) of a tile held in zmm registers.
 static inline __attribute__((always_inline)) TGT512 void
 store_tile(__m512 acc[MR][NV], float *C, int ldc, int mr, int nc, const epi *e, int mode) {
-  __m512 vb = _mm512_set1_ps(e->beta);
 #pragma GCC unroll 32
   for (int i = 0; i < MR; i++) {
     if (i >= mr)
       break;
-    float *c = C + (size_t)i * ldc;
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; v++) {
-      int left = nc - 16 * v;
-      if (left <= 0)
-        break;
-      __mmask16 k = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
-      __m512 r = acc[i][v];
-      if (mode == 1) {
-        r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(k, c + 16 * v));
-      } else {
-        if (e->bias)
-          r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(k, e->bias + 16 * v));
-        if (e->beta != 0.0f)
-          r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(k, c + 16 * v), r);
-      }
-      _mm512_mask_storeu_ps(c + 16 * v, k, r);
-    }
+    store_row(acc[i], C + (size_t)i * ldc, nc, e, mode);
   }
 }
 
@@ -337,27 +360,101 @@ static TGT void ukernel(int kcp, const uint32_t *a, const uint16_t *b, float *C,
   store_tile(acc, C, ldc, mr, nc, e, mode);
 }
 
+// --- AMX (Intel CPUs with AMX-BF16: the same panels, 16 x 16 tiles) ---
+//
+// A tile is 16 rows of 16 bf16 pairs (64 bytes); tdpbf16ps multiplies a tile
+// of A by a tile of 16 pairs x 16 columns of B, which is exactly 16 rows of
+// half a packed panel (row stride NR x 2 x 2 = 128 bytes). Each call makes a
+// 32 x 32 block of C in tiles 0-3 from A in tiles 4-5 and B in 6-7. The
+// gcc 12 intrinsics' asm has no memory operands for the data they touch, so
+// these wrappers declare "memory".
+#define AMXTGT __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512dq")))
+#define TLOAD(t, p, stride)                                                                        \
+  __asm__ volatile("tileloadd (%0,%1,1), %%tmm" #t ::"r"(p), "r"((long)(stride)) : "memory")
+#define TSTORE(t, p, stride)                                                                       \
+  __asm__ volatile("tilestored %%tmm" #t ", (%0,%1,1)" ::"r"(p), "r"((long)(stride)) : "memory")
+#define TZERO(t) __asm__ volatile("tilezero %%tmm" #t ::)
+#define TDP(c, a, b) __asm__ volatile("tdpbf16ps %%tmm" #b ", %%tmm" #a ", %%tmm" #c ::)
+
+// Eight tiles of 16 rows x 64 bytes (palette 1), loaded per thread per call
+// and released after it, so that an idle thread carries no tile state.
+static AMXTGT void amx_begin(void) {
+  _Alignas(64) uint8_t cfg[64] = {1};
+  for (int t = 0; t < 8; t++) {
+    cfg[16 + 2 * t] = 64; // bytes per row (little-endian uint16)
+    cfg[48 + t] = 16;     // rows
+  }
+  __asm__ volatile("ldtilecfg %0" ::"m"(cfg) : "memory");
+}
+static AMXTGT void amx_end(void) { __asm__ volatile("tilerelease" ::: "memory"); }
+
+// The 32 x 32 block (rows [0, mr) and columns [0, nc) kept) of C = or += the
+// product of kcp pairs (a multiple of 16): a (32 rows of the A buffer) and b
+// (a panel's kcp x NR x 2), with the epilogue e and mode of store_row.
+static AMXTGT void ukernel_amx(int kcp, const uint32_t *a, const uint16_t *b, float *C, int ldc,
+                               int mr, int nc, const epi *e, int mode) {
+  _Alignas(64) float t[32][NR];
+  const long as = ABUF_S * 4, bs = NR * 2 * 2;
+  TZERO(0);
+  TZERO(1);
+  TZERO(2);
+  TZERO(3);
+  for (int q = 0; q < kcp; q += 16) {
+    TLOAD(4, a + q, as);
+    TLOAD(5, a + 16 * ABUF_S + q, as);
+    TLOAD(6, b + (size_t)q * NR * 2, bs);
+    TLOAD(7, b + (size_t)q * NR * 2 + 32, bs);
+    TDP(0, 4, 6);
+    TDP(1, 4, 7);
+    TDP(2, 5, 6);
+    TDP(3, 5, 7);
+  }
+  TSTORE(0, &t[0][0], sizeof t[0]);
+  TSTORE(1, &t[0][16], sizeof t[0]);
+  TSTORE(2, &t[16][0], sizeof t[0]);
+  TSTORE(3, &t[16][16], sizeof t[0]);
+  for (int i = 0; i < mr && i < 32; i++) {
+    __m512 r[NV];
+    for (int v = 0; v < NV; v++)
+      r[v] = _mm512_load_ps(&t[i][16 * v]);
+    store_row(r, C + (size_t)i * ldc, nc, e, mode);
+  }
+}
+
 // Rows [m0, m1) x panels [p0, p1) of C = A . B + bias + beta C, B = packed
 // panels (kr reduction rows, each panel_elems(kr) long) with no real columns;
-// C's column 0 is panel 0's. buf: the thread's A buffer (MC x ABUF_S pairs).
+// C's column 0 is panel 0's. buf: the thread's A buffer (MCX x ABUF_S pairs).
+// amx: 32 x 32 blocks by tiles (kr a multiple of 32); otherwise 14 x 32 tiles
+// in zmm registers.
 static TGT void gemm_part(int m0, int m1, int p0, int p1, int kr, int no, const float *A, int lda,
-                          const uint16_t *B, const epi *e, float *C, int ldc, uint32_t *buf) {
+                          const uint16_t *B, const epi *e, float *C, int ldc, uint32_t *buf,
+                          int amx) {
   size_t pstride = panel_elems(kr);
-  for (int i0 = m0; i0 < m1; i0 += MC) {
-    int mc = m1 - i0 < MC ? m1 - i0 : MC;
+  int mb = amx ? MCX : MC, mt = amx ? 32 : MR;
+  if (amx)
+    amx_begin();
+  for (int i0 = m0; i0 < m1; i0 += mb) {
+    int mc = m1 - i0 < mb ? m1 - i0 : mb;
     for (int k0 = 0; k0 < kr; k0 += KC) {
       int kc = kr - k0 < KC ? kr - k0 : KC, kcp = (kc + 1) / 2;
-      pack_a(buf, A + (size_t)i0 * lda + k0, lda, mc, kc);
+      pack_a(buf, A + (size_t)i0 * lda + k0, lda, mc, (mc + mt - 1) / mt * mt, kc);
       for (int p = p0; p < p1; p++) {
         const uint16_t *bp = B + (size_t)p * pstride + (size_t)(k0 / 2) * NR * 2;
         int nc = no - p * NR < NR ? no - p * NR : NR;
         epi ep = {e->bias ? e->bias + (size_t)p * NR : NULL, e->beta};
-        for (int ii = 0; ii < mc; ii += MR)
-          ukernel(kcp, buf + (size_t)ii * ABUF_S, bp, C + (size_t)(i0 + ii) * ldc + (size_t)p * NR,
-                  ldc, mc - ii < MR ? mc - ii : MR, nc, &ep, k0 > 0);
+        for (int ii = 0; ii < mc; ii += mt) {
+          const uint32_t *a = buf + (size_t)ii * ABUF_S;
+          float *c = C + (size_t)(i0 + ii) * ldc + (size_t)p * NR;
+          if (amx)
+            ukernel_amx(kcp, a, bp, c, ldc, mc - ii, nc, &ep, k0 > 0);
+          else
+            ukernel(kcp, a, bp, c, ldc, mc - ii < MR ? mc - ii : MR, nc, &ep, k0 > 0);
+        }
       }
     }
   }
+  if (amx)
+    amx_end();
 }
 
 // fp32 panels: C tile (mr <= MR rows, nc <= NR columns) = acc + bias + beta
@@ -409,13 +506,13 @@ static void gemm_part_f32(int m0, int m1, int p0, int p1, int kr, int no, const 
   }
 }
 
-// The calling thread's A buffer, MC x ABUF_S pairs, allocated at its first
+// The calling thread's A buffer, MCX x ABUF_S pairs, allocated at its first
 // call and kept for the thread's life (OpenMP's threads persist): no
 // allocation per call.
 static uint32_t *thread_buffer(void) {
   static _Thread_local uint32_t *buf;
   if (!buf) {
-    buf = aligned_alloc(64, sizeof(uint32_t) * MC * ABUF_S);
+    buf = aligned_alloc(64, sizeof(uint32_t) * MCX * ABUF_S);
     if (!buf) {
       fprintf(stderr, "fpt: error: out of memory in the bf16 GEMM\n");
       exit(2);
@@ -430,7 +527,8 @@ static void part(int m0, int m1, int p0, int p1, int kr, int no, const float *A,
   if (f32)
     gemm_part_f32(m0, m1, p0, p1, kr, no, A, lda, B, e, C, ldc);
   else
-    gemm_part(m0, m1, p0, p1, kr, no, A, lda, B, e, C, ldc, thread_buffer());
+    gemm_part(m0, m1, p0, p1, kr, no, A, lda, B, e, C, ldc, thread_buffer(),
+              kr % 32 == 0 && fpt_bf16_amx());
 }
 
 // C(M, no) = A(M, kr) . B + bias + beta C over the threads (B: bf16 or fp32

@@ -179,7 +179,13 @@ PY
 # an fp32 difference moves across a bf16 rounding boundary (2^-9 each), which
 # then move others: it grows with depth (measured: 2e-7, 8e-6, 5e-5 for 1, 2,
 # 4 blocks of width 128), so the tight checks are on 1 and 2 blocks; the
-# shipped 12-block model is printed for information.
+# shipped 12-block model is printed for information. Whether a crossing
+# happens depends on the machine's fp32 bits (OpenBLAS kernel, AMX or not):
+# on an Intel Xeon with AMX one crossing moved one token's row of the 1-block
+# output by 2e-5 while the other 63 rows stayed under 2e-7. So the checks are
+# on what a crossing cannot fake: in 1 block at most 4 of 64 rows (tokens)
+# over 2e-6 of max |h|, and in both the median error at most 1/100 of the
+# median error against the unrounded reference (measured: 1/4000).
 for L in 1 2; do
   "$FPT" init --layers $L --d-model 128 --heads 4 --positions 64 --seed 3 -o "$W/m$L.h5" > /dev/null &&
     "$FPT" forward --model "$W/m$L.h5" --input "$W/x.h5" --frozen-dtype bf16 -o "$W/y_m$L.h5" > "$W/fwd_m$L.log" 2>&1 ||
@@ -192,6 +198,7 @@ sys.path.insert(0, t)
 import fpt_torch
 x = torch.from_numpy(h5py.File(f"{w}/x.h5")["inputs_embeds"][()].astype(np.float64))
 def errors(model, out):
+    """|fpt - reference| / max |h| against the bf16-rounding and the unrounded reference."""
     cfg, p = fpt_torch.load_model(model)
     fpt_torch.FROZEN_BF16 = False
     exact = fpt_torch.backbone(p, cfg, x).numpy()
@@ -199,17 +206,22 @@ def errors(model, out):
     ref = fpt_torch.backbone(p, cfg, x).numpy()
     got = h5py.File(out)["last_hidden_state"][()].astype(np.float64)
     s = np.abs(ref).max()
-    return np.abs(got - ref).max() / s, np.abs(got - exact).max() / s
+    return np.abs(got - ref) / s, np.abs(got - exact) / s
 good = True
-# (name, model, output, what is required of e_ref given e_exact; None: printed only)
-for name, model, out, want in (("1 block", f"{w}/m1.h5", f"{w}/y_m1.h5", "< 2e-6"),
-                               ("2 blocks", f"{w}/m2.h5", f"{w}/y_m2.h5", "< 1/10 of the unrounded"),
-                               ("shipped 12 blocks", shipped, f"{w}/y_bf16.h5", None)):
-    e_ref, e_exact = errors(model, out)
-    g = want is None or (e_ref < 2e-6 if want == "< 2e-6" else e_ref < e_exact / 10)
+# (name, model, output, rows over 2e-6 allowed (None: any), checked (False: printed only))
+for name, model, out, rows_allowed, checked in (("1 block", f"{w}/m1.h5", f"{w}/y_m1.h5", 4, True),
+                                                ("2 blocks", f"{w}/m2.h5", f"{w}/y_m2.h5", None, True),
+                                                ("shipped 12 blocks", shipped, f"{w}/y_bf16.h5", None, False)):
+    e, e0 = errors(model, out)
+    rows = int((e.max(axis=2) > 2e-6).sum())
+    med, med0 = float(np.median(e)), float(np.median(e0))
+    g = not checked or (med <= med0 / 100 and (rows_allowed is None or rows <= rows_allowed))
     good &= g
-    print(f"{'ok' if g else 'FAIL'}: {name}: fpt forward bf16 vs the bf16-rounding reference "
-          f"{e_ref:.2e} of max |h| {want or '(information)'}; vs the unrounded reference {e_exact:.2e}")
+    print(f"{'ok' if g else 'FAIL'}: {name}: fpt forward bf16 vs the bf16-rounding reference: "
+          f"median {med:.2e}, max {e.max():.2e} of max |h|, {rows} of {e.shape[0] * e.shape[1]} "
+          f"rows over 2e-6{'' if rows_allowed is None else f' (at most {rows_allowed})'}; "
+          f"vs the unrounded reference: median {med0:.2e}{' (must be >= 100x)' if checked else ''}, "
+          f"max {e0.max():.2e}{'' if checked else ' (information)'}")
 sys.exit(0 if good else 1)
 PY
 [ $? -eq 0 ] && ok "fpt forward bf16 matches the PyTorch bf16-rounding reference" || bad "torch bf16 reference"
@@ -227,8 +239,11 @@ PY
 # ~2^-9 sqrt(K) |a w| that rounding every input moves it. Measured: up to
 # 1.3e-3 (forward), 3.9e-3 (gradients), 1.6e-3 (parameters) against the
 # bf16-rounding reference, and 4e-3 or more in the forward against the
-# unrounded one. So: 2e-3 / 5e-3 / 2e-3, and the unrounded reference must
-# FAIL them (the comparison sees the rounding).
+# unrounded one (AMD Zen 4). On an Intel Xeon with AMX tiles, 3 blocks' loss
+# after 6 Adam steps differed by 2.1e-3 (its zmm kernels: 1.3e-3; the
+# unrounded reference: 5.5e-3, and 8e-3 in the first step's hidden state).
+# So: 3e-3 / 5e-3 / 2e-3, and the unrounded reference must FAIL them (the
+# comparison sees the rounding).
 bf16_case() { # NAME ARGS...
   local name=$1 d="$W/torch/$1"; shift
   mkdir -p "$d"
@@ -237,7 +252,7 @@ bf16_case() { # NAME ARGS...
     cmp -s "$d/model.h5" "$d/model0.h5" && "$T/torch_ref.py" "$d/case.h5" "$d/model.h5" -o "$d/ref.h5" >> "$d/log" 2>&1 &&
     "$T/torch_ref.py" "$d/case0.h5" "$d/model0.h5" -o "$d/ref0.h5" >> "$d/log" 2>&1 &&
     "$RUNNER" "$d/case.h5" "$d/model.h5" "$d/c.h5" >> "$d/log" 2>&1; then
-    local tol=(--rtol-fwd 2e-3 --rtol-grads 5e-3 --rtol-params 2e-3)
+    local tol=(--rtol-fwd 3e-3 --rtol-grads 5e-3 --rtol-params 2e-3)
     if "$T/compare.py" "$d/ref.h5" "$d/c.h5" "${tol[@]}" > "$d/compare" 2>&1 &&
       ! "$T/compare.py" "$d/ref0.h5" "$d/c.h5" "${tol[@]}" > "$d/compare0" 2>&1; then
       ok "torch bf16 $name: $(tail -1 "$d/compare") against the bf16-rounding reference; unrounded: $(tail -1 "$d/compare0")"

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "fpt/check.h"
+#include "fpt/gemm_bf16.h"
 #include "fpt/io.h"
 #include "fpt/model.h"
 
@@ -68,13 +69,15 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *cpath = argv[1], *mpath = argv[2];
+  const char *no_amx = getenv("FPT_NO_AMX"); // as fpt: the AVX512_BF16 kernels on an AMX CPU
+  fpt_amx_disable = no_amx && !strcmp(no_amx, "1");
   fpt_h5_quiet();
   hid_t f;
   CHECK(fpt_h5_open_read(cpath, &f));
   int S = (int)attr(f, cpath, "steps"), B = (int)attr(f, cpath, "batch");
-  fpt_task_shape shape = {(int)attr(f, cpath, "d_in"),    (int)attr(f, cpath, "vocab"),
-                          (int)attr(f, cpath, "seq"),     (int)attr(f, cpath, "r"),
-                          (int)attr(f, cpath, "n_out"),   (int)attr(f, cpath, "n_cls"),
+  fpt_task_shape shape = {(int)attr(f, cpath, "d_in"),     (int)attr(f, cpath, "vocab"),
+                          (int)attr(f, cpath, "seq"),      (int)attr(f, cpath, "r"),
+                          (int)attr(f, cpath, "n_out"),    (int)attr(f, cpath, "n_cls"),
                           (int)attr_or0(f, cpath, "tied"), readout_of(f, cpath)};
   fpt_freeze fr = {{(int)attr(f, cpath, "freeze_in"), (int)attr(f, cpath, "freeze_out"),
                     (int)attr(f, cpath, "freeze_ln"), (int)attr(f, cpath, "freeze_pos"),
@@ -170,8 +173,12 @@ int main(int argc, char **argv) {
   float dscale = 1.0f / (float)(B * K);
   for (int s = 0; s < S; s++) {
     size_t xo = (size_t)s * B * T * (shape.vocab ? 1 : shape.d_in);
-    fpt_batch b = {B,      x ? x + xo : NULL, ids ? ids + xo : NULL, y + (size_t)s * B * K,
-                   sample, len ? len + (size_t)s * B : NULL};
+    fpt_batch b = {B,
+                   x ? x + xo : NULL,
+                   ids ? ids + xo : NULL,
+                   y + (size_t)s * B * K,
+                   sample,
+                   len ? len + (size_t)s * B : NULL};
     fpt_pass p = {1, 0, (uint32_t)s};
     fpt_zero_grad(&m);
     int64_t hits = 0;

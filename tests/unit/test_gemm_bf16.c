@@ -6,9 +6,9 @@
 // - the kernels against a double-precision GEMM of the bf16-ROUNDED inputs
 //   (only fp32 accumulation may differ: |err| <= (K+2) 2^-24 sum|a w|), on odd
 //   shapes (M, N, K not multiples of the blocks, K odd, K over several
-//   panels), beta 0 (C not read: it holds NaN), 1 and 0.5, lda/ldc wider than
-//   the matrix (the gaps and the row after C must stay untouched), column
-//   ranges, 1 and 2 threads;
+//   panels, and on AMX CPUs both kernels), beta 0 (C not read: it holds NaN), 1 and 0.5, lda/ldc
+//   wider than the matrix (the gaps and the row after C must stay untouched), column ranges, 1 and
+//   2 threads;
 // - against fp32 fpt_gemm (OpenBLAS) on the model's shapes: the bf16 bound
 //   |err| <= (2^-8 + 2^-17 + 2 (K+2) 2^-24) sum|a w|; the max and typical
 //   errors are printed;
@@ -42,7 +42,7 @@
 #define TGT __attribute__((target("avx512bf16,avx512f,avx512bw,avx512vl")))
 #define U (1.0 / 16777216.0) // 2^-24
 
-static int have_bf16;
+static int have_bf16, have_amx;
 
 static uint32_t bits_of(float f) {
   uint32_t x;
@@ -347,10 +347,29 @@ static void exact_shapes(int (*pack)(fpt_bf16_matrix *, const float *, int, int,
   // (M, N, K, pad): tiles are 14 rows x 32 columns, K panels of 768, row
   // blocks of 112; K odd; K over 1, 2 and 3 panels; few rows (split by
   // column panels); rows not a multiple of anything.
-  shape sh[] = {{1, 1, 1, 0},     {3, 5, 2, 1},      {13, 31, 7, 3},      {15, 33, 17, 0},
-                {29, 65, 129, 5}, {113, 97, 255, 0}, {57, 40, 513, 2},    {200, 64, 257, 1},
-                {5, 300, 130, 0}, {2, 700, 300, 3},  {127, 129, 128, 16}, {30, 32, 512, 0},
-                {30, 33, 769, 0}, {19, 45, 1601, 3}, {230, 70, 1536, 1}};
+  shape sh[] = {{1, 1, 1, 0},
+                {3, 5, 2, 1},
+                {13, 31, 7, 3},
+                {15, 33, 17, 0},
+                {29, 65, 129, 5},
+                {113, 97, 255, 0},
+                {57, 40, 513, 2},
+                {200, 64, 257, 1},
+                {5, 300, 130, 0},
+                {2, 700, 300, 3},
+                {127, 129, 128, 16},
+                {30, 32, 512, 0},
+                {30, 33, 769, 0},
+                {19, 45, 1601, 3},
+                {230, 70, 1536, 1},
+                // Reductions of a multiple of 32 both ways (the AMX tiles'
+                // shapes: nn reduces K, nt N), over 1 to 3 panels, rows past
+                // a block of 128.
+                {45, 96, 64, 0},
+                {100, 160, 800, 2},
+                {31, 384, 128, 1},
+                {250, 512, 128, 0},
+                {33, 64, 1568, 0}};
   int n = sizeof sh / sizeof *sh;
   float betas[] = {0.0f, 1.0f, 0.5f};
   for (int s = 0; s < n; s++) {
@@ -377,25 +396,26 @@ static void exact_shapes(int (*pack)(fpt_bf16_matrix *, const float *, int, int,
 
 // 1 and 2 threads, and inside a parallel region (where the kernels run on
 // the calling thread): every row is computed the same way, same bits.
-static void same_bits_any_split(int (*pack)(fpt_bf16_matrix *, const float *, int, int, int)) {
-  float *w = fpt_alloc_floats(300 * 70);
-  fill_normal(w, 300 * 70, 5, 1);
+// K = 300 and 320 (the latter on AMX tiles where the CPU has them).
+static void same_bits_any_split_k(int (*pack)(fpt_bf16_matrix *, const float *, int, int, int),
+                                  int K) {
+  float *w = fpt_alloc_floats((size_t)K * 70);
+  fill_normal(w, (size_t)K * 70, 5, 1);
   fpt_bf16_matrix m;
-  assert_int_equal(pack(&m, w, 300, 70, FPT_BF16_BOTH), 0);
-  float *A = fpt_alloc_floats(2 * 50 * 300), *C = fpt_alloc_floats(2 * 50 * 70);
+  assert_int_equal(pack(&m, w, K, 70, FPT_BF16_BOTH), 0);
+  float *A = fpt_alloc_floats((size_t)2 * 50 * K), *C = fpt_alloc_floats(2 * 50 * 70);
   float *R = fpt_alloc_floats(2 * 50 * 70);
-  fill_normal(A, 2 * 50 * 300, 6, 1);
+  fill_normal(A, (size_t)2 * 50 * K, 6, 1);
   omp_set_num_threads(1);
-  fpt_gemm_bf16_nn(100, 70, 300, A, 300, &m, 0.0f, C, 70);
+  fpt_gemm_bf16_nn(100, 70, K, A, K, &m, 0.0f, C, 70);
   omp_set_num_threads(2);
-  fpt_gemm_bf16_nn(100, 70, 300, A, 300, &m, 0.0f, R, 70);
+  fpt_gemm_bf16_nn(100, 70, K, A, K, &m, 0.0f, R, 70);
   assert_memory_equal(C, R, sizeof(float) * 100 * 70);
   memset(C, 0, sizeof(float) * 100 * 70);
 #pragma omp parallel num_threads(2)
   {
     int t = omp_get_thread_num();
-    fpt_gemm_bf16_nn(50, 70, 300, A + (size_t)t * 50 * 300, 300, &m, 0.0f, C + (size_t)t * 50 * 70,
-                     70);
+    fpt_gemm_bf16_nn(50, 70, K, A + (size_t)t * 50 * K, K, &m, 0.0f, C + (size_t)t * 50 * 70, 70);
   }
   assert_memory_equal(C, R, sizeof(float) * 100 * 70);
   fpt_bf16_free(&m);
@@ -405,12 +425,23 @@ static void same_bits_any_split(int (*pack)(fpt_bf16_matrix *, const float *, in
   free(R);
 }
 
+static void same_bits_any_split(int (*pack)(fpt_bf16_matrix *, const float *, int, int, int)) {
+  same_bits_any_split_k(pack, 300);
+  same_bits_any_split_k(pack, 320);
+}
+
+// On a CPU with AMX both kernels: the tiles (reductions of a multiple of 32)
+// and, with fpt_amx_disable, the zmm ones on the same shapes.
 static void test_exact(void **state) {
   (void)state;
   if (!have_bf16)
     return;
-  exact_shapes(fpt_bf16_pack_layouts);
-  same_bits_any_split(fpt_bf16_pack_layouts);
+  for (int off = 0; off <= have_amx; off++) {
+    fpt_amx_disable = off;
+    exact_shapes(fpt_bf16_pack_layouts);
+    same_bits_any_split(fpt_bf16_pack_layouts);
+  }
+  fpt_amx_disable = 0;
 }
 
 // --- fp32 panels ---
@@ -701,11 +732,16 @@ static int bench(int reps) {
 
 int main(int argc, char **argv) {
   have_bf16 = fpt_bf16_supported();
+  have_amx = fpt_bf16_amx();
   if (argc > 1 && !strcmp(argv[1], "bench"))
     return bench(argc > 2 ? atoi(argv[2]) : 7);
   if (!have_bf16)
     printf("bf16 kernel not tested: CPU lacks AVX512_BF16 (only the refusal path and the "
            "portable rounding run)\n");
+  else
+    printf(have_amx ? "bf16 kernels tested: AMX tiles and AVX512_BF16\n"
+                    : "bf16 kernels tested: AVX512_BF16 (AMX kernel not tested: CPU lacks "
+                      "AMX-BF16)\n");
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rounding_values), cmocka_unit_test(test_rounding_hardware),
       cmocka_unit_test(test_refusal),         cmocka_unit_test(test_pack),
