@@ -4,8 +4,9 @@
 # what analysis/ reads) and each built backbone (NAME.h5, with its run's small
 # files) into ARCHIVE, to commit. jobs/campaign.sh restores the archive into a
 # new machine's campaign directory before it submits, so those runs are skipped
-# there and the tables are made from all of them. Unfinished runs are not
-# archived: their checkpoints stay on the machine that ran them.
+# there and the tables are made from all of them. An unfinished run with a
+# checkpoint keeps its small files and latest checkpoint in ARCHIVE/inflight,
+# which the next machine's campaign resumes (docs/SLURM.md).
 #   jobs/archive-runs.sh                          # runs/campaign -> docs/results/campaign
 #   jobs/archive-runs.sh runs/pilot docs/results/pilot
 set -euo pipefail

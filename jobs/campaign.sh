@@ -23,7 +23,8 @@
 # ($CAMPAIGN_DIR/logs: the jobs' output files), ARCHIVE (docs/results/campaign:
 # finished runs and built backbones of earlier machines: the runs PARAMS names
 # with its protocol are restored into EXP_DIR, and the backbones into
-# BACKBONE_DIR, first, so they are skipped; none: off), DATA_DIR (data), MODEL (the
+# BACKBONE_DIR, first, so they are skipped; unfinished runs with their latest
+# checkpoint, so they resume; none: off), DATA_DIR (data), MODEL (the
 # shipped backbone), THROTTLE (2), SBATCH_ARGS (extra options for every sbatch),
 # FORCE=1 (submit although jobs named fpt-exp, fpt-data or fpt-backbone* are queued).
 # The jobs inherit this environment (sbatch --export=ALL), so the knobs of

@@ -349,7 +349,10 @@ fpt_finished() { grep -q '"split":"test".*"final":1' "$1/metrics.jsonl" 2>/dev/n
 # A campaign outlives the machine it ran on only through its archive
 # (docs/results/campaign, committed): a finished run's small files
 # (FPT_ARCHIVED: what analysis/ reads) and each built backbone with its run's.
-# Unfinished runs are not archived (their checkpoints stay where they ran).
+# An unfinished run with a checkpoint keeps those files and its latest
+# checkpoint (one file, about 4 MB at the shipped shape) in ARCHIVE/inflight,
+# so that a campaign on the next machine resumes it there instead of starting
+# it over (runs of ListOps take longer than one working session).
 FPT_ARCHIVED="metrics.jsonl config.yaml checkpoints/best.json"
 fpt__copy() { # fpt__copy FROM TO: a file, whole or not at all (a .tmp renamed)
   mkdir -p "$(dirname "$2")" && cp "$1" "$2.tmp" && mv "$2.tmp" "$2"
@@ -365,14 +368,18 @@ fpt__copy_run() { # fpt__copy_run FROM TO: the FPT_ARCHIVED files that exist
 # into ARCHIVE/exp, backbones (CAMPAIGN_DIR/backbones/NAME.h5) into ARCHIVE/backbones;
 # prints "archived N runs, M backbones".
 fpt_archive() {
-  local src=$1 dst=$2 d rel n=0 nb=0 b
+  local src=$1 dst=$2 d rel n=0 nb=0 ni=0 b
   [ -d "$src/exp" ] || fpt_die "fpt_archive: $src/exp: no such directory (a campaign directory has exp/)"
   while IFS= read -r d; do
     d=${d%/metrics.jsonl}
-    fpt_finished "$d" || continue
     rel=${d#"$src"/exp/}
     [[ $rel =~ ^[^/]+/[^/]+/seed[0-9]+$ ]] || continue
+    if ! fpt_finished "$d"; then
+      fpt__keep_inflight "$d" "$dst/inflight/$rel" && ni=$((ni + 1))
+      continue
+    fi
     fpt__copy_run "$d" "$dst/exp/$rel" || fpt_die "fpt_archive: cannot copy $d to $dst/exp/$rel"
+    rm -rf "$dst/inflight/$rel" # its unfinished state is history now
     n=$((n + 1))
   done < <(find "$src/exp" -mindepth 4 -maxdepth 4 -name metrics.jsonl | sort)
   for b in $FPT_BACKBONES; do
@@ -384,6 +391,20 @@ fpt_archive() {
     nb=$((nb + 1))
   done
   echo "archived $n runs, $nb backbones into $dst"
+  echo "kept $ni unfinished runs' latest checkpoints in $dst/inflight"
+}
+# fpt__keep_inflight RUN_DIR TO: an unfinished run's small files and the
+# checkpoint its checkpoints/latest names, replacing an older state in TO
+# (checkpoints/latest written last: a copy cut short names the older file or
+# none, never a partial one). Status 1, copying nothing, without a checkpoint.
+fpt__keep_inflight() {
+  local ck
+  ck=$(cat "$1/checkpoints/latest" 2>/dev/null) && [[ $ck =~ ^ckpt-[0-9]+\.h5$ ]] &&
+    [ -s "$1/checkpoints/$ck" ] || return 1
+  fpt__copy "$1/checkpoints/$ck" "$2/checkpoints/$ck" && fpt__copy_run "$1" "$2" &&
+    fpt__copy "$1/checkpoints/latest" "$2/checkpoints/latest" ||
+    fpt_die "cannot copy the unfinished run $1 to $2"
+  find "$2/checkpoints" -name 'ckpt-*.h5' ! -name "$ck" -delete
 }
 # fpt__protocol_differs RUN_DIR: empty when RUN_DIR/config.yaml has the
 # protocol of the line fpt_exp_line parsed last (steps, batch, lr, patience,
@@ -417,23 +438,33 @@ fpt_finished_as_line() {
 
 # fpt_restore ARCHIVE EXP_DIR BACKBONE_DIR PARAMS: the archive's runs that
 # PARAMS names, with that line's protocol, and its backbones, where a campaign
-# looks for them. A run directory that exists is left alone (it may hold a
-# newer state); an archived run of another protocol is named and not restored.
-# Prints "restored N runs, M backbones from ARCHIVE".
+# looks for them: a finished run (ARCHIVE/exp), or else an unfinished one
+# with its latest checkpoint (ARCHIVE/inflight), which the runner resumes. A
+# run directory that exists is left alone (it may hold a newer state); an
+# archived run of another protocol is named and not restored.
+# Prints "restored N runs (K of them unfinished), M backbones from ARCHIVE".
 fpt_restore() {
-  local src=$1 exp=$2 bbd=$3 params=$4 i rel diff n=0 nb=0 b lines
-  [ -d "$src" ] || { echo "restored 0 runs, 0 backbones (no archive $src)"; return 0; }
+  local src=$1 exp=$2 bbd=$3 params=$4 i rel from diff n=0 ni=0 nb=0 b lines
+  [ -d "$src" ] || { echo "restored 0 runs (0 of them unfinished), 0 backbones (no archive $src)"; return 0; }
   lines=$(fpt_exp_count "$params")
   for ((i = 0; i < lines; i++)); do
     fpt_exp_line "$params" "$i"
     rel=$EXP_TASK/$EXP_ARM/seed$EXP_SEED
-    [ -e "$src/exp/$rel/metrics.jsonl" ] && [ ! -e "$exp/$rel" ] || continue
-    diff=$(fpt__protocol_differs "$src/exp/$rel")
+    [ ! -e "$exp/$rel" ] || continue
+    from=$src/exp/$rel
+    [ -e "$from/metrics.jsonl" ] || from=$src/inflight/$rel
+    [ -e "$from/metrics.jsonl" ] || continue
+    diff=$(fpt__protocol_differs "$from")
     if [ -n "$diff" ]; then
-      echo "not restored: $src/exp/$rel (protocol differs: $diff)"
+      echo "not restored: $from (protocol differs: $diff)"
       continue
     fi
-    fpt__copy_run "$src/exp/$rel" "$exp/$rel" || fpt_die "fpt_restore: cannot copy $src/exp/$rel to $exp/$rel"
+    if [ "$from" = "$src/exp/$rel" ]; then
+      fpt__copy_run "$from" "$exp/$rel" || fpt_die "fpt_restore: cannot copy $from to $exp/$rel"
+    else
+      fpt__keep_inflight "$from" "$exp/$rel" || continue
+      ni=$((ni + 1))
+    fi
     n=$((n + 1))
   done
   for b in $FPT_BACKBONES; do
@@ -441,5 +472,5 @@ fpt_restore() {
     fpt__copy "$src/backbones/$b.h5" "$bbd/$b.h5" || fpt_die "fpt_restore: cannot copy $src/backbones/$b.h5"
     nb=$((nb + 1))
   done
-  echo "restored $n runs, $nb backbones from $src"
+  echo "restored $n runs ($ni of them unfinished), $nb backbones from $src"
 }

@@ -2,7 +2,12 @@
 # A campaign outlives its machine through its archive (jobs/archive-runs.sh,
 # fpt_restore in jobs/campaign.sh), tested without Slurm:
 #   - a finished run and a built backbone are archived (the small files only:
-#     no checkpoint), an unfinished run is not;
+#     no checkpoint); an unfinished run (killed at step 13 of 20) keeps its
+#     small files and its latest checkpoint in ARCHIVE/inflight, one without a
+#     checkpoint is not archived;
+#   - restored into an empty campaign directory, the unfinished run resumes
+#     from that checkpoint to the metrics of an uninterrupted run, and the
+#     next archive drops its in-flight state;
 #   - restored into an empty campaign directory, the runners skip the finished
 #     run (experiment.sbatch: "is finished ... nothing to do") and
 #     analysis/results_table.py reads its test accuracy from there;
@@ -28,37 +33,58 @@ exp_run() { # exp_run INDEX: one line of p.tsv as an array task would run it
 }
 exp_run 0
 check "line 0 ran to its final test line" grep -q '"split":"test".*"final":1' "$C/exp/bit-xor/fpt/seed1/metrics.jsonl"
-# Line 1 stands for a run the machine did not finish: a checkpoint, no final line.
-mkdir -p "$C/exp/bit-xor/fpt/seed2/checkpoints" "$C/backbones"
-echo '{"step":1}' > "$C/exp/bit-xor/fpt/seed2/metrics.jsonl"
+# Line 1 is a run the machine did not finish: killed at step 13 (checkpoints
+# every 10 steps). Its uninterrupted twin runs in another directory.
+FPT_FAULT=step FPT_FAULT_AT=13 exp_run 1
+check "line 1 was killed: a checkpoint, no final line" eval \
+  '[ -s "$C/exp/bit-xor/fpt/seed2/checkpoints/latest" ] && ! grep -q "\"final\":1" "$C/exp/bit-xor/fpt/seed2/metrics.jsonl"'
+(cd "$ROOT" && PARAMS=$W/p.tsv EXP_DIR=$W/twin MODEL=$W/m.h5 SLURM_ARRAY_TASK_ID=1 bash jobs/experiment.sbatch) > "$W/twin.log" 2>&1
+# A directory with no checkpoint (a run killed before its first) is not kept.
+mkdir -p "$C/exp/bit-xor/fpt/seed7/checkpoints" "$C/backbones"
+echo '{"step":1}' > "$C/exp/bit-xor/fpt/seed7/metrics.jsonl"
 cp "$W/m.h5" "$C/backbones/bit.h5"
 A=$W/archive
 (cd "$ROOT" && bash jobs/archive-runs.sh "$C" "$A") > "$W/archive.log" 2>&1
-check "archive-runs: 1 run, 1 backbone ($(cat "$W/archive.log"))" grep -qx "archived 1 runs, 1 backbones into $A" "$W/archive.log"
-check "the archive holds the small files, no checkpoint" eval \
+check "archive-runs: 1 run, 1 backbone ($(head -1 "$W/archive.log"))" grep -qx "archived 1 runs, 1 backbones into $A" "$W/archive.log"
+check "archive-runs: 1 unfinished run kept ($(tail -1 "$W/archive.log"))" grep -qx "kept 1 unfinished runs' latest checkpoints in $A/inflight" "$W/archive.log"
+check "the archive holds the finished run's small files, no checkpoint" eval \
   '[ -s "$A/exp/bit-xor/fpt/seed1/metrics.jsonl" ] && [ -s "$A/exp/bit-xor/fpt/seed1/config.yaml" ] &&
-   [ -s "$A/exp/bit-xor/fpt/seed1/checkpoints/best.json" ] && [ -z "$(find "$A" -name "ckpt-*")" ]'
-check "the unfinished run is not archived" test ! -e "$A/exp/bit-xor/fpt/seed2"
+   [ -s "$A/exp/bit-xor/fpt/seed1/checkpoints/best.json" ] && [ -z "$(find "$A/exp" -name "ckpt-*")" ]'
+check "the unfinished run is in inflight/ with its latest checkpoint only" eval \
+  '[ ! -e "$A/exp/bit-xor/fpt/seed2" ] && [ "$(ls "$A/inflight/bit-xor/fpt/seed2/checkpoints")" = "$(printf "best.json\nckpt-000000010.h5\nlatest")" ] &&
+   cmp -s "$C/exp/bit-xor/fpt/seed2/checkpoints/ckpt-000000010.h5" "$A/inflight/bit-xor/fpt/seed2/checkpoints/ckpt-000000010.h5"'
+check "the run without a checkpoint is not archived" test ! -e "$A/inflight/bit-xor/fpt/seed7" -a ! -e "$A/exp/bit-xor/fpt/seed7"
 check "the backbone is archived byte for byte" cmp -s "$W/m.h5" "$A/backbones/bit.h5"
 
 # A new machine: an empty campaign directory, restored from the archive.
 rm -rf "$C"
 (cd "$ROOT" && source jobs/lib/fpt-job.sh && fpt_restore "$A" "$C/exp" "$C/backbones" "$W/p.tsv") > "$W/restore.log" 2>&1
-check "restore: 1 run, 1 backbone ($(cat "$W/restore.log"))" grep -qx "restored 1 runs, 1 backbones from $A" "$W/restore.log"
+check "restore: 2 runs (1 unfinished), 1 backbone ($(cat "$W/restore.log"))" grep -qx "restored 2 runs (1 of them unfinished), 1 backbones from $A" "$W/restore.log"
 exp_run 0
 check "the restored run is skipped, not run again" grep -q "is finished (its final test line is there): nothing to do" "$W/run0.log"
+exp_run 1
+check "the unfinished run resumed from its step-10 checkpoint" grep -q 'resume: .*ckpt-000000010.h5 (step 10)' "$W/run1.log"
+check "... to the metrics of the uninterrupted run" /usr/bin/python3 - "$C/exp/bit-xor/fpt/seed2/metrics.jsonl" "$W/twin/bit-xor/fpt/seed2/metrics.jsonl" <<'PY'
+import json, sys
+a, b = ([(r["step"], r["split"], r["loss"], r["accuracy"]) for r in map(json.loads, open(p))
+         if r["split"] != "run"] for p in sys.argv[1:3])
+sys.exit(0 if a == b and any(x[1] == "test" for x in a) else 1)
+PY
+(cd "$ROOT" && bash jobs/archive-runs.sh "$C" "$A") > "$W/archive2.log" 2>&1
+check "archived again: 2 finished runs, the in-flight state dropped" eval \
+  'grep -qx "archived 2 runs, 1 backbones into $A" "$W/archive2.log" && [ ! -e "$A/inflight/bit-xor/fpt/seed2" ]'
 /usr/bin/python3 "$ROOT/analysis/results_table.py" "$C/exp" --params "$W/p.tsv" --csv "$W/t.csv" > "$W/t.md" 2> "$W/t.err"
 check "results_table reads the restored run (seed 1 listed in the csv)" grep -q '^bit-xor,fpt,1,' "$W/t.csv"
 # A run directory that exists (a newer state) is left alone.
 echo '{"step":5}' > "$C/exp/bit-xor/fpt/seed1/metrics.jsonl"
 (cd "$ROOT" && source jobs/lib/fpt-job.sh && fpt_restore "$A" "$C/exp" "$C/backbones" "$W/p.tsv") > "$W/restore2.log" 2>&1
-check "a second restore copies nothing over existing directories" grep -qx "restored 0 runs, 0 backbones from $A" "$W/restore2.log"
+check "a second restore copies nothing over existing directories" grep -qx "restored 0 runs (0 of them unfinished), 0 backbones from $A" "$W/restore2.log"
 check "the existing run directory is unchanged" grep -qx '{"step":5}' "$C/exp/bit-xor/fpt/seed1/metrics.jsonl"
 # A campaign file whose line has another protocol (a longer cap) restores nothing, and says why.
 rm -rf "$C"
 sed 's/\t20\t8\t/\t40\t8\t/' "$W/p.tsv" > "$W/p40.tsv"
 (cd "$ROOT" && source jobs/lib/fpt-job.sh && fpt_restore "$A" "$C/exp" "$C/backbones" "$W/p40.tsv") > "$W/restore3.log" 2>&1
-check "a line with another step cap: the archived run is not restored" grep -qx "restored 0 runs, 1 backbones from $A" "$W/restore3.log"
+check "a line with another step cap: the archived runs are not restored" grep -qx "restored 0 runs (0 of them unfinished), 1 backbones from $A" "$W/restore3.log"
 check "... and the reason is named" grep -qF "not restored: $A/exp/bit-xor/fpt/seed1 (protocol differs: steps 20 (line: 40))" "$W/restore3.log"
 check "... and no run directory was made" test ! -e "$C/exp/bit-xor/fpt/seed1"
 
