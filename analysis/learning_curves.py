@@ -31,6 +31,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fptruns as fr  # noqa: E402
 
 COLOURS = {"fpt": "tab:blue", "random": "tab:orange", "stats": "tab:green", "full": "tab:red"}
+# The other arms, in plot order; none repeats a colour above (matplotlib's C10 would be C0 again).
+EXTRA = ["tab:purple", "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan", "#393b79", "#8c6d31",
+         "#843c39", "#7b4173", "#17becf", "#bcbd22", "#637939"]
 PAPER_NAME = {"bit-memory": "Bit Memory", "bit-xor": "Bit XOR", "listops": "ListOps",
               "listops-x2": "ListOps (LRA tokens)", "fashion-mnist": "Fashion-MNIST", "pfam": "Pfam families"}
 
@@ -50,9 +53,11 @@ def band(series):
 def plot_task(task, runs, path):
     fig, (ax_v, ax_l) = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True, constrained_layout=True)
     arms = sorted({r.arm for r in runs}, key=fr.arm_key)
-    for i, arm in enumerate(arms):
+    extra = iter(EXTRA * (1 + len(arms) // len(EXTRA)))
+    for arm in arms:
         rs = [r for r in runs if r.arm == arm]
-        colour = COLOURS.get(arm, f"C{4 + i}")
+        colour = COLOURS.get(arm) or next(extra)
+        style = "--" if "@" in arm else "-"  # the LR sweep's arms, dashed beside their main arm
         n_unf = sum(not r.finished for r in rs)
         label = f"{fr.ARM_SHORT.get(arm, arm)} ({len(rs)} seed{'s' if len(rs) != 1 else ''}"
         label += f", {n_unf} unfinished)" if n_unf else ")"
@@ -62,7 +67,7 @@ def plot_task(task, runs, path):
                 continue
             st, mean, lo, hi = band(series)
             k = 100 if pct else 1
-            ax.plot(st, k * mean, color=colour, label=label, marker="o" if pct else None, ms=3)
+            ax.plot(st, k * mean, color=colour, linestyle=style, label=label, marker="o" if pct else None, ms=3)
             ax.fill_between(st, k * lo, k * hi, color=colour, alpha=0.2, linewidth=0)
     ax_v.set_ylabel("val accuracy (%)")
     ax_l.set_ylabel("train loss")
