@@ -6,7 +6,9 @@
 # new machine's campaign directory before it submits, so those runs are skipped
 # there and the tables are made from all of them. An unfinished run with a
 # checkpoint keeps its small files and latest checkpoint in ARCHIVE/inflight,
-# which the next machine's campaign resumes (docs/SLURM.md).
+# and so does a backbone being made (ARCHIVE/inflight/backbones/NAME-run, with
+# its best.h5 and shape.h5), which the next machine's campaign resumes
+# (docs/SLURM.md).
 #   jobs/archive-runs.sh                          # runs/campaign -> docs/results/campaign
 #   jobs/archive-runs.sh runs/pilot docs/results/pilot
 set -euo pipefail

@@ -354,6 +354,12 @@ fpt_finished() { grep -q '"split":"test".*"final":1' "$1/metrics.jsonl" 2>/dev/n
 # so that a campaign on the next machine resumes it there instead of starting
 # it over (runs of ListOps take longer than one working session).
 FPT_ARCHIVED="metrics.jsonl config.yaml checkpoints/best.json"
+# A backbone's run (jobs/backbone.sbatch) also needs, to resume where it was:
+# best.h5, which it exports at the end (rewritten only when a later evaluation
+# beats best.json), and shape.h5, the random-init model its checkpoints name
+# by checksum (made again by fpt init, it would not be the same file unless
+# the fpt that made it wrote no clock into it). Some 40 MB at the 12 x 128 shape.
+FPT_INFLIGHT_BACKBONE="checkpoints/best.h5 shape.h5"
 fpt__copy() { # fpt__copy FROM TO: a file, whole or not at all (a .tmp renamed)
   mkdir -p "$(dirname "$2")" && cp "$1" "$2.tmp" && mv "$2.tmp" "$2"
 }
@@ -366,10 +372,12 @@ fpt__copy_run() { # fpt__copy_run FROM TO: the FPT_ARCHIVED files that exist
 }
 # fpt_archive CAMPAIGN_DIR ARCHIVE: EXP_DIR's finished runs (CAMPAIGN_DIR/exp/TASK/ARM/seedN)
 # into ARCHIVE/exp, backbones (CAMPAIGN_DIR/backbones/NAME.h5) into ARCHIVE/backbones;
-# prints "archived N runs, M backbones".
+# unfinished ones into ARCHIVE/inflight (fpt__keep_inflight). Prints
+# "archived N runs, M backbones" and "kept ... unfinished ...".
 fpt_archive() {
-  local src=$1 dst=$2 d rel n=0 nb=0 ni=0 b
-  [ -d "$src/exp" ] || fpt_die "fpt_archive: $src/exp: no such directory (a campaign directory has exp/)"
+  local src=$1 dst=$2 d rel n=0 nb=0 ni=0 nbi=0 b
+  [ -d "$src/exp" ] || [ -d "$src/backbones" ] ||
+    fpt_die "fpt_archive: $src has neither exp/ nor backbones/ (is it a campaign directory?)"
   while IFS= read -r d; do
     d=${d%/metrics.jsonl}
     rel=${d#"$src"/exp/}
@@ -381,26 +389,38 @@ fpt_archive() {
     fpt__copy_run "$d" "$dst/exp/$rel" || fpt_die "fpt_archive: cannot copy $d to $dst/exp/$rel"
     rm -rf "$dst/inflight/$rel" # its unfinished state is history now
     n=$((n + 1))
-  done < <(find "$src/exp" -mindepth 4 -maxdepth 4 -name metrics.jsonl | sort)
+  done < <([ ! -d "$src/exp" ] || find "$src/exp" -mindepth 4 -maxdepth 4 -name metrics.jsonl | sort)
   for b in $FPT_BACKBONES; do
-    [ -e "$src/backbones/$b.h5" ] || continue
+    if [ ! -e "$src/backbones/$b.h5" ]; then # a backbone being made: its run, to resume
+      FPT_INFLIGHT_MORE=$FPT_INFLIGHT_BACKBONE fpt__keep_inflight "$src/backbones/$b-run" "$dst/inflight/backbones/$b-run" &&
+        nbi=$((nbi + 1))
+      continue
+    fi
     cmp -s "$src/backbones/$b.h5" "$dst/backbones/$b.h5" ||
       fpt__copy "$src/backbones/$b.h5" "$dst/backbones/$b.h5" ||
       fpt_die "fpt_archive: cannot copy $src/backbones/$b.h5"
     [ -d "$src/backbones/$b-run" ] && fpt__copy_run "$src/backbones/$b-run" "$dst/backbones/$b-run"
+    rm -rf "$dst/inflight/backbones/$b-run"
     nb=$((nb + 1))
   done
   echo "archived $n runs, $nb backbones into $dst"
-  echo "kept $ni unfinished runs' latest checkpoints in $dst/inflight"
+  echo "kept $ni unfinished runs' and $nbi unfinished backbones' latest checkpoints in $dst/inflight"
 }
 # fpt__keep_inflight RUN_DIR TO: an unfinished run's small files and the
 # checkpoint its checkpoints/latest names, replacing an older state in TO
 # (checkpoints/latest written last: a copy cut short names the older file or
-# none, never a partial one). Status 1, copying nothing, without a checkpoint.
+# none, never a partial one), and the files FPT_INFLIGHT_MORE names that exist
+# (FPT_INFLIGHT_BACKBONE for a backbone's run). Status 1, copying nothing,
+# without a checkpoint.
 fpt__keep_inflight() {
   local ck
   ck=$(cat "$1/checkpoints/latest" 2>/dev/null) && [[ $ck =~ ^ckpt-[0-9]+\.h5$ ]] &&
     [ -s "$1/checkpoints/$ck" ] || return 1
+  local f
+  for f in ${FPT_INFLIGHT_MORE:-}; do
+    [ -s "$1/$f" ] || continue
+    cmp -s "$1/$f" "$2/$f" || fpt__copy "$1/$f" "$2/$f" || fpt_die "cannot copy $1/$f"
+  done
   fpt__copy "$1/checkpoints/$ck" "$2/checkpoints/$ck" && fpt__copy_run "$1" "$2" &&
     fpt__copy "$1/checkpoints/latest" "$2/checkpoints/latest" ||
     fpt_die "cannot copy the unfinished run $1 to $2"
@@ -442,10 +462,13 @@ fpt_finished_as_line() {
 # with its latest checkpoint (ARCHIVE/inflight), which the runner resumes. A
 # run directory that exists is left alone (it may hold a newer state); an
 # archived run of another protocol is named and not restored.
-# Prints "restored N runs (K of them unfinished), M backbones from ARCHIVE".
+# A backbone being made (ARCHIVE/inflight/backbones/NAME-run) goes into
+# BACKBONE_DIR/NAME-run when neither NAME.h5 nor that directory is there.
+# Prints "restored N runs (K of them unfinished), M backbones (J of them
+# unfinished) from ARCHIVE".
 fpt_restore() {
-  local src=$1 exp=$2 bbd=$3 params=$4 i rel from diff n=0 ni=0 nb=0 b lines
-  [ -d "$src" ] || { echo "restored 0 runs (0 of them unfinished), 0 backbones (no archive $src)"; return 0; }
+  local src=$1 exp=$2 bbd=$3 params=$4 i rel from diff n=0 ni=0 nb=0 nbi=0 b lines
+  [ -d "$src" ] || { echo "restored 0 runs (0 of them unfinished), 0 backbones (0 of them unfinished) (no archive $src)"; return 0; }
   lines=$(fpt_exp_count "$params")
   for ((i = 0; i < lines; i++)); do
     fpt_exp_line "$params" "$i"
@@ -468,9 +491,16 @@ fpt_restore() {
     n=$((n + 1))
   done
   for b in $FPT_BACKBONES; do
-    [ -e "$src/backbones/$b.h5" ] && [ ! -e "$bbd/$b.h5" ] || continue
-    fpt__copy "$src/backbones/$b.h5" "$bbd/$b.h5" || fpt_die "fpt_restore: cannot copy $src/backbones/$b.h5"
+    [ ! -e "$bbd/$b.h5" ] || continue
+    if [ -e "$src/backbones/$b.h5" ]; then
+      fpt__copy "$src/backbones/$b.h5" "$bbd/$b.h5" || fpt_die "fpt_restore: cannot copy $src/backbones/$b.h5"
+    elif [ ! -e "$bbd/$b-run" ] &&
+      FPT_INFLIGHT_MORE=$FPT_INFLIGHT_BACKBONE fpt__keep_inflight "$src/inflight/backbones/$b-run" "$bbd/$b-run"; then
+      nbi=$((nbi + 1)) # jobs/backbone.sbatch resumes it (--resume auto)
+    else
+      continue
+    fi
     nb=$((nb + 1))
   done
-  echo "restored $n runs ($ni of them unfinished), $nb backbones from $src"
+  echo "restored $n runs ($ni of them unfinished), $nb backbones ($nbi of them unfinished) from $src"
 }

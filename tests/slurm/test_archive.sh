@@ -13,6 +13,10 @@
 #     analysis/results_table.py reads its test accuracy from there;
 #   - a run directory that already exists is not overwritten by the archive;
 #   - only runs the campaign file names, with its protocol, are restored;
+#   - a backbone being made (jobs/backbone.sbatch, killed at step 23 of 30)
+#     keeps its latest and best checkpoints and its shape.h5 in
+#     ARCHIVE/inflight/backbones;
+#     restored, it resumes to the backbone an uninterrupted build exports;
 #   - a finished run that ended on a lower step cap is continued to the line's
 #     cap, to the same metrics as an uninterrupted run at that cap; a finished
 #     run of any other protocol is an error naming the difference.
@@ -46,7 +50,7 @@ cp "$W/m.h5" "$C/backbones/bit.h5"
 A=$W/archive
 (cd "$ROOT" && bash jobs/archive-runs.sh "$C" "$A") > "$W/archive.log" 2>&1
 check "archive-runs: 1 run, 1 backbone ($(head -1 "$W/archive.log"))" grep -qx "archived 1 runs, 1 backbones into $A" "$W/archive.log"
-check "archive-runs: 1 unfinished run kept ($(tail -1 "$W/archive.log"))" grep -qx "kept 1 unfinished runs' latest checkpoints in $A/inflight" "$W/archive.log"
+check "archive-runs: 1 unfinished run kept ($(tail -1 "$W/archive.log"))" grep -qx "kept 1 unfinished runs' and 0 unfinished backbones' latest checkpoints in $A/inflight" "$W/archive.log"
 check "the archive holds the finished run's small files, no checkpoint" eval \
   '[ -s "$A/exp/bit-xor/fpt/seed1/metrics.jsonl" ] && [ -s "$A/exp/bit-xor/fpt/seed1/config.yaml" ] &&
    [ -s "$A/exp/bit-xor/fpt/seed1/checkpoints/best.json" ] && [ -z "$(find "$A/exp" -name "ckpt-*")" ]'
@@ -59,7 +63,7 @@ check "the backbone is archived byte for byte" cmp -s "$W/m.h5" "$A/backbones/bi
 # A new machine: an empty campaign directory, restored from the archive.
 rm -rf "$C"
 (cd "$ROOT" && source jobs/lib/fpt-job.sh && fpt_restore "$A" "$C/exp" "$C/backbones" "$W/p.tsv") > "$W/restore.log" 2>&1
-check "restore: 2 runs (1 unfinished), 1 backbone ($(cat "$W/restore.log"))" grep -qx "restored 2 runs (1 of them unfinished), 1 backbones from $A" "$W/restore.log"
+check "restore: 2 runs (1 unfinished), 1 backbone ($(cat "$W/restore.log"))" grep -qx "restored 2 runs (1 of them unfinished), 1 backbones (0 of them unfinished) from $A" "$W/restore.log"
 exp_run 0
 check "the restored run is skipped, not run again" grep -q "is finished (its final test line is there): nothing to do" "$W/run0.log"
 exp_run 1
@@ -78,13 +82,13 @@ check "results_table reads the restored run (seed 1 listed in the csv)" grep -q 
 # A run directory that exists (a newer state) is left alone.
 echo '{"step":5}' > "$C/exp/bit-xor/fpt/seed1/metrics.jsonl"
 (cd "$ROOT" && source jobs/lib/fpt-job.sh && fpt_restore "$A" "$C/exp" "$C/backbones" "$W/p.tsv") > "$W/restore2.log" 2>&1
-check "a second restore copies nothing over existing directories" grep -qx "restored 0 runs (0 of them unfinished), 0 backbones from $A" "$W/restore2.log"
+check "a second restore copies nothing over existing directories" grep -qx "restored 0 runs (0 of them unfinished), 0 backbones (0 of them unfinished) from $A" "$W/restore2.log"
 check "the existing run directory is unchanged" grep -qx '{"step":5}' "$C/exp/bit-xor/fpt/seed1/metrics.jsonl"
 # A campaign file whose line has another protocol (a longer cap) restores nothing, and says why.
 rm -rf "$C"
 sed 's/\t20\t8\t/\t40\t8\t/' "$W/p.tsv" > "$W/p40.tsv"
 (cd "$ROOT" && source jobs/lib/fpt-job.sh && fpt_restore "$A" "$C/exp" "$C/backbones" "$W/p40.tsv") > "$W/restore3.log" 2>&1
-check "a line with another step cap: the archived runs are not restored" grep -qx "restored 0 runs (0 of them unfinished), 1 backbones from $A" "$W/restore3.log"
+check "a line with another step cap: the archived runs are not restored" grep -qx "restored 0 runs (0 of them unfinished), 1 backbones (0 of them unfinished) from $A" "$W/restore3.log"
 check "... and the reason is named" grep -qF "not restored: $A/exp/bit-xor/fpt/seed1 (protocol differs: steps 20 (line: 40))" "$W/restore3.log"
 check "... and no run directory was made" test ! -e "$C/exp/bit-xor/fpt/seed1"
 
@@ -115,6 +119,47 @@ exp_run40 "$W/p40lr.tsv" "$C/exp" "$W/lr.log"
 rc=$?
 check "a finished run with another lr: exit $rc, not 0" test "$rc" -ne 0
 check "... naming the difference" grep -q "another protocol (lr 0.001 (line: 3e-3))" "$W/lr.log"
+
+# A backbone being made when the machine goes: bit at a tiny shape (m.h5 with
+# 128 positions: the task's 120 tokens), checkpoints every 10 steps.
+bb_run() { # bb_run BACKBONE_DIR LOG: jobs/backbone.sbatch, as the campaign's job runs it
+  (cd "$ROOT" && BACKBONE=bit BACKBONE_DIR=$1 MODEL=$W/m.h5 POSITIONS=128 STEPS=30 EVAL_EVERY=10 \
+    PATIENCE=5 EVAL_SAMPLES=64 BATCH_SIZE=8 bash jobs/backbone.sbatch) > "$2" 2>&1
+}
+C2=$W/camp2 A2=$W/archive2
+FPT_FAULT=step FPT_FAULT_AT=23 bb_run "$C2/backbones" "$W/bb-killed.log"
+B=$C2/backbones/bit-run
+check "the backbone run was killed: a step-20 checkpoint, best.h5, no bit.h5" eval \
+  '[ "$(cat "$B/checkpoints/latest")" = ckpt-000000020.h5 ] && [ -s "$B/checkpoints/best.h5" ] && [ ! -e "$C2/backbones/bit.h5" ]'
+bb_run "$W/bbtwin" "$W/bb-twin.log"
+check "the uninterrupted twin exported bit.h5" test -s "$W/bbtwin/bit.h5"
+(cd "$ROOT" && bash jobs/archive-runs.sh "$C2" "$A2") > "$W/bb-archive.log" 2>&1
+check "archive: 1 unfinished backbone ($(tail -1 "$W/bb-archive.log"))" \
+  grep -qx "kept 0 unfinished runs' and 1 unfinished backbones' latest checkpoints in $A2/inflight" "$W/bb-archive.log"
+check "... its latest and best checkpoints, its shape.h5 and small files" eval \
+  '[ "$(ls "$A2/inflight/backbones/bit-run/checkpoints")" = "$(printf "best.h5\nbest.json\nckpt-000000020.h5\nlatest")" ] &&
+   cmp -s "$B/shape.h5" "$A2/inflight/backbones/bit-run/shape.h5" &&
+   [ -s "$A2/inflight/backbones/bit-run/metrics.jsonl" ] && [ ! -e "$A2/backbones/bit.h5" ]'
+rm -rf "$C2"
+(cd "$ROOT" && source jobs/lib/fpt-job.sh && fpt_restore "$A2" "$C2/exp" "$C2/backbones" "$W/p.tsv") > "$W/bb-restore.log" 2>&1
+check "restore: 1 backbone, unfinished ($(cat "$W/bb-restore.log"))" \
+  grep -qx "restored 0 runs (0 of them unfinished), 1 backbones (1 of them unfinished) from $A2" "$W/bb-restore.log"
+bb_run "$C2/backbones" "$W/bb-resumed.log"
+check "the backbone run resumed from its step-20 checkpoint" grep -q 'resume: .*ckpt-000000020.h5 (step 20)' "$W/bb-resumed.log"
+check "... and exported the same backbone as the uninterrupted build" /usr/bin/python3 - "$C2/backbones/bit.h5" "$W/bbtwin/bit.h5" <<'PY'
+import sys, h5py, numpy as np
+def flat(p):
+    out = {}
+    with h5py.File(p, "r") as f:
+        out.update({"@" + k: np.asarray(v).tolist() for k, v in f.attrs.items() if not k.startswith("source_")})
+        f.visititems(lambda n, o: out.__setitem__(n, o[()].tobytes()) if isinstance(o, h5py.Dataset) else None)
+    return out
+a, b = flat(sys.argv[1]), flat(sys.argv[2])
+sys.exit(0 if a == b and len(a) > 10 else 1)
+PY
+(cd "$ROOT" && bash jobs/archive-runs.sh "$C2" "$A2") > "$W/bb-archive2.log" 2>&1
+check "archived again: the backbone, its in-flight state dropped" eval \
+  'grep -qx "archived 0 runs, 1 backbones into $A2" "$W/bb-archive2.log" && [ ! -e "$A2/inflight/backbones/bit-run" ] && [ -s "$A2/backbones/bit.h5" ]'
 
 # A job Slurm did not confine (it may run on more CPUs than it was given):
 # mpirun must not bind, or every such job's rank would share the first core.
