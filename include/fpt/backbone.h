@@ -27,10 +27,10 @@ enum { FPT_ATTR_INT, FPT_ATTR_FLOAT, FPT_ATTR_CHOICE };
 typedef struct {
   const char *name;
   int type;
-  size_t offset;  // of the field in fpt_backbone_cfg
-  int required;   // 0: `def` when absent (files older than the attribute)
-  double def;     // default (CHOICE: index)
-  double lo, hi;  // valid range (INT, FLOAT)
+  size_t offset; // of the field in fpt_backbone_cfg
+  int required;  // 0: `def` when absent (files older than the attribute)
+  double def;    // default (CHOICE: index)
+  double lo, hi; // valid range (INT, FLOAT)
   const char *const *choices;
 } fpt_attr_spec;
 

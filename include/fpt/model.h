@@ -16,13 +16,13 @@ enum { FPT_ACT_GELU_NEW, FPT_ACT_GELU }; // gelu_new: GPT-2's tanh form; gelu: e
 // The backbone as its model file describes it (root attributes; the kind's
 // table in fpt/backbone.h says which it has and their defaults).
 typedef struct fpt_backbone_cfg {
-  char kind[16];            // "gpt2" (causal or bidirectional transformers), "lstm"
-  int n_layer, n_embd;      // layers, width C
-  int n_head, n_positions;  // transformers
-  float ln_eps;             // layer_norm_epsilon
-  int causal;               // transformers: 1 = GPT-2's causal mask, 0 = every position sees every position
-  int activation;           // transformers: FPT_ACT_*
-  int residual;             // lstm: a layer's output is its input + h
+  char kind[16];           // "gpt2" (causal or bidirectional transformers), "lstm"
+  int n_layer, n_embd;     // layers, width C
+  int n_head, n_positions; // transformers
+  float ln_eps;            // layer_norm_epsilon
+  int causal;     // transformers: 1 = GPT-2's causal mask, 0 = every position sees every position
+  int activation; // transformers: FPT_ACT_*
+  int residual;   // lstm: a layer's output is its input + h
 } fpt_backbone_cfg;
 
 // Readout of the backbone's output that the output layer sees.
@@ -177,11 +177,11 @@ typedef struct fpt_acts {
   const struct fpt_model *m;
   int B, l0, l1;
   int has_input, has_head;
-  float *h0;      // (B,T,C) input of layer 0 (stage 0)
-  float *xin;     // (B,T,C) input layer output before dropout (scratch)
-  void **layer;   // l - l0: the backbone's activations of layer l
-  void *scratch;  // the backbone's backward scratch
-  void *fin;      // last stage: the backbone's final stage (ln_f)
+  float *h0;               // (B,T,C) input of layer 0 (stage 0)
+  float *xin;              // (B,T,C) input layer output before dropout (scratch)
+  void **layer;            // l - l0: the backbone's activations of layer l
+  void *scratch;           // the backbone's backward scratch
+  void *fin;               // last stage: the backbone's final stage (ln_f)
   const float *hid;        // last stage: its output, (B, rows of the last layer, C)
   float *feat;             // (B, r, C) readout features: what the output layer sees
   float *logits, *dlogits; // (B, r*n_out)

@@ -62,8 +62,8 @@ void fpt_pipeline_free(fpt_pipeline *p);
 // the model's (fpt_optimizer_step): the executor knows nothing of Adam.
 // *loss and *acc (means over the global batch) and *global_sumsq are the same
 // on every rank.
-int fpt_pipeline_train_step(fpt_pipeline *p, int64_t step, uint64_t seed, double *loss,
-                            double *acc, double *global_sumsq);
+int fpt_pipeline_train_step(fpt_pipeline *p, int64_t step, uint64_t seed, double *loss, double *acc,
+                            double *global_sumsq);
 // Whole val or test split, forward only. Same value on every rank.
 int fpt_pipeline_evaluate(fpt_pipeline *p, int split, double *loss, double *acc);
 // The same over any split (train included, in order, unaugmented), handing

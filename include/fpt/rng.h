@@ -38,12 +38,12 @@ void fpt_shuffle(int64_t *v, int64_t n, fpt_stream s);
 
 // Sites: one per purpose, so that streams never overlap.
 enum {
-  FPT_SITE_INIT = 1,     // parameter initialisation (a = tensor id)
-  FPT_SITE_DATA = 2,     // synthetic task samples (a = split, b = sample)
-  FPT_SITE_AUGMENT = 3,  // image augmentation (a = step, b = sample)
+  FPT_SITE_INIT = 1,       // parameter initialisation (a = tensor id)
+  FPT_SITE_DATA = 2,       // synthetic task samples (a = split, b = sample)
+  FPT_SITE_AUGMENT = 3,    // image augmentation (a = step, b = sample)
   FPT_SITE_LSTM_STATE = 4, // LSTM random initial state (a = step, b = sample)
   FPT_SITE_MLM = 5,        // masked-LM masking (a = split, b = stream position / sample)
-  FPT_SITE_DROPOUT = 16, // + 8 * layer + kind; a = step, b = global sample
+  FPT_SITE_DROPOUT = 16,   // + 8 * layer + kind; a = step, b = global sample
 };
 enum {
   FPT_DROP_INPUT = 0,    // after the input Linear

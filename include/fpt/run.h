@@ -15,8 +15,8 @@ enum { FPT_INIT_PRETRAINED, FPT_INIT_RANDOM, FPT_INIT_STATS };
 extern const char *const fpt_init_names[]; // "pretrained", "random", "stats", NULL
 enum { FPT_STATE_ZERO, FPT_STATE_RANDOM };
 enum { FPT_OBJ_CAUSAL, FPT_OBJ_MLM };
-extern const char *const fpt_objective_names[]; // "causal", "mlm", NULL
-extern const char *const fpt_state_names[]; // "zero", "random", NULL
+extern const char *const fpt_objective_names[];    // "causal", "mlm", NULL
+extern const char *const fpt_state_names[];        // "zero", "random", NULL
 extern const char *const fpt_frozen_dtype_names[]; // "fp32", "bf16", NULL (FPT_FROZEN_*)
 
 typedef struct {

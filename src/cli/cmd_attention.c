@@ -89,8 +89,8 @@ static int open_source(att_job *j) {
   if (s->data) {
     FPT_ENSURE(s->seed == LLONG_MIN,
                "option --seed: only for generated tasks (a dataset file gives its split in order)");
-    FPT_TRY(fpt_source_open_file(&j->src, s->data, d->tokens, (uint64_t)d->seed, 0,
-                                 MPI_COMM_WORLD));
+    FPT_TRY(
+        fpt_source_open_file(&j->src, s->data, d->tokens, (uint64_t)d->seed, 0, MPI_COMM_WORLD));
     FPT_ENSURE(strcmp(j->src.task, "text") != 0,
                "%s: language-model (text) datasets are not supported by fpt attention", s->data);
     int64_t have = fpt_source_size(&j->src, j->split);
@@ -127,8 +127,8 @@ static int build_model(att_job *j) {
   snprintf(d.model, sizeof d.model, "%s", j->model);
   FPT_TRY(fpt_run_desc_read_model(&d));
   FPT_ENSURE(fpt_backbone_find(d.cfg.kind)->attention,
-             "%s: a %s backbone has no attention maps (fpt attention needs a transformer)", j->model,
-             d.cfg.kind);
+             "%s: a %s backbone has no attention maps (fpt attention needs a transformer)",
+             j->model, d.cfg.kind);
   fpt_task_shape shape = j->src.shape;
   FPT_ENSURE(shape.seq <= d.cfg.n_positions, "%s: the task %s has %d tokens but n_positions is %d",
              j->model, j->src.task, shape.seq, d.cfg.n_positions);
@@ -171,9 +171,7 @@ static int setup(att_job *j, int argc, char **argv) {
   FPT_ENSURE(s->samples >= 1 || s->samples == LLONG_MIN,
              "option --samples: must be >= 1 (got %lld)", s->samples);
   FPT_ENSURE(s->samples <= INT_MAX / 2, "option --samples: %lld is too many", s->samples);
-  j->split = !strcmp(s->split, "val")    ? FPT_VAL
-             : !strcmp(s->split, "test") ? FPT_TEST
-                                         : -1;
+  j->split = !strcmp(s->split, "val") ? FPT_VAL : !strcmp(s->split, "test") ? FPT_TEST : -1;
   FPT_ENSURE(j->split >= 0, "option --split: '%s' is not val or test", s->split);
   if (s->run_dir) {
     // A malformed tracker has set its own (first, so shown) message.

@@ -48,8 +48,8 @@ static int shape_of(const init_settings *s, int argc, char **argv, fpt_backbone_
   const char *only_gpt2[] = {"--heads", "--positions", "--causal", "--activation"};
   for (int i = 2; i < argc; i++)
     for (size_t k = 0; k < sizeof only_gpt2 / sizeof *only_gpt2; k++)
-      FPT_ENSURE(!lstm || strcmp(argv[i], only_gpt2[k]),
-                 "option %s: does not apply to --kind lstm", only_gpt2[k]);
+      FPT_ENSURE(!lstm || strcmp(argv[i], only_gpt2[k]), "option %s: does not apply to --kind lstm",
+                 only_gpt2[k]);
   for (int i = 2; i < argc; i++)
     FPT_ENSURE(lstm || strcmp(argv[i], "--residual"), "option --residual: only for --kind lstm");
   c->n_layer = (int)s->layers;
@@ -62,8 +62,8 @@ static int shape_of(const init_settings *s, int argc, char **argv, fpt_backbone_
   if (!strcmp(s->activation, "gelu"))
     c->activation = FPT_ACT_GELU;
   else
-    FPT_ENSURE(!strcmp(s->activation, "gelu_new"), "option --activation: '%s' is not gelu_new or gelu",
-               s->activation);
+    FPT_ENSURE(!strcmp(s->activation, "gelu_new"),
+               "option --activation: '%s' is not gelu_new or gelu", s->activation);
   c->ln_eps = (float)(s->layer_norm_eps > 0 ? s->layer_norm_eps : !lstm && c->causal ? 1e-5 : 1e-6);
   FPT_ENSURE(s->layer_norm_eps >= 0 && s->layer_norm_eps < 1,
              "option --layer-norm-eps: %g is not in [0, 1)", s->layer_norm_eps);

@@ -19,11 +19,10 @@ static const struct {
   const char *name;
   int level;
 } kernels[] = {
-    {"Prescott", 1},    {"Core2", 1},        {"Penryn", 1},      {"Dunnington", 1},
-    {"Nehalem", 1},     {"Atom", 1},         {"Nano", 1},        {"Opteron", 1},
-    {"Opteron_SSE3", 1}, {"Barcelona", 1},   {"Bobcat", 1},      {"Sandybridge", 2},
-    {"Bulldozer", 2},   {"Piledriver", 2},   {"Steamroller", 2}, {"Excavator", 2},
-    {"Haswell", 3},     {"Zen", 3},          {"SkylakeX", 4},    {"Cooperlake", 4},
+    {"Prescott", 1},  {"Core2", 1},       {"Penryn", 1},    {"Dunnington", 1},   {"Nehalem", 1},
+    {"Atom", 1},      {"Nano", 1},        {"Opteron", 1},   {"Opteron_SSE3", 1}, {"Barcelona", 1},
+    {"Bobcat", 1},    {"Sandybridge", 2}, {"Bulldozer", 2}, {"Piledriver", 2},   {"Steamroller", 2},
+    {"Excavator", 2}, {"Haswell", 3},     {"Zen", 3},       {"SkylakeX", 4},     {"Cooperlake", 4},
 };
 enum { N_KERNELS = sizeof kernels / sizeof *kernels };
 
@@ -100,8 +99,9 @@ void fpt_cpu_features(const fpt_cpu *c, char *buf, size_t n) {
   const struct {
     int on;
     const char *name;
-  } f[] = {{c->avx, "avx"},           {c->avx2, "avx2"},         {c->fma, "fma"},
-           {c->avx512f, "avx512f"},   {c->avx512dq, "avx512dq"}, {c->avx512bw, "avx512bw"},
+  } f[] = {{c->avx, "avx"},           {c->avx2, "avx2"},
+           {c->fma, "fma"},           {c->avx512f, "avx512f"},
+           {c->avx512dq, "avx512dq"}, {c->avx512bw, "avx512bw"},
            {c->avx512vl, "avx512vl"}, {c->avx512_bf16, "avx512_bf16"}};
   size_t k = 0;
   buf[0] = '\0';
@@ -191,8 +191,9 @@ int fpt_blas_kernel_setup(int *argc, char **argv) {
   if (take_option(argc, argv, &want) != 0)
     return 2;
   if (want && strcasecmp(want, "auto") && !fpt_blas_kernel_known(want)) {
-    fprintf(stderr, "fpt: error: option --blas-kernel: '%s' is not a kernel of this OpenBLAS "
-                    "(try auto, Haswell, Zen, SkylakeX, Cooperlake, Sandybridge, Prescott)\n",
+    fprintf(stderr,
+            "fpt: error: option --blas-kernel: '%s' is not a kernel of this OpenBLAS "
+            "(try auto, Haswell, Zen, SkylakeX, Cooperlake, Sandybridge, Prescott)\n",
             want);
     return 2;
   }
@@ -258,7 +259,7 @@ double fpt_cpu_fma_peak(int threads, const char **unit) {
   int level = fpt_cpu_level(&c), lanes = level >= 4 ? 16 : 8;
   *unit = level >= 4 ? "zmm" : level >= 3 ? "ymm" : "xmm";
   if (level < 3)
-    return 0.0; // no FMA unit to measure: callers print "n/a"
+    return 0.0;                        // no FMA unit to measure: callers print "n/a"
   const long iters = 50 * 1000 * 1000; // about 0.1 s per trial
   volatile float sink = 0;
   double best = 0;

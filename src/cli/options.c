@@ -1,8 +1,8 @@
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -199,8 +199,7 @@ void fpt_opts_dump_set(fpt_opt_set set, const void *settings,
 static int yaml_null(const yaml_event_t *e) {
   const char *v = (const char *)e->data.scalar.value;
   return e->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-         (!*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") ||
-          !strcmp(v, "NULL"));
+         (!*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") || !strcmp(v, "NULL"));
 }
 
 // YAML: one flat mapping of known keys to scalars, parsed with libyaml.
@@ -279,8 +278,7 @@ static int yaml_event(yaml_load *y, const yaml_event_t *e, int *done) {
 int fpt_opts_load_yaml_set(const char *path, fpt_opt_set set, void *settings) {
   struct stat st;
   FPT_ENSURE(stat(path, &st) == 0, "option --config: %s: cannot open (%s)", path, strerror(errno));
-  FPT_ENSURE(S_ISREG(st.st_mode), "option --config: %s is not a regular file (a directory?)",
-             path);
+  FPT_ENSURE(S_ISREG(st.st_mode), "option --config: %s is not a regular file (a directory?)", path);
   FILE *f = fopen(path, "rb");
   FPT_ENSURE(f, "option --config: %s: cannot open (%s)", path, strerror(errno));
   yaml_parser_t p;

@@ -269,10 +269,11 @@ static int unchanged(fpt_data_reader *r) {
              (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec == r->mtime_ns;
   int all = same;
   MPI_Allreduce(&same, &all, 1, MPI_INT, MPI_MIN, r->comm);
-  FPT_ENSURE(all, "%s: the file changed while this run reads it (%s); give a new dataset a new "
-                  "name, and resume the run",
+  FPT_ENSURE(all,
+             "%s: the file changed while this run reads it (%s); give a new dataset a new "
+             "name, and resume the run",
              r->path,
-             !same ? (stat(r->path, &st) != 0 ? "it is gone"
+             !same ? (stat(r->path, &st) != 0          ? "it is gone"
                       : (int64_t)st.st_size != r->size ? "its size changed"
                                                        : "it was rewritten")
                    : "seen by another rank");

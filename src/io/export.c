@@ -46,8 +46,8 @@ int fpt_export_checkpoint(const char *ckpt, const char *model, const char *out) 
   if (rc == 0)
     printf("%s: a %s backbone, %d layers x %d, from %s (step %lld, task %s, val accuracy %.4f); "
            "%d tensors from the checkpoint\n",
-           out, d.cfg.kind, d.cfg.n_layer, d.cfg.n_embd, ckpt, (long long)st.step, d.task_name,
-           acc, n);
+           out, d.cfg.kind, d.cfg.n_layer, d.cfg.n_embd, ckpt, (long long)st.step, d.task_name, acc,
+           n);
   fpt_model_free(&m);
   return rc;
 }

@@ -77,8 +77,7 @@ static int transfer(fpt_features_file *f, const char *name, hid_t mtype, const f
   hid_t fs = ds >= 0 ? H5Dget_space(ds) : -1;
   hsize_t dims[2] = {0, 0};
   int nd = fs >= 0 ? H5Sget_simple_extent_dims(fs, dims, NULL) : -1;
-  if (rc == 0 &&
-      (nd != 2 || (int64_t)dims[0] != rows->total || (int64_t)dims[1] != cols->total)) {
+  if (rc == 0 && (nd != 2 || (int64_t)dims[0] != rows->total || (int64_t)dims[1] != cols->total)) {
     fpt_error_set("%s: %s is [%llu, %llu], expected [%lld, %lld]", f->path, name,
                   (unsigned long long)dims[0], (unsigned long long)dims[1], (long long)rows->total,
                   (long long)cols->total);

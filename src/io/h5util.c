@@ -364,11 +364,11 @@ int fpt_h5_reserve(const char *tmp, const char *path, MPI_Comm comm, int64_t upt
       e = ENOSPC;
     }
     if (rc && e == ENOSPC && upto >= (1 << 20))
-      fpt_error_set("%s: writing the file failed%s (it needs up to %.1f MB)", path,
-                    fpt_io_why(e), (double)upto / (1 << 20));
+      fpt_error_set("%s: writing the file failed%s (it needs up to %.1f MB)", path, fpt_io_why(e),
+                    (double)upto / (1 << 20));
     else if (rc && e == ENOSPC)
-      fpt_error_set("%s: writing the file failed%s (it needs up to %lld KB)", path,
-                    fpt_io_why(e), (long long)(upto + 1023) / 1024);
+      fpt_error_set("%s: writing the file failed%s (it needs up to %lld KB)", path, fpt_io_why(e),
+                    (long long)(upto + 1023) / 1024);
     else if (rc)
       fpt_error_set("%s: writing the file failed%s", path, fpt_io_why(e));
   }
@@ -517,7 +517,7 @@ int fpt_h5_file_read_floats(const char *path, const char *name, int ndim, const 
 
 int fpt_check_finite(const char *path, const char *name, const float *x, size_t n) {
   for (size_t j = 0; j < n; j++)
-    FPT_ENSURE(x[j] - x[j] == 0.0f, "%s: dataset %s holds a NaN or Inf (%g) at element %zu", path, name,
-               x[j], j);
+    FPT_ENSURE(x[j] - x[j] == 0.0f, "%s: dataset %s holds a NaN or Inf (%g) at element %zu", path,
+               name, x[j], j);
   return 0;
 }

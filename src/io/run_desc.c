@@ -157,7 +157,9 @@ static int parse(fpt_run_desc *d, const field *f, const char *text, const char *
     *(int64_t *)v = strtoll(text, &end, 10);
     break;
   case INT:
-    *(int *)v = !strcmp(text, "true") ? 1 : !strcmp(text, "false") ? 0 : (int)strtol(text, &end, 10);
+    *(int *)v = !strcmp(text, "true")    ? 1
+                : !strcmp(text, "false") ? 0
+                                         : (int)strtol(text, &end, 10);
     if (!end)
       return 0;
     break;
@@ -232,8 +234,8 @@ static int read_group(hid_t g, const char *where, fpt_run_desc *d) {
 static int read_v1(hid_t f, const char *path, fpt_run_desc *d) {
   static char text[1 << 16];
   FPT_TRY(fpt_h5_read_attr_str(f, path, "config", text, sizeof text));
-  FPT_TRY(fpt_h5_read_attr_str(f, path, "model_checksum", d->model_checksum,
-                               sizeof d->model_checksum));
+  FPT_TRY(
+      fpt_h5_read_attr_str(f, path, "model_checksum", d->model_checksum, sizeof d->model_checksum));
   char v[4096], where[4200];
   snprintf(where, sizeof where, "%s: stored configuration", path);
   for (int i = 0; i < N_FIELDS; i++) {

@@ -66,7 +66,7 @@ void fpt_acts_free(fpt_acts *a) {
     m->bb->scratch_free(a->scratch);
   if (a->fin)
     m->bb->final_acts_free(a->fin);
-  float *all[] = {a->h0,     a->xin,   a->feat,  a->dfeat, a->dhid,
+  float *all[] = {a->h0,     a->xin,     a->feat, a->dfeat, a->dhid,
                   a->logits, a->dlogits, a->dres, a->dres2};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++)
     free(all[i]);
@@ -108,9 +108,7 @@ void fpt_layer_backward(const fpt_model *m, fpt_acts *a, int l, const float *h_i
   m->bb->layer_backward(m, a, l, layer_input(a, l, h_in), b, p, need_dinput);
 }
 
-static int real_len(const fpt_batch *b, int i, int T) {
-  return b->len ? b->len[i] : T;
-}
+static int real_len(const fpt_batch *b, int i, int T) { return b->len ? b->len[i] : T; }
 
 // feat (B, r, C) from the backbone's output hid (B, rows, C).
 static void readout_forward(const fpt_model *m, const float *hid, int rows, const fpt_batch *b,

@@ -28,12 +28,11 @@ static const struct {
   const char *name;
   int group, rows; // rows in units of C; 2-D tensors are (rows*C, C)
   int matrix;
-} layer_tensors[10] = {
-    {"i2h/weight", FPT_G_OTHER, 4, 1},   {"i2h/bias", FPT_G_OTHER, 4, 0},
-    {"h2h/weight", FPT_G_OTHER, 4, 1},   {"h2h/bias", FPT_G_OTHER, 4, 0},
-    {"ln_i2h/weight", FPT_G_LN, 4, 0},   {"ln_i2h/bias", FPT_G_LN, 4, 0},
-    {"ln_h2h/weight", FPT_G_LN, 4, 0},   {"ln_h2h/bias", FPT_G_LN, 4, 0},
-    {"ln_cell/weight", FPT_G_LN, 1, 0},  {"ln_cell/bias", FPT_G_LN, 1, 0}};
+} layer_tensors[10] = {{"i2h/weight", FPT_G_OTHER, 4, 1},  {"i2h/bias", FPT_G_OTHER, 4, 0},
+                       {"h2h/weight", FPT_G_OTHER, 4, 1},  {"h2h/bias", FPT_G_OTHER, 4, 0},
+                       {"ln_i2h/weight", FPT_G_LN, 4, 0},  {"ln_i2h/bias", FPT_G_LN, 4, 0},
+                       {"ln_h2h/weight", FPT_G_LN, 4, 0},  {"ln_h2h/bias", FPT_G_LN, 4, 0},
+                       {"ln_cell/weight", FPT_G_LN, 1, 0}, {"ln_cell/bias", FPT_G_LN, 1, 0}};
 
 typedef struct {
   fpt_lstm_w w;
@@ -42,7 +41,7 @@ typedef struct {
 
 typedef struct {
   fpt_lstm_acts k;
-  float *out;    // (B,T,C)
+  float *out;     // (B,T,C)
   float *h0, *c0; // (B,C) the initial state of the last pass (random state)
 } acts;
 
@@ -78,7 +77,9 @@ static void bind(fpt_model *m) {
   for (int l = m->part.l0; l < m->part.l1; l++) {
     fpt_lstm_w *w = &lw[l].w;
     fpt_lstm_g *g = &lw[l].g;
-#define B(field, k)                                                                                  w->field = find(m, l, k)->data;                                                                    g->field = find(m, l, k)->grad
+#define B(field, k)                                                                                \
+  w->field = find(m, l, k)->data;                                                                  \
+  g->field = find(m, l, k)->grad
     B(i2h_w, 0);
     B(i2h_b, 1);
     B(h2h_w, 2);

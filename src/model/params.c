@@ -82,8 +82,8 @@ static int check_attrs(const fpt_backbone *bb, const fpt_backbone_cfg *cfg) {
     double v = a->type == FPT_ATTR_INT     ? *(const int *)field
                : a->type == FPT_ATTR_FLOAT ? *(const float *)field
                                            : a->lo;
-    FPT_ENSURE(v >= a->lo && v <= a->hi, "model: %s = %.10g is out of range [%.10g, %.10g]", a->name, v,
-               a->lo, a->hi);
+    FPT_ENSURE(v >= a->lo && v <= a->hi, "model: %s = %.10g is out of range [%.10g, %.10g]",
+               a->name, v, a->lo, a->hi);
   }
   return 0;
 }
@@ -280,4 +280,3 @@ fpt_tensor *fpt_model_find(fpt_model *m, const char *name) {
       return &m->tensors[i];
   return NULL;
 }
-

@@ -25,8 +25,7 @@ static int check_memory(const fpt_pipeline *p, fpt_model *m) {
   double avail = fpt_mem_available();
   fpt_acts one;
   fpt_alloc_count_start();
-  FPT_TRY(fpt_acts_create(&one, m, 1, m->part.l0, m->part.l1, m->part.has_input,
-                          m->part.has_head));
+  FPT_TRY(fpt_acts_create(&one, m, 1, m->part.l0, m->part.l1, m->part.has_input, m->part.has_head));
   double need = (double)fpt_alloc_count() * p->mbs * p->n_slots +
                 2.0 * sizeof(float) * (double)fpt_stage_floats(m, p->mbs) * p->M;
   fpt_acts_free(&one);
@@ -147,8 +146,7 @@ static int load_step(fpt_pipeline *p, int64_t step) {
   int n = p->mbs, rc = 0;
   for (int k = 0; k < p->M && rc == 0; k++) {
     int64_t first = step * p->B + (int64_t)g->replica * (p->B / g->R) + (int64_t)k * n;
-    rc = fpt_source_train(p->src, first, n, p->m->part.has_input, p->m->part.has_head,
-                          &p->buf[k]);
+    rc = fpt_source_train(p->src, first, n, p->m->part.has_input, p->m->part.has_head, &p->buf[k]);
   }
   FPT_TRY(rc);
   return agree_data(p);
@@ -230,8 +228,8 @@ static double run_op(fpt_pipeline *p, const fpt_op *op, step_p2p *q, const fpt_p
   return 0;
 }
 
-int fpt_pipeline_train_step(fpt_pipeline *p, int64_t step, uint64_t seed, double *loss,
-                            double *acc, double *global_sumsq) {
+int fpt_pipeline_train_step(fpt_pipeline *p, int64_t step, uint64_t seed, double *loss, double *acc,
+                            double *global_sumsq) {
   fpt_grid *g = p->g;
   fpt_model *m = p->m;
   double t0 = now();

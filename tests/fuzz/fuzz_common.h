@@ -83,7 +83,7 @@ static inline void fuzz_path(char *out, size_t n, const char *name) {
 
 // Write bytes to dir/name (replacing it); the full path goes to `path`.
 static inline void fuzz_write(const char *name, const uint8_t *data, size_t size, char *path,
-                       size_t pathn) {
+                              size_t pathn) {
   char p[1024];
   fuzz_path(p, sizeof p, name);
   int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);

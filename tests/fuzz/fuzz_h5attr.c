@@ -238,9 +238,13 @@ static void write_tensor(hid_t file, const fpt_tensor *t, unsigned m) {
   free(v);
 }
 
-static const fpt_backbone_cfg small_cfg = {
-    .kind = "gpt2", .n_layer = 1, .n_embd = 4, .n_head = 1, .n_positions = 4, .ln_eps = 1e-5f,
-    .causal = 1};
+static const fpt_backbone_cfg small_cfg = {.kind = "gpt2",
+                                           .n_layer = 1,
+                                           .n_embd = 4,
+                                           .n_head = 1,
+                                           .n_positions = 4,
+                                           .ln_eps = 1e-5f,
+                                           .causal = 1};
 // A tied language model: its table has wte/weight as well as the backbone.
 static const fpt_task_shape small_task = {
     .vocab = 3, .seq = 4, .r = 4, .n_out = 3, .n_cls = 3, .tied = 1};

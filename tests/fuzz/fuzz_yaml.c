@@ -15,11 +15,12 @@ typedef struct {
   int full_train, shared_weights;
 } settings;
 
-#define O(k, t) {#k, FPT_OPT_##t, offsetof(settings, k), ""}
+#define O(k, t)                                                                                    \
+  { #k, FPT_OPT_##t, offsetof(settings, k), "" }
 static const fpt_opt table[] = {
-    O(model, STR),      O(data, STR),  O(schedule, STR),   O(run_dir, STR),
-    O(steps, INT),      O(batch_size, INT), O(seed, INT),  O(lr, FLOAT),
-    O(dropout, FLOAT),  O(full_train, BOOL), O(shared_weights, BOOL),
+    O(model, STR),           O(data, STR), O(schedule, STR), O(run_dir, STR),   O(steps, INT),
+    O(batch_size, INT),      O(seed, INT), O(lr, FLOAT),     O(dropout, FLOAT), O(full_train, BOOL),
+    O(shared_weights, BOOL),
 };
 #undef O
 enum { N_OPTS = (int)(sizeof table / sizeof *table) };

@@ -946,16 +946,11 @@ int main(int argc, char **argv) {
   if (argc > 6 && strcmp(argv[1], "mem") == 0)
     return mem(argv);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_exp_fast),
-      cmocka_unit_test(test_old_kernel_bitwise),
-      cmocka_unit_test(test_stored_fd),
-      cmocka_unit_test(test_flash_fd),
-      cmocka_unit_test(test_reference),
-      cmocka_unit_test(test_stored_blocks),
-      cmocka_unit_test(test_padding),
-      cmocka_unit_test(test_invisible_exact_zero),
-      cmocka_unit_test(test_flash_vs_stored),
-      cmocka_unit_test(test_flash_blocks),
+      cmocka_unit_test(test_exp_fast),        cmocka_unit_test(test_old_kernel_bitwise),
+      cmocka_unit_test(test_stored_fd),       cmocka_unit_test(test_flash_fd),
+      cmocka_unit_test(test_reference),       cmocka_unit_test(test_stored_blocks),
+      cmocka_unit_test(test_padding),         cmocka_unit_test(test_invisible_exact_zero),
+      cmocka_unit_test(test_flash_vs_stored), cmocka_unit_test(test_flash_blocks),
       cmocka_unit_test(test_report),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
