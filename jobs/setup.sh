@@ -15,6 +15,8 @@ PACKAGES=(
   slurmctld slurmd slurm-client munge libpmix-dev
   python3 python3-numpy python3-h5py python3-torch python3-matplotlib
 )
+# What only the tests need (tests/run.sh sets FPT_TEST_PACKAGES=1).
+[ "${FPT_TEST_PACKAGES:-0}" != 1 ] || PACKAGES+=(clang-format)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

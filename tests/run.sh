@@ -3,7 +3,7 @@
 # build and run the unit tests again under AddressSanitizer + UBSan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash jobs/setup.sh -DFPT_WERROR=ON
+FPT_TEST_PACKAGES=1 bash jobs/setup.sh -DFPT_WERROR=ON
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 (cd build && ctest --output-on-failure -j 2 "$@")
 
