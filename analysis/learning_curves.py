@@ -10,10 +10,13 @@ panels sharing the step axis:
   bottom  train loss (the trainer's mean over each log_every window)
 
 For each arm the line is the mean over the seeds that have a value at that step,
-and the shaded band spans their minimum to maximum. Unfinished runs are drawn
-too (their curves simply stop early) and the legend says how many there are;
-the legend also gives the number of seeds. Steps at which seeds evaluated at
-different points are not interpolated: each step averages the seeds logged there.
+and the shaded band spans their minimum to maximum. The line is solid where
+every seed of the arm has a value and dotted where fewer have (after a seed
+stopped early, the mean is over the others: a jump there is a change of
+seeds, not of learning). Unfinished runs are drawn too (their curves simply
+stop early) and the legend says how many there are; the legend also gives the
+number of seeds. Steps at which seeds evaluated at different points are not
+interpolated: each step averages the seeds logged there.
 
 Debian's /usr/bin/python3 with numpy and matplotlib (Agg backend) only.
 """
@@ -47,7 +50,7 @@ def band(series):
     steps = np.array(sorted(by_step), dtype=float)
     vals = [np.array(by_step[int(s)]) for s in steps]
     return (steps, np.array([v.mean() for v in vals]), np.array([v.min() for v in vals]),
-            np.array([v.max() for v in vals]))
+            np.array([v.max() for v in vals]), np.array([len(v) for v in vals]))
 
 
 def plot_task(task, runs, path):
@@ -65,9 +68,15 @@ def plot_task(task, runs, path):
             series = [s for s in series if s]
             if not series:
                 continue
-            st, mean, lo, hi = band(series)
+            st, mean, lo, hi, n = band(series)
             k = 100 if pct else 1
-            ax.plot(st, k * mean, color=colour, linestyle=style, label=label, marker="o" if pct else None, ms=3)
+            full = n == len(series)
+            mark = "o" if pct else None
+            ax.plot(np.where(full, st, np.nan), k * mean, color=colour, linestyle=style, label=label,
+                    marker=mark, ms=3)
+            if not full.all():  # from the last step every seed logged on, to keep the line joined
+                part = np.arange(len(st)) >= (np.flatnonzero(full)[-1] if full.any() else 0)
+                ax.plot(np.where(part, st, np.nan), k * mean, color=colour, linestyle=":", marker=mark, ms=2)
             ax.fill_between(st, k * lo, k * hi, color=colour, alpha=0.2, linewidth=0)
     ax_v.set_ylabel("val accuracy (%)")
     ax_l.set_ylabel("train loss")
