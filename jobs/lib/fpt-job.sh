@@ -392,7 +392,8 @@ fpt_archive() {
   done < <([ ! -d "$src/exp" ] || find "$src/exp" -mindepth 4 -maxdepth 4 -name metrics.jsonl | sort)
   for b in $FPT_BACKBONES; do
     if [ ! -e "$src/backbones/$b.h5" ]; then # a backbone being made: its run, to resume
-      FPT_INFLIGHT_MORE=$FPT_INFLIGHT_BACKBONE fpt__keep_inflight "$src/backbones/$b-run" "$dst/inflight/backbones/$b-run" &&
+      # shellcheck disable=SC2086 # a list of file names
+      fpt__keep_inflight "$src/backbones/$b-run" "$dst/inflight/backbones/$b-run" $FPT_INFLIGHT_BACKBONE &&
         nbi=$((nbi + 1))
       continue
     fi
@@ -409,15 +410,14 @@ fpt_archive() {
 # fpt__keep_inflight RUN_DIR TO: an unfinished run's small files and the
 # checkpoint its checkpoints/latest names, replacing an older state in TO
 # (checkpoints/latest written last: a copy cut short names the older file or
-# none, never a partial one), and the files FPT_INFLIGHT_MORE names that exist
-# (FPT_INFLIGHT_BACKBONE for a backbone's run). Status 1, copying nothing,
-# without a checkpoint.
+# none, never a partial one), and the FILEs given that exist (a backbone's
+# run: FPT_INFLIGHT_BACKBONE). Status 1, copying nothing, without a checkpoint.
+#   fpt__keep_inflight RUN_DIR TO [FILE...]
 fpt__keep_inflight() {
-  local ck
+  local ck f
   ck=$(cat "$1/checkpoints/latest" 2>/dev/null) && [[ $ck =~ ^ckpt-[0-9]+\.h5$ ]] &&
     [ -s "$1/checkpoints/$ck" ] || return 1
-  local f
-  for f in ${FPT_INFLIGHT_MORE:-}; do
+  for f in "${@:3}"; do
     [ -s "$1/$f" ] || continue
     cmp -s "$1/$f" "$2/$f" || fpt__copy "$1/$f" "$2/$f" || fpt_die "cannot copy $1/$f"
   done
@@ -494,8 +494,9 @@ fpt_restore() {
     [ ! -e "$bbd/$b.h5" ] || continue
     if [ -e "$src/backbones/$b.h5" ]; then
       fpt__copy "$src/backbones/$b.h5" "$bbd/$b.h5" || fpt_die "fpt_restore: cannot copy $src/backbones/$b.h5"
+    # shellcheck disable=SC2086 # a list of file names
     elif [ ! -e "$bbd/$b-run" ] &&
-      FPT_INFLIGHT_MORE=$FPT_INFLIGHT_BACKBONE fpt__keep_inflight "$src/inflight/backbones/$b-run" "$bbd/$b-run"; then
+      fpt__keep_inflight "$src/inflight/backbones/$b-run" "$bbd/$b-run" $FPT_INFLIGHT_BACKBONE; then
       nbi=$((nbi + 1)) # jobs/backbone.sbatch resumes it (--resume auto)
     else
       continue
