@@ -26,6 +26,10 @@ static inline fpt_u32x4 fpt_stream_block(fpt_stream s, uint32_t i) {
 }
 // Blocks first..first+n-1 of the stream into out (4n values); vectorised.
 void fpt_stream_blocks(fpt_stream s, uint32_t first, int n, uint32_t *out);
+// Its kernels, which give the same bits: BEST is the fastest this CPU runs.
+enum { FPT_RNG_BEST = -1, FPT_RNG_PORTABLE = 0, FPT_RNG_AVX2 = 1, FPT_RNG_AVX512 = 2 };
+// fpt_stream_blocks on the given kernel; -1 (and nothing written) if this CPU cannot run it.
+int fpt_stream_blocks_isa(fpt_stream s, uint32_t first, int n, uint32_t *out, int isa);
 // The i-th uint32 of the stream.
 uint32_t fpt_stream_u32(fpt_stream s, uint64_t i);
 // Uniform in [0,1) with 24 random bits.

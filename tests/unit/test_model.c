@@ -40,6 +40,38 @@ static void test_philox_kat(void **state) {
   }
 }
 
+// Every Philox kernel this CPU runs gives the one-block function's bits, for
+// any count (wide batches, 16-block batches, vector and scalar tails), across
+// the 32-bit counter's wrap, and writes nothing past the n blocks asked for.
+static void test_philox_kernels(void **state) {
+  (void)state;
+  enum { MAXN = 150 };
+  fpt_stream s = {0xfedcba9876543210ull, 17, 3, 5};
+  static uint32_t ref[4 * MAXN], out[4 * MAXN + 4];
+  int ran = 0;
+  for (int isa = FPT_RNG_PORTABLE; isa <= FPT_RNG_AVX512; isa++) {
+    for (int n = 0; n <= MAXN; n++)
+      for (uint32_t f = 0xFFFFFF80u; f != 0x80u; f += 0x40u) {
+        for (int j = 0; j < n; j++) {
+          fpt_u32x4 b = fpt_stream_block(s, f + (uint32_t)j);
+          memcpy(ref + 4 * j, b.v, sizeof b.v);
+        }
+        memset(out, 0xAB, sizeof out);
+        if (fpt_stream_blocks_isa(s, f, n, out, isa) != 0)
+          goto next_isa; // this CPU cannot run it
+        assert_memory_equal(out, ref, sizeof(uint32_t) * 4 * (size_t)n);
+        assert_int_equal(out[4 * n], 0xABABABABu);
+      }
+    ran++;
+  next_isa:;
+  }
+  assert_true(ran >= 1);
+  uint32_t a[4 * 40], b[4 * 40];
+  fpt_stream_blocks(s, 3, 40, a);
+  assert_int_equal(fpt_stream_blocks_isa(s, 3, 40, b, FPT_RNG_PORTABLE), 0);
+  assert_memory_equal(a, b, sizeof a);
+}
+
 static void test_normal_moments(void **state) {
   (void)state;
   fpt_stream s = {5, 1, 2, 3};
@@ -859,6 +891,7 @@ static void test_pad_invisible(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_philox_kat),
+      cmocka_unit_test(test_philox_kernels),
       cmocka_unit_test(test_normal_moments),
       cmocka_unit_test(test_dropout_mask),
       cmocka_unit_test(test_dropout_bits),
