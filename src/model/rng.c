@@ -3,23 +3,30 @@
 #include <math.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
+// Philox4x32-10's multipliers and Weyl key increments.
+#define PHILOX_M0 0xD2511F53u
+#define PHILOX_M1 0xCD9E8D57u
+#define PHILOX_W0 0x9E3779B9u
+#define PHILOX_W1 0xBB67AE85u
+
 fpt_u32x4 fpt_philox(uint64_t key, fpt_u32x4 ctr) {
   uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
   for (int r = 0; r < 10; r++) {
-    uint64_t p0 = (uint64_t)0xD2511F53u * ctr.v[0];
-    uint64_t p1 = (uint64_t)0xCD9E8D57u * ctr.v[2];
+    uint64_t p0 = (uint64_t)PHILOX_M0 * ctr.v[0];
+    uint64_t p1 = (uint64_t)PHILOX_M1 * ctr.v[2];
     uint32_t hi0 = (uint32_t)(p0 >> 32), lo0 = (uint32_t)p0;
     uint32_t hi1 = (uint32_t)(p1 >> 32), lo1 = (uint32_t)p1;
     fpt_u32x4 n = {{hi1 ^ ctr.v[1] ^ k0, lo1, hi0 ^ ctr.v[3] ^ k1, lo0}};
     ctr = n;
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
+    k0 += PHILOX_W0;
+    k1 += PHILOX_W1;
   }
   return ctr;
 }
@@ -27,10 +34,6 @@ fpt_u32x4 fpt_philox(uint64_t key, fpt_u32x4 ctr) {
 // The same rounds as fpt_philox, lane-parallel over 16 counters, in portable
 // C (the reference for the two kernels below, and the path of other CPUs).
 #define PHILOX_LANES 16
-#define PHILOX_M0 0xD2511F53u
-#define PHILOX_M1 0xCD9E8D57u
-#define PHILOX_W0 0x9E3779B9u
-#define PHILOX_W1 0xBB67AE85u
 static void philox_lanes_ref(uint64_t key, const fpt_stream *s, uint32_t first, uint32_t *out) {
   uint32_t c0[PHILOX_LANES], c1[PHILOX_LANES], c2[PHILOX_LANES], c3[PHILOX_LANES];
   for (int j = 0; j < PHILOX_LANES; j++) {
@@ -193,7 +196,20 @@ typedef struct {
   lanes_fn wide, lanes;
   int wide_n;
 } philox_kernel;
-static int kernel_for(int isa, philox_kernel *k);
+
+static int isa_supported(int isa) {
+  switch (isa) {
+  case FPT_RNG_PORTABLE:
+    return 1;
+#if defined(__x86_64__)
+  case FPT_RNG_AVX2:
+    return __builtin_cpu_supports("avx2");
+  case FPT_RNG_AVX512:
+    return __builtin_cpu_supports("avx512f");
+#endif
+  }
+  return 0;
+}
 
 // The fastest kernel this CPU runs, once; FPT_RNG_KERNEL=portable|avx2|avx512
 // in the environment picks one for A/B timing (same bits whichever runs).
@@ -202,34 +218,42 @@ static int best_isa(void) {
   int b = atomic_load(&best);
   if (b != -2)
     return b;
-  philox_kernel k;
-  const char *want = getenv("FPT_RNG_KERNEL");
   const char *names[] = {"portable", "avx2", "avx512"};
+  const char *want = getenv("FPT_RNG_KERNEL");
   b = FPT_RNG_PORTABLE;
-  for (int i = FPT_RNG_AVX512; i > FPT_RNG_PORTABLE && b == FPT_RNG_PORTABLE; i--)
-    if (kernel_for(i, &k) == 0 && (!want || strcmp(want, names[i]) == 0))
+  for (int i = FPT_RNG_AVX512; i > FPT_RNG_PORTABLE; i--)
+    if (isa_supported(i)) {
       b = i;
+      break;
+    }
+  if (want && *want) {
+    int w = -1;
+    for (int i = FPT_RNG_PORTABLE; i <= FPT_RNG_AVX512; i++)
+      if (strcmp(want, names[i]) == 0 && isa_supported(i))
+        w = i;
+    if (w < 0)
+      fprintf(stderr, "fpt: FPT_RNG_KERNEL=%s is not a Philox kernel this CPU runs: using %s\n",
+              want, names[b]);
+    else
+      b = w;
+  }
   atomic_store(&best, b);
   return b;
 }
 
 static int kernel_for(int isa, philox_kernel *k) {
-  switch (isa) {
-  case FPT_RNG_PORTABLE:
-    *k = (philox_kernel){philox_lanes_ref, philox_lanes_ref, PHILOX_LANES};
-    return 0;
+  if (isa == FPT_RNG_BEST)
+    isa = best_isa();
+  if (!isa_supported(isa))
+    return -1;
+  *k = (philox_kernel){philox_lanes_ref, philox_lanes_ref, PHILOX_LANES};
 #if defined(__x86_64__)
-  case FPT_RNG_AVX2:
+  if (isa == FPT_RNG_AVX2)
     *k = (philox_kernel){philox_lanes_avx2, philox_lanes_avx2, PHILOX_LANES};
-    return __builtin_cpu_supports("avx2") ? 0 : -1;
-  case FPT_RNG_AVX512:
+  if (isa == FPT_RNG_AVX512)
     *k = (philox_kernel){philox_wide_avx512, philox_lanes_avx512, 4 * PHILOX_LANES};
-    return __builtin_cpu_supports("avx512f") ? 0 : -1;
 #endif
-  case FPT_RNG_BEST:
-    return kernel_for(best_isa(), k);
-  }
-  return -1;
+  return 0;
 }
 
 int fpt_stream_blocks_isa(fpt_stream s, uint32_t first, int n, uint32_t *out, int isa) {
