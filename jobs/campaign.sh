@@ -5,11 +5,15 @@
 #      arm or backbone, or one cell with two protocols submits nothing;
 #   2. submits jobs/data.sbatch if a dataset file the lines need is missing;
 #   3. submits jobs/backbone.sbatch for each built backbone (bit, image, mlm)
-#      the lines name whose file is not there yet (after the data job);
-#   4. submits jobs/experiment.sbatch as one array over every line, at most
-#      THROTTLE (2) at once, one rank each, with --dependency=afterok on the
-#      jobs of 2 and 3: if one of them fails, the array never starts (squeue
-#      shows DependencyNeverSatisfied; scancel it, fix, run this again).
+#      the lines name whose file is not there yet (after the data job), unless
+#      a job of an earlier campaign.sh is still making it (then it waits for
+#      that one: the backbone jobs carry BACKBONE_DIR as their --comment);
+#   4. submits jobs/experiment.sbatch as one array per set of jobs of 2 and 3
+#      that its lines need (--dependency=afterok on them; the lines of the
+#      shipped backbone wait for nothing), each at most THROTTLE (2) at once,
+#      one rank each: if a job fails, the arrays that need it never start
+#      (squeue shows DependencyNeverSatisfied; scancel them, fix, run this
+#      again). Array index i is line i of PARAMS in every array.
 # It prints one line per job: "data JOBID", "backbone NAME JOBID", "array JOBID".
 # Run it from anywhere; jobs are submitted from the repository root, and the
 # directories (CAMPAIGN_DIR ...) are relative to it. Running it again is safe
@@ -52,8 +56,10 @@ die() {
 [ -n "${DRY_RUN:-}" ] || command -v sbatch >/dev/null || die "no sbatch on PATH (is Slurm set up? SLURM_CONF?)"
 # A second campaign beside a running one would start the same runs twice (fpt
 # refuses the second on a run directory's lock, and that task fails).
+# A backbone job still making its backbone is not in the way: the arrays wait
+# for it (below) instead of a second job for the same run.
 if [ -z "${DRY_RUN:-}${FORCE:-}" ] &&
-  busy=$(squeue -h -u "$(id -un)" -o '%i %j' 2>/dev/null | grep -E ' fpt-(exp|data|backbone)') && [ -n "$busy" ]; then
+  busy=$(squeue -h -u "$(id -un)" -o '%i %j' 2>/dev/null | grep -E ' fpt-(exp|data)') && [ -n "$busy" ]; then
   die "campaign jobs are still queued or running ($(awk '{ print $1 }' <<<"$busy" | sort -u | tr '\n' ' ')): wait for them or scancel them (FORCE=1 submits anyway)"
 fi
 
@@ -134,27 +140,59 @@ submit() { # submit NAME SBATCH-ARGS...: prints the job id
   echo "$id"
 }
 [ -n "${DRY_RUN:-}" ] || mkdir -p "$LOG_DIR" "$EXP_DIR" "$BACKBONE_DIR"
-deps=()
-data_dep=()
+data_id=""
 if [ ${#need_data[@]} -gt 0 ]; then
-  id=$(TASKS="${need_data[*]}" submit data --output="$LOG_DIR/%x-%j.out" jobs/data.sbatch)
-  echo "data $id"
-  deps+=("$id")
-  data_dep=(--dependency="afterok:$id")
+  data_id=$(TASKS="${need_data[*]}" submit data --output="$LOG_DIR/%x-%j.out" jobs/data.sbatch)
+  echo "data $data_id"
 fi
+# Backbone jobs carry the backbone directory as their comment, so that a later
+# campaign.sh finds the one still making NAME.h5 there and waits for it.
+bb_tag="fpt-campaign:$ROOT/$BACKBONE_DIR"
+inflight_backbone() { # inflight_backbone NAME: the queued or running job making NAME in BACKBONE_DIR
+  [ -z "${DRY_RUN:-}" ] || return 0
+  squeue -h -u "$(id -un)" -o '%i|%j|%k' 2>/dev/null |
+    awk -F'|' -v j="fpt-backbone-$1" -v k="$bb_tag" '$2 == j && $3 == k { print $1; exit }'
+}
+declare -A bb_job=()
 for b in "${need_bb[@]}"; do
-  id=$(BACKBONE=$b submit "backbone-$b" --job-name="fpt-backbone-$b" --output="$LOG_DIR/%x-%j.out" "${data_dep[@]}" \
-    jobs/backbone.sbatch)
-  echo "backbone $b $id"
-  deps+=("$id")
+  id=$(inflight_backbone "$b")
+  if [ -n "$id" ]; then
+    say "backbone $b: job $id is making it already; the lines that need it wait for that job"
+  else
+    id=$(BACKBONE=$b submit "backbone-$b" --job-name="fpt-backbone-$b" --comment="$bb_tag" \
+      --output="$LOG_DIR/%x-%j.out" ${data_id:+--dependency="afterok:$data_id"} jobs/backbone.sbatch)
+    echo "backbone $b $id"
+  fi
+  bb_job[$b]=$id
 done
-dep=()
-[ ${#deps[@]} -gt 0 ] && dep=(--dependency="afterok:$(
-  IFS=:
-  echo "${deps[*]}"
-)")
-id=$(submit array --array="0-$((n - 1))%$THROTTLE" --ntasks=1 --output="$LOG_DIR/%x-%A_%a.out" "${dep[@]}" \
-  jobs/experiment.sbatch)
-echo "array $id"
-say "$n runs of $PARAMS into $EXP_DIR, at most $THROTTLE at once${deps[*]:+, after job(s) ${deps[*]}}; logs in $LOG_DIR"
+# One array per set of jobs a line waits for, so that a line never waits for a
+# backbone it does not use (the lines of the shipped backbone start at once,
+# while a backbone trains for hours). Array index i is line i in each of them.
+declare -A group=()
+i=0
+while read -r t b; do
+  d=()
+  if [ -n "$data_id" ] && fpt__in "$t" "${need_data[@]}"; then d+=("$data_id"); fi
+  [ -z "${bb_job[$b]:-}" ] || d+=("${bb_job[$b]}")
+  key=$(
+    IFS=:
+    echo "${d[*]:-none}"
+  )
+  group[$key]+="$i "
+  i=$((i + 1))
+done < <(cols)
+ranges() { # ranges N...: ascending indices as Slurm's --array list (0-2,5)
+  awk '{ for (i = 1; i <= NF; i++) { if (i > 1 && $i == p + 1) { p = $i; continue }
+           if (i > 1) o = o (s == p ? s : s "-" p) ","; s = p = $i }
+         print o (s == p ? s : s "-" p) }' <<<"$*"
+}
+waits=()
+while read -r key; do
+  dep=()
+  [ "$key" = none ] || { dep=(--dependency="afterok:$key") && waits+=("$key"); }
+  id=$(submit array --array="$(ranges "${group[$key]}")%$THROTTLE" --ntasks=1 --output="$LOG_DIR/%x-%A_%a.out" \
+    "${dep[@]}" jobs/experiment.sbatch)
+  echo "array $id"
+done < <(printf '%s\n' "${!group[@]}" | sort | awk '$0 == "none" { print; next } { l[++n] = $0 } END { for (i = 1; i <= n; i++) print l[i] }')
+say "$n runs of $PARAMS into $EXP_DIR in ${#group[@]} array(s), at most $THROTTLE at once each${waits[*]:+, some after job(s) ${waits[*]}}; logs in $LOG_DIR"
 say "watch: squeue -o '%.12i %.9T %.24r %j'; tables: analysis/results_table.py $EXP_DIR --params $PARAMS"

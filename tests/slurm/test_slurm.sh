@@ -150,18 +150,19 @@ wait_job() { # wait_job ID TIMEOUT: until the job reaches a final state; 1 on ti
   scancel "$id" 2>/dev/null
   return 1
 }
-wait_array() { # wait_array ARRAY_ID N TIMEOUT: until N tasks are in final states
-  local id=$1 n=$2 end states
+wait_array() { # wait_array "ARRAY_ID..." N TIMEOUT: until N tasks of these arrays are in final states
+  local id=$1 n=$2 end states a
   end=$(until_ "$3")
   while [ "$SECONDS" -lt "$end" ]; do
-    states=$(scontrol show job -o "$id" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2)
+    states=$(for a in $id; do scontrol show job -o "$a" 2>/dev/null; done | grep -o 'JobState=[A-Z_]*' | cut -d= -f2)
     if [ "$(grep -cE '^(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY)$' <<<"$states")" -eq "$n" ]; then
       return 0
     fi
     sleep 1
   done
-  log "array $id not finished after $3 s: $(tr "\n" " " <<<"$states")"
-  scancel "$id" 2>/dev/null
+  log "array(s) $id not finished after $3 s: $(tr "\n" " " <<<"$states")"
+  # shellcheck disable=SC2086 # a list of ids
+  scancel $id 2>/dev/null
   return 1
 }
 job_is() { # job_is ID STATE EXITCODE RESTARTS
@@ -210,8 +211,11 @@ XOR=(STEPS="$STEPS" BATCH_SIZE=8 SEED=3 LOG_EVERY=50 EVAL_EVERY=1000 CHECKPOINT_
 #     is not there: campaign.sh refuses each, submits nothing.
 # (g) a campaign of every new arm on bit-xor (fpt, lstm-full, lstm-frozen, bit,
 #     image, mlm; 20 steps, patience 2) with tiny backbones: the data job, three
-#     backbone jobs and the array (%2, one rank, afterok on all four); every run
-#     finishes; a second campaign.sh submits no backbone job and its array
+#     backbone jobs and four arrays (one per backbone the lines wait for); its
+#     arrays cancelled, campaign.sh again while the backbone jobs are queued
+#     submits no data or backbone job, and its arrays wait for those jobs
+#     (%2, one rank, afterok on the line's own backbone only); every run
+#     finishes; a third campaign.sh submits no backbone job and its one array
 #     skips the finished runs.
 # (h) a backbone job that fails (FPT_ARGS="--lr -1"): the array never starts
 #     (DependencyNeverSatisfied) and makes no run directory; a second
@@ -221,7 +225,7 @@ XOR=(STEPS="$STEPS" BATCH_SIZE=8 SEED=3 LOG_EVERY=50 EVAL_EVERY=1000 CHECKPOINT_
 #     with a message naming it, no run directory.
 campaign_phase() {
   log "phase 3: the campaign (jobs/campaign.sh): bad file, tiny campaign, failed backbone, bad lines"
-  local CW=$W/campaign H out rc jobs_before ids arr n id k
+  local CW=$W/campaign H out rc jobs_before arr n id k
   mkdir -p "$CW/corpus"
   # A tiny text corpus for the mlm backbone: 3.4 MB (fpt data text keeps 1 block in 50 of 64 KiB for val
   # and test), 64-byte windows.
@@ -262,24 +266,54 @@ campaign_phase() {
   for k in fpt lstm-full lstm-frozen bit image mlm; do
     printf 'bit-xor\t%s\t1\t20\t16\t%s\t10\t2\t-\n' "$k" "$([ "${k#lstm}" != "$k" ] && echo 3e-4 || echo 1e-3)" >>"$CW/good.tsv"
   done
+  # Submitted held (--hold), so that the arrays are cancelled before any task
+  # starts and the backbone jobs are still queued when campaign.sh runs again.
   rc=0
-  campaign "$CW/g.out" "$CW/good.tsv" CAMPAIGN_DIR="$CW/g" || rc=$?
-  ids=$(awk '$1 == "data" || $1 == "backbone" { print $NF }' "$CW/g.out" | tr '\n' ' ')
-  arr=$(awk '$1 == "array" { print $2 }' "$CW/g.out")
-  check "(g) campaign.sh: exit $rc; printed data, backbone bit, image, mlm and array job ids: $(tr '\n' ' ' <"$CW/g.out")" \
-    eval '[ "$rc" -eq 0 ] && [ "$(grep -cE "^(data [0-9]+|backbone (bit|image|mlm) [0-9]+|array [0-9]+)$" "$CW/g.out")" -eq 5 ]'
-  if [ -z "$arr" ]; then
-    bad "(g) no array job (stderr: $(cat "$CW/g.out.err"))"
+  campaign "$CW/g.out" "$CW/good.tsv" CAMPAIGN_DIR="$CW/g" SBATCH_ARGS="--time=20 --hold" || rc=$?
+  local data bbs arrs
+  data=$(awk '$1 == "data" { print $2 }' "$CW/g.out")
+  bbs=$(awk '$1 == "backbone" { print $3 }' "$CW/g.out" | tr '\n' ' ')
+  arrs=$(awk '$1 == "array" { print $2 }' "$CW/g.out" | tr '\n' ' ')
+  check "(g) campaign.sh: exit $rc; printed data, backbone bit, image, mlm and 4 array job ids (lines of the shipped backbone, of bit, of image, of mlm): $(tr '\n' ' ' <"$CW/g.out")" \
+    eval '[ "$rc" -eq 0 ] && [ "$(grep -cE "^(data [0-9]+|backbone (bit|image|mlm) [0-9]+)$" "$CW/g.out")" -eq 4 ] && [ "$(grep -cE "^array [0-9]+$" "$CW/g.out")" -eq 4 ]'
+  # shellcheck disable=SC2086 # lists of ids
+  scancel $arrs 2>/dev/null
+  [ -z "$data" ] || scontrol release "$data"
+  if [ -z "$data" ] || ! wait_job "$data" "$TIMEOUT_SHORT"; then bad "(g) the data job ${data:-?} ended"; fi
+  # A campaign.sh while the backbone jobs are still queued: it waits for them.
+  rc=0
+  campaign "$CW/g1.out" "$CW/good.tsv" CAMPAIGN_DIR="$CW/g" || rc=$?
+  arrs=$(awk '$1 == "array" { print $2 }' "$CW/g1.out" | tr '\n' ' ')
+  check "(g) campaign.sh again while the backbone jobs are queued: no data or backbone job, 4 arrays, the 3 backbone jobs named as in the making ($(tr '\n' ' ' <"$CW/g1.out"))" \
+    eval '[ "$rc" -eq 0 ] && [ "$(grep -c . "$CW/g1.out")" -eq 4 ] && [ "$(grep -cE "^array [0-9]+$" "$CW/g1.out")" -eq 4 ] && [ "$(grep -c "is making it already" "$CW/g1.out.err")" -eq 3 ]'
+  if [ -z "$arrs" ]; then
+    bad "(g) no array job (stderr: $(cat "$CW/g1.out.err"))"
   else
-    out=$(scontrol show job -o "$arr" 2>/dev/null | head -1)
-    deps_ok() {
-      local i
-      grep -q "ArrayTaskThrottle=2" <<<"$out" || { echo "  no ArrayTaskThrottle=2 in: $out"; return 1; }
-      for i in $ids; do grep -q "afterok:$i" <<<"$out" || { echo "  no afterok:$i in: $out"; return 1; }; done
+    deps_ok() { # the array of line 3 waits for the bit job, 4 for image, 5 for mlm; lines 0-2 wait for nothing
+      local a rec want
+      for a in $arrs; do
+        rec=$(scontrol show job -o "$a" 2>/dev/null)
+        grep -q "ArrayTaskThrottle=2" <<<"$rec" || { echo "  no ArrayTaskThrottle=2 in: $rec"; return 1; }
+        case $(grep -o 'ArrayTaskId=[0-9,-]*' <<<"$rec" | head -1 | cut -d= -f2) in
+        3) want=$(awk '$2 == "bit" { print $3 }' "$CW/g.out") ;;
+        4) want=$(awk '$2 == "image" { print $3 }' "$CW/g.out") ;;
+        5) want=$(awk '$2 == "mlm" { print $3 }' "$CW/g.out") ;;
+        *) want="" ;;
+        esac
+        if [ -n "$want" ]; then
+          grep -qE "afterok:$want(\(|_| |$)" <<<"$rec" || { echo "  array $a: no afterok:$want in: $rec"; return 1; }
+        elif grep -q afterok <<<"$rec"; then
+          echo "  array $a (lines of the shipped backbone) waits: $rec"
+          return 1
+        fi
+      done
     }
-    check "(g) the array waits for the data and backbone jobs ($ids: afterok) and runs at most 2 tasks at once" deps_ok
+    check "(g) each array waits for the backbone job its lines need (afterok), that of the shipped backbone for nothing; each runs at most 2 tasks at once" deps_ok
+    # shellcheck disable=SC2086
+    scontrol release $bbs
+    arr=$arrs
     if wait_array "$arr" 6 "$TIMEOUT_REQUEUE"; then
-      check "(g) 6 array tasks COMPLETED" eval '[ "$(scontrol show job -o "$arr" | grep -c "JobState=COMPLETED.*ExitCode=0:0")" -eq 6 ]'
+      check "(g) 6 array tasks COMPLETED" eval '[ "$(for a in $arr; do scontrol show job -o "$a"; done | grep -c "JobState=COMPLETED.*ExitCode=0:0")" -eq 6 ]'
       n=0
       for k in fpt lstm-full lstm-frozen bit image mlm; do
         grep -q '"split":"test".*"final":1' "$CW/g/exp/bit-xor/$k/seed1/metrics.jsonl" 2>/dev/null && n=$((n + 1))
