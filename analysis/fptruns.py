@@ -10,7 +10,8 @@ metrics.jsonl (src/io/metrics.c): one JSON object per line with "step", "split"
 ("train", "val" or "test"), "loss", "accuracy", "tokens_per_s", ...; train lines
 every log_every steps; a val line and a test line at every evaluation
 (eval_every, with --eval-test; with --eval-test-at best, a test line only where
-the val accuracy beat every earlier one); and a final val + test pair marked
+the val accuracy beat every earlier one; with end, only for the best one,
+written after training from checkpoints/best.h5); and a final val + test pair marked
 "final":1 at the last step. The trainer writes a non-finite number as null.
 
 Definitions used by every script:
@@ -18,7 +19,7 @@ Definitions used by every script:
 - evaluation: a (step, final) pair that has a val line with a finite accuracy,
   and its test accuracy when a test line is there (finite, or the evaluation
   is skipped). Selection on val picks the earliest evaluation of the best val
-  accuracy: under --eval-test-at best that one always has its test line (a
+  accuracy: under --eval-test-at best or end that one always has its test line (a
   run whose selected evaluation has none is reported, never averaged). The
   periodic evaluations and the final one are all
   evaluations (with early stopping a periodic and the final evaluation can share

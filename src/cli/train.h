@@ -20,7 +20,7 @@ typedef struct {
       *lr_schedule;
   long long checkpoint_every, keep_checkpoints, early_stop;
   const char *early_stop_on; // "loss" or "accuracy"
-  const char *eval_test_at;  // "every" or "best" (evaluation, with eval_test)
+  const char *eval_test_at;  // "every", "best" or "end" (evaluation, with eval_test)
   double time_limit;
   long long stages, micro_batches, steps, batch_size, seed, data_seed, log_every, eval_every,
       eval_samples, eval_limit, train_limit, bit_length, patterns, patch, warmup;

@@ -6,6 +6,7 @@
 #include <mpi.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fpt/check.h"
 #include "fpt/stop.h"
@@ -23,25 +24,42 @@ typedef struct {
   double lr; // of the last step
 } loop_clock;
 
-// Both passes first (collective, the same result on every rank), then rank
-// 0 prints and writes: a failed write on rank 0 never skips a pass.
-int train_eval_splits(fpt_run *r, int64_t step, const char *label, int digits, int write) {
+// The val and test scores of the weights as they are. Collective.
+typedef struct {
+  double l[2], a[2];
+} split_scores;
+
+static int eval_splits(fpt_run *r, split_scores *sc) {
+  int splits[2] = {FPT_VAL, FPT_TEST};
+  for (int k = 0; k < 2; k++)
+    FPT_TRY(fpt_pipeline_evaluate(&r->pl, splits[k], &sc->l[k], &sc->a[k]));
+  r->val_loss = sc->l[0];
+  r->val_acc = sc->a[0];
+  return 0;
+}
+
+// Rank 0 prints them (and writes them, marked final, with `write`).
+static int write_splits(fpt_run *r, int64_t step, const char *label, int digits, int write,
+                        const split_scores *sc) {
   const char *names[2] = {"val", "test"};
   int splits[2] = {FPT_VAL, FPT_TEST}, rc = 0;
-  double l[2], a[2];
-  for (int k = 0; k < 2; k++)
-    FPT_TRY(fpt_pipeline_evaluate(&r->pl, splits[k], &l[k], &a[k]));
-  r->val_loss = l[0];
-  r->val_acc = a[0];
   for (int k = 0; k < 2 && r->g.rank == 0 && rc == 0; k++) {
-    printf("%s%-4s loss %.*f  accuracy %.*f  (%lld samples)\n", label, names[k], digits, l[k],
-           digits, a[k], (long long)fpt_source_size(&r->src, splits[k]));
+    printf("%s%-4s loss %.*f  accuracy %.*f  (%lld samples)\n", label, names[k], digits, sc->l[k],
+           digits, sc->a[k], (long long)fpt_source_size(&r->src, splits[k]));
     const char *fin[1] = {"final"};
     double one[1] = {1};
     if (write)
-      rc = fpt_metrics_write(&r->mt, step, names[k], l[k], a[k], 0, 1, fin, one);
+      rc = fpt_metrics_write(&r->mt, step, names[k], sc->l[k], sc->a[k], 0, 1, fin, one);
   }
   return rc;
+}
+
+// Both passes first (collective, the same result on every rank), then rank
+// 0 prints and writes: a failed write on rank 0 never skips a pass.
+int train_eval_splits(fpt_run *r, int64_t step, const char *label, int digits, int write) {
+  split_scores sc;
+  FPT_TRY(eval_splits(r, &sc));
+  return write_splits(r, step, label, digits, write, &sc);
 }
 
 // One early-stopping count: a better value resets it, anything else adds one.
@@ -60,13 +78,15 @@ static void track(int better, double v, double *best, int64_t *best_step, int64_
 // early-stopping state. FPT_STOPPED (a signal) leaves both untouched. With
 // --eval-test-at best, test only where the val accuracy is a new best: the
 // evaluation a selection on val picks always has its test line (a tie is no
-// improvement here either), and the others cost val only.
+// improvement here either), and the others cost val only. With end, never
+// here: best_test scores the one that was picked.
 static int periodic_eval(fpt_run *r, int64_t step) {
   double l, a, lt, at;
   FPT_TRY(fpt_pipeline_evaluate(&r->pl, FPT_VAL, &l, &a));
   r->val_loss = l;
   r->val_acc = a;
-  int test = r->s.eval_test && (strcmp(r->s.eval_test_at, "best") || a > r->st.best_val_acc);
+  int every = !strcmp(r->s.eval_test_at, "every"), at_best = !strcmp(r->s.eval_test_at, "best");
+  int test = r->s.eval_test && (every || (at_best && a > r->st.best_val_acc));
   if (test)
     FPT_TRY(fpt_pipeline_evaluate(&r->pl, FPT_TEST, &lt, &at));
   if (r->g.rank == 0) {
@@ -273,6 +293,43 @@ static int after_step(fpt_run *r, int64_t done, const loop_clock *c) {
   return early ? FPT_STOPPED : 0;
 }
 
+// --eval-test-at end: the test split scored once, on the weights of the best
+// val evaluation (checkpoints/best.h5, whose own step attribute names it),
+// as that step's test line: what --eval-test-at best writes for the
+// evaluation a selection on val picks, at the cost of one test pass instead
+// of one per new best. None when no periodic evaluation was kept (the final
+// one is then the best and has its test). Leaves the model at those weights.
+// Collective: 0, 1 or FPT_STOPPED.
+static int best_test(fpt_run *r, int64_t final_step) {
+  char path[4500];
+  int64_t step = -1;
+  snprintf(path, sizeof path, "%s/checkpoints/best.h5", r->s.run_dir);
+  if (r->g.rank == 0 && access(path, F_OK) == 0) {
+    fpt_ckpt_state st;
+    double acc;
+    step = fpt_checkpoint_read_state(path, &r->m, &st) == 0 ? st.step : -2;
+    if (step >= 0 && fpt_metrics_find(r->s.run_dir, step, "test", &acc) == 0)
+      step = -1; // written already (a run begun under --eval-test-at best or every)
+  }
+  MPI_Bcast(&step, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
+  if (step == -2)
+    return 1; // read_state said why
+  if (step < 0 || step == final_step)
+    return 0;
+  if (fpt_runtime_agree(&r->rt, train_load_from(r, "keep-best", path, NULL)) != 0)
+    return 1;
+  double l, a;
+  int rc = fpt_pipeline_evaluate(&r->pl, FPT_TEST, &l, &a);
+  if (rc != 0)
+    return rc == FPT_STOPPED ? rc : 1;
+  if (r->g.rank == 0) {
+    printf("test at the best val evaluation (step %lld)  loss %.4f  accuracy %.4f\n",
+           (long long)step, l, a);
+    rc = fpt_metrics_write(&r->mt, step, "test", l, a, 0, 0, NULL, NULL);
+  }
+  return fpt_runtime_agree(&r->rt, rc);
+}
+
 // After the last step: the memory figure, the final evaluation, --export.
 static int train_finish(fpt_run *r, int64_t final_step) {
   // After training every rank has touched its weights: the fair memory figure.
@@ -282,13 +339,19 @@ static int train_finish(fpt_run *r, int64_t final_step) {
   if (r->g.rank == 0)
     printf("memory after training: %.0f MB resident in all ranks, %.0f MB proportional\n", mem[0],
            mem[1]);
-  int rc = train_eval_splits(r, final_step, "final ", 4, 1);
+  split_scores sc;
+  int rc = eval_splits(r, &sc);
+  // --eval-test-at end: before the final lines, which mark the run finished.
+  if (rc == 0 && r->s.eval_test && !strcmp(r->s.eval_test_at, "end") && !improved(r))
+    rc = best_test(r, final_step);
   if (rc == FPT_STOPPED) { // the last checkpoint is there: a resume evaluates again
     if (r->g.rank == 0)
       printf("stopped by a signal during the final evaluation; exit %d asks to be requeued\n",
              FPT_EXIT_REQUEUE);
     return FPT_EXIT_REQUEUE;
   }
+  if (rc == 0)
+    rc = write_splits(r, final_step, "final ", 4, 1, &sc);
   if (fpt_runtime_agree(&r->rt, rc) != 0 || (improved(r) && keep_best(r, final_step) != 0))
     return 1;
   if (!r->s.export)

@@ -78,8 +78,9 @@ static const fpt_opt run[] = {
     R(eval_every, INT, 0, 1 << 30, "steps between validation passes (0: only at the end)"),
     O(eval_test, BOOL, "score the test split at every evaluation too (select on val afterwards)"),
     O(eval_test_at, STR,
-      "with --eval-test: every evaluation, or best: only those whose val accuracy beats every "
-      "earlier one (the evaluations --keep-best can select) and the final one"),
+      "with --eval-test: every evaluation; best: only those whose val accuracy beats every "
+      "earlier one (the evaluations --keep-best can select) and the final one; or end: the "
+      "final one and, once, checkpoints/best.h5 at its step (needs --keep-best)"),
     R(early_stop, INT, 0, 1 << 30,
       "stop after this many evaluations without a better val loss or accuracy (0: off)"),
     O(early_stop_on, STR,
@@ -289,8 +290,11 @@ int train_parse(const train_command *c, train_settings *s, int argc, char **argv
   FPT_TRY(one_of("lr-schedule", s->lr_schedule, lrs));
   const char *const monitors[] = {"loss", "accuracy", NULL};
   FPT_TRY(one_of("early-stop-on", s->early_stop_on, monitors));
-  const char *const test_at[] = {"every", "best", NULL};
+  const char *const test_at[] = {"every", "best", "end", NULL};
   FPT_TRY(one_of("eval-test-at", s->eval_test_at, test_at));
+  FPT_ENSURE(!s->eval_test || strcmp(s->eval_test_at, "end") || s->keep_best,
+             "option --eval-test-at: end scores the test split on checkpoints/best.h5, which "
+             "needs --keep-best true");
   FPT_TRY(one_of("init", s->init, fpt_init_names));
   FPT_TRY(one_of("lstm-state", s->lstm_state, fpt_state_names));
   FPT_TRY(one_of("objective", s->objective, fpt_objective_names));

@@ -158,8 +158,16 @@ run tb-every 1 --task bit-xor --steps 400 --batch-size 16 --seed 1 --dropout 0 -
   --eval-every 10 --eval-samples 32 --early-stop 3 --early-stop-on accuracy --eval-test true
 run tb-best 1 --task bit-xor --steps 400 --batch-size 16 --seed 1 --dropout 0 --log-every 50 \
   --eval-every 10 --eval-samples 32 --early-stop 3 --early-stop-on accuracy --eval-test true --eval-test-at best
-expect_error "--eval-test-at of another kind" "option --eval-test-at: 'some' is not one of every, best" "$W/tb-bad" -- \
+# --eval-test-at end: test only at the final evaluation and, once, on
+# checkpoints/best.h5 at its step: the same numbers as the line the
+# every-evaluation run wrote there.
+run tb-end 1 --task bit-xor --steps 400 --batch-size 16 --seed 1 --dropout 0 --log-every 50 \
+  --eval-every 10 --eval-samples 32 --early-stop 3 --early-stop-on accuracy --eval-test true --eval-test-at end \
+  --keep-best true
+expect_error "--eval-test-at of another kind" "option --eval-test-at: 'some' is not one of every, best, end" "$W/tb-bad" -- \
   "$FPT" train --model "$W/m.h5" --task bit-xor --steps 3 --eval-test true --eval-test-at some
+expect_error "--eval-test-at end without --keep-best" "option --eval-test-at: end scores the test split on checkpoints/best.h5, which needs --keep-best true" "$W/tb-bad2" -- \
+  "$FPT" train --model "$W/m.h5" --task bit-xor --steps 3 --eval-test true --eval-test-at end
 /usr/bin/python3 - "$W" <<'PY'
 import json, sys
 w = sys.argv[1]
@@ -183,8 +191,17 @@ if any(test_best[k] != test_every[k] for k in test_best if k in test_every):
     fails.append("a test line differs from the every-evaluation run's")
 if len(want) >= len(every):
     fails.append("every evaluation improved: the case tests nothing")
+end, test_end = lines("tb-end", "val"), lines("tb-end", "test")
+best_step = max((k for k in want if not k[1]), default=None)
+want_end = {k for k in want if k[1]} | ({best_step} if best_step else set())
+if end != every:
+    fails.append("end: the val lines differ from the every-evaluation run's")
+if set(test_end) != want_end or len(want_end) != 2:
+    fails.append(f"end: test lines at {sorted(test_end)}, expected {sorted(want_end)} (the best and the final)")
+if any(test_end[k] != test_every.get(k) for k in test_end):
+    fails.append("end: a test line differs from the every-evaluation run's")
 print("FAIL: " + "; ".join(fails) if fails else f"ok: {len(test_best)} of {len(every)} evaluations tested")
 sys.exit(1 if fails else 0)
 PY
-[ $? -eq 0 ] && ok "--eval-test-at best: test lines at the new bests and the final" || bad "--eval-test-at best" "$W/tb-best.log"
+[ $? -eq 0 ] && ok "--eval-test-at best and end: test lines at the new bests (best) or the best only (end), and the final; the same numbers" || bad "--eval-test-at best/end" "$W/tb-end.log"
 finish
