@@ -428,12 +428,14 @@ fpt__keep_inflight() {
 }
 # fpt__protocol_differs RUN_DIR: empty when RUN_DIR/config.yaml has the
 # protocol of the line fpt_exp_line parsed last (steps, batch, lr, patience,
-# eval_every), else the first difference ("steps 20 (line: 40)").
+# eval_every; for probe, which fits steps x batch training samples once, its
+# train_limit), else the first difference ("steps 20 (line: 40)").
 fpt__protocol_differs() {
   awk -v steps="$EXP_STEPS" -v batch_size="$EXP_BATCH" -v lr="$EXP_LR" -v early_stop="$EXP_PATIENCE" \
-    -v eval_every="$EXP_EVAL_EVERY" '
-    BEGIN { want["steps"] = steps; want["batch_size"] = batch_size; want["lr"] = lr
-            want["early_stop"] = early_stop; want["eval_every"] = eval_every }
+    -v eval_every="$EXP_EVAL_EVERY" -v probe="$([ "${EXP_KIND:-}" = probe ] && echo 1)" '
+    BEGIN { if (probe) want["train_limit"] = steps * batch_size
+            else { want["steps"] = steps; want["batch_size"] = batch_size; want["lr"] = lr
+                   want["early_stop"] = early_stop; want["eval_every"] = eval_every } }
     { k = $1; sub(/:$/, "", k); v = $2; gsub(/"/, "", v); if (k in want) got[k] = v }
     END { for (k in want) if (!(k in got) || got[k] + 0 != want[k] + 0) { print k " " (k in got ? got[k] : "none") " (line: " want[k] ")"; exit } }' \
     "$1/config.yaml" 2>/dev/null || echo "no config.yaml"

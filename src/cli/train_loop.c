@@ -395,6 +395,11 @@ static int run_other(fpt_run *r) {
   train_print_startup(r);
   if (r->cmd->kind == FPT_RUN_EVAL)
     return run_eval(r);
+  // A probe's run directory says how it was made, as a training run's does
+  // (the campaign's runners compare its train_limit with their line's).
+  int rc = r->s.run_dir && r->g.rank == 0 ? train_write_config(r) : 0;
+  if (fpt_runtime_agree(&r->rt, rc) != 0)
+    return 1;
   return fpt_probe_run(&r->s, &r->rt, &r->g, &r->m, &r->src, &r->pl, &r->st, &r->desc);
 }
 

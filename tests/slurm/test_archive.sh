@@ -190,4 +190,24 @@ kill -TERM -- "-$(ps -o pgid= -p "$TJ" | tr -d ' ')" 2>/dev/null
 wait "$TJ"
 check "SIGTERM to the whole job: the log names it and that the last checkpoint stands ($(tail -1 "$W/term.log" | cut -c1-120))" \
   eval 'grep -q "fpt-job.*: got SIGTERM" "$W/term.log" && grep -Eq "checkpointed \(exit 75\)|after the job got SIGTERM; not requeueing \(.*the last checkpoint stands" "$W/term.log"'
+
+# A probe line (fpt probe: one exact fit over steps x batch samples): its run
+# directory says so in config.yaml, and a second task of the line skips it;
+# a line asking for another number of samples is refused, naming both.
+printf 'task\tarm\tseed\tsteps\tbatch\tlr\teval_every\tpatience\n' > "$W/pr.tsv"
+cp "$W/pr.tsv" "$W/pr30.tsv"
+printf 'bit-xor\tprobe\t1\t20\t8\t1e-3\t10\t2\n' >> "$W/pr.tsv"
+printf 'bit-xor\tprobe\t1\t30\t8\t1e-3\t10\t2\n' >> "$W/pr30.tsv"
+pr_run() { # pr_run PARAMS LOG
+  (cd "$ROOT" && PARAMS=$1 EXP_DIR=$W/pr MODEL=$W/m.h5 SLURM_ARRAY_TASK_ID=0 bash jobs/experiment.sbatch) > "$2" 2>&1
+}
+pr_run "$W/pr.tsv" "$W/pr1.log"
+check "a probe line: finished, its config.yaml names train_limit 160 (20 x 8)" \
+  eval 'grep -q "\"split\":\"test\".*\"final\":1" "$W/pr/bit-xor/probe/seed1/metrics.jsonl" && grep -qx "train_limit: 160" "$W/pr/bit-xor/probe/seed1/config.yaml"'
+pr_run "$W/pr.tsv" "$W/pr2.log"
+check "the finished probe run is skipped ($(tail -1 "$W/pr2.log" | cut -c1-100))" grep -q "is finished (its final test line is there): nothing to do" "$W/pr2.log"
+rc=0
+pr_run "$W/pr30.tsv" "$W/pr3.log" || rc=$?
+check "a probe line of another size is refused (exit $rc), naming train_limit" \
+  eval '[ "$rc" -ne 0 ] && grep -q "train_limit 160 (line: 240)" "$W/pr3.log"'
 finish
