@@ -193,6 +193,9 @@ while read -r key; do
   id=$(submit array --array="$(ranges "${group[$key]}")%$THROTTLE" --ntasks=1 --output="$LOG_DIR/%x-%A_%a.out" \
     "${dep[@]}" jobs/experiment.sbatch)
   echo "array $id"
-done < <(printf '%s\n' "${!group[@]}" | sort | awk '$0 == "none" { print; next } { l[++n] = $0 } END { for (i = 1; i <= n; i++) print l[i] }')
+done < <(
+  [ -z "${group[none]+set}" ] || echo none # the lines that wait for nothing first
+  printf '%s\n' "${!group[@]}" | grep -vx none | sort
+)
 say "$n runs of $PARAMS into $EXP_DIR in ${#group[@]} array(s), at most $THROTTLE at once each${waits[*]:+, some after job(s) ${waits[*]}}; logs in $LOG_DIR"
 say "watch: squeue -o '%.12i %.9T %.24r %j'; tables: analysis/results_table.py $EXP_DIR --params $PARAMS"

@@ -89,7 +89,6 @@ void train_print_progress(long long done, long long total, double loss, double a
 
 // src/cli/train_loop.c
 int train_main(const train_command *c, int argc, char **argv);
-int train_eval_splits(fpt_run *r, int64_t step, const char *label, int digits, int write);
 
 // fpt probe's work after the set-up (src/cli/cmd_probe.c). Returns the same
 // value on every rank.

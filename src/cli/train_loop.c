@@ -24,7 +24,9 @@ typedef struct {
   double lr; // of the last step
 } loop_clock;
 
-// The val and test scores of the weights as they are. Collective.
+// The val and test scores of the weights as they are: both passes first
+// (collective, the same result on every rank), then rank 0 prints and writes
+// (write_splits), so that a failed write on rank 0 never skips a pass.
 typedef struct {
   double l[2], a[2];
 } split_scores;
@@ -52,14 +54,6 @@ static int write_splits(fpt_run *r, int64_t step, const char *label, int digits,
       rc = fpt_metrics_write(&r->mt, step, names[k], sc->l[k], sc->a[k], 0, 1, fin, one);
   }
   return rc;
-}
-
-// Both passes first (collective, the same result on every rank), then rank
-// 0 prints and writes: a failed write on rank 0 never skips a pass.
-int train_eval_splits(fpt_run *r, int64_t step, const char *label, int digits, int write) {
-  split_scores sc;
-  FPT_TRY(eval_splits(r, &sc));
-  return write_splits(r, step, label, digits, write, &sc);
 }
 
 // One early-stopping count: a better value resets it, anything else adds one.
@@ -388,7 +382,9 @@ static int train_run(fpt_run *r) {
 static int run_eval(fpt_run *r) {
   if (fpt_runtime_agree(&r->rt, train_load_from(r, "checkpoint", r->s.checkpoint, NULL)) != 0)
     return 1;
-  return fpt_runtime_agree(&r->rt, train_eval_splits(r, 0, "", 6, 0));
+  split_scores sc;
+  int rc = eval_splits(r, &sc);
+  return fpt_runtime_agree(&r->rt, rc ? rc : write_splits(r, 0, "", 6, 0, &sc));
 }
 
 static int run_other(fpt_run *r) {
