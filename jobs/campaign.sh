@@ -8,9 +8,10 @@
 #      the lines name whose file is not there yet (after the data job), unless
 #      a job of an earlier campaign.sh is still making it (then it waits for
 #      that one: the backbone jobs carry BACKBONE_DIR as their --comment);
-#   4. submits jobs/experiment.sbatch as one array per set of jobs of 2 and 3
-#      that its lines need (--dependency=afterok on them; the lines of the
-#      shipped backbone wait for nothing), each at most THROTTLE (2) at once,
+#   4. submits jobs/experiment.sbatch as one array per backbone job of 3 that
+#      its lines need, all after the data job of 2 (--dependency=afterok on
+#      them; the lines of the shipped backbone wait for no backbone), each at
+#      most THROTTLE (2) at once,
 #      one rank each: if a job fails, the arrays that need it never start
 #      (squeue shows DependencyNeverSatisfied; scancel them, fix, run this
 #      again). Array index i is line i of PARAMS in every array.
@@ -165,14 +166,17 @@ for b in "${need_bb[@]}"; do
   fi
   bb_job[$b]=$id
 done
-# One array per set of jobs a line waits for, so that a line never waits for a
-# backbone it does not use (the lines of the shipped backbone start at once,
+# One array per backbone job a line waits for, so that a line never waits for
+# a backbone it does not use (the lines of the shipped backbone start at once,
 # while a backbone trains for hours). Array index i is line i in each of them.
+# The data job (minutes) is waited for by every array: were the lines without
+# data an array of their own, Slurm would run all of them first (the older
+# array goes first), not the lines in the file's order.
 declare -A group=()
 i=0
-while read -r t b; do
+while read -r _ b; do
   d=()
-  if [ -n "$data_id" ] && fpt__in "$t" "${need_data[@]}"; then d+=("$data_id"); fi
+  [ -z "$data_id" ] || d+=("$data_id")
   [ -z "${bb_job[$b]:-}" ] || d+=("${bb_job[$b]}")
   key=$(
     IFS=:

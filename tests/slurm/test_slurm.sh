@@ -276,6 +276,14 @@ campaign_phase() {
   arrs=$(awk '$1 == "array" { print $2 }' "$CW/g.out" | tr '\n' ' ')
   check "(g) campaign.sh: exit $rc; printed data, backbone bit, image, mlm and 4 array job ids (lines of the shipped backbone, of bit, of image, of mlm): $(tr '\n' ' ' <"$CW/g.out")" \
     eval '[ "$rc" -eq 0 ] && [ "$(grep -cE "^(data [0-9]+|backbone (bit|image|mlm) [0-9]+)$" "$CW/g.out")" -eq 4 ] && [ "$(grep -cE "^array [0-9]+$" "$CW/g.out")" -eq 4 ]'
+  data_deps_ok() { # every array, that of the lines without a dataset too, waits for the data job
+    local a
+    for a in $arrs; do
+      scontrol show job -o "$a" 2>/dev/null | grep -qE "afterok:$data(\(|_| |$)" ||
+        { echo "  array $a does not wait for the data job $data"; return 1; }
+    done
+  }
+  check "(g) every array waits for the data job, the lines that need no dataset too (so that Slurm runs them in the file's order)" data_deps_ok
   # shellcheck disable=SC2086 # lists of ids
   scancel $arrs 2>/dev/null
   [ -z "$data" ] || scontrol release "$data"
