@@ -396,7 +396,8 @@ static void exact_shapes(int (*pack)(fpt_bf16_matrix *, const float *, int, int,
 
 // 1 and 2 threads, and inside a parallel region (where the kernels run on
 // the calling thread): every row is computed the same way, same bits.
-// K = 300 and 320 (the latter on AMX tiles where the CPU has them).
+// K = 300, 320 and 1600 (the latter two on AMX tiles where the CPU has them;
+// 1600 takes three K panels, the later ones adding to C).
 static void same_bits_any_split_k(int (*pack)(fpt_bf16_matrix *, const float *, int, int, int),
                                   int K) {
   float *w = fpt_alloc_floats((size_t)K * 70);
@@ -428,6 +429,7 @@ static void same_bits_any_split_k(int (*pack)(fpt_bf16_matrix *, const float *, 
 static void same_bits_any_split(int (*pack)(fpt_bf16_matrix *, const float *, int, int, int)) {
   same_bits_any_split_k(pack, 300);
   same_bits_any_split_k(pack, 320);
+  same_bits_any_split_k(pack, 1600);
 }
 
 // On a CPU with AMX both kernels: the tiles (reductions of a multiple of 32)
