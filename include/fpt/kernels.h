@@ -51,6 +51,9 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
 // The exact GELU, x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), and its backward.
 void gelu_erf_forward(float *out, const float *inp, size_t n);
 void gelu_erf_backward(float *dinp, const float *inp, const float *dout, size_t n);
+// The same with libm's erff and expf (the tests' reference).
+void gelu_erf_forward_ref(float *out, const float *inp, size_t n);
+void gelu_erf_backward_ref(float *dinp, const float *inp, const float *dout, size_t n);
 
 // Dropout keyed by (seed, step, global sample, site): the mask of an element
 // depends only on those and its position, never on the batch split.

@@ -67,7 +67,7 @@ static void softmax_row(float *row, int n) {
   float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
   for (int j = 0; j < n; j++) {
-    row[j] = fpt_exp_fast(row[j] - mx);
+    row[j] = fpt_softmax_exp(row[j] - mx);
     sum += row[j];
   }
   float inv = 1.0f / sum;

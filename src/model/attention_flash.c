@@ -113,7 +113,7 @@ void attention_flash_forward(float *out, float *lse, uint32_t *mask, const float
           float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
           for (int c = 0; c < nr; c++) {
-            row[c] = fpt_exp_fast(row[c] - nm);
+            row[c] = fpt_softmax_exp(row[c] - nm);
             sum += row[c];
           }
           if (nr < nj)
@@ -121,7 +121,7 @@ void attention_flash_forward(float *out, float *lse, uint32_t *mask, const float
           if (j0 == 0) {
             l[r] = sum;
           } else {
-            float corr = fpt_exp_fast(old - nm);
+            float corr = fpt_softmax_exp(old - nm);
             l[r] = l[r] * corr + sum;
             if (nm != old) {
               float *orow = o + (size_t)r * C;
@@ -217,7 +217,7 @@ void attention_flash_backward(float *dqkv, const float *dout, const float *out, 
             float lse_r = lr[r], D = dd[r];
 #pragma omp simd
             for (int c = 0; c < nr; c++)
-              pr[c] = fpt_exp_fast(pr[c] - lse_r);
+              pr[c] = fpt_softmax_exp(pr[c] - lse_r);
             if (drop) {
               if (mask) { // the forward's keep bits
                 get_bits(bits, mask + ((size_t)bh * Tq + i0 + r) * nw, nw, j0, nr);
@@ -266,7 +266,7 @@ void attention_flash_probs(float *p, const float *qkv, const float *lse, int b, 
     int n = visible(am->causal, q0 + i, T, kl);
 #pragma omp simd
     for (int c = 0; c < n; c++)
-      row[c] = fpt_exp_fast(row[c] - lse_r);
+      row[c] = fpt_softmax_exp(row[c] - lse_r);
     if (n < T)
       memset(row + n, 0, sizeof(float) * (T - n));
   }

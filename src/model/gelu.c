@@ -53,19 +53,56 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
 }
 
 // The exact GELU, x Phi(x) (torch.nn.functional.gelu's default, ViT's and
-// BERT's): erf from libm, not vectorised; encoders are the rarer kind here.
-void gelu_erf_forward(float *out, const float *inp, size_t n) {
-#pragma omp parallel for schedule(static)
+// BERT's). libm's erff does not vectorise and was 30-40 % of an encoder's
+// training step; fpt_erf_fast is within 2 ulp of erf and does.
+#define RSQRT2 0.70710678118654752f
+#define RSQRT2PI 0.3989422804014327f
+
+static void gelu_erf_fwd_chunk(float *restrict out, const float *restrict inp, size_t n) {
   for (size_t i = 0; i < n; i++)
-    out[i] = 0.5f * inp[i] * (1.0f + erff(inp[i] * 0.70710678118654752f));
+    out[i] = 0.5f * inp[i] * (1.0f + fpt_erf_fast(inp[i] * RSQRT2));
+}
+
+static void gelu_erf_bwd_chunk(float *restrict dinp, const float *restrict inp,
+                               const float *restrict dout, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    float x = inp[i];
+    float cdf = 0.5f * (1.0f + fpt_erf_fast(x * RSQRT2));
+    float pdf = RSQRT2PI * fpt_exp_fast(-0.5f * x * x);
+    dinp[i] = (cdf + x * pdf) * dout[i];
+  }
+}
+
+void gelu_erf_forward(float *out, const float *inp, size_t n) {
+  long nc = (long)((n + GELU_CHUNK - 1) / GELU_CHUNK);
+#pragma omp parallel for schedule(static)
+  for (long c = 0; c < nc; c++) {
+    size_t s = (size_t)c * GELU_CHUNK, e = s + GELU_CHUNK < n ? s + GELU_CHUNK : n;
+    gelu_erf_fwd_chunk(out + s, inp + s, e - s);
+  }
 }
 
 void gelu_erf_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+  long nc = (long)((n + GELU_CHUNK - 1) / GELU_CHUNK);
 #pragma omp parallel for schedule(static)
+  for (long c = 0; c < nc; c++) {
+    size_t s = (size_t)c * GELU_CHUNK, e = s + GELU_CHUNK < n ? s + GELU_CHUNK : n;
+    gelu_erf_bwd_chunk(dinp + s, inp + s, dout + s, e - s);
+  }
+}
+
+// The same with libm's erff and expf: the reference the tests hold the
+// kernels above to.
+void gelu_erf_forward_ref(float *out, const float *inp, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    out[i] = 0.5f * inp[i] * (1.0f + erff(inp[i] * RSQRT2));
+}
+
+void gelu_erf_backward_ref(float *dinp, const float *inp, const float *dout, size_t n) {
   for (size_t i = 0; i < n; i++) {
     float x = inp[i];
-    float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
-    float pdf = 0.3989422804014327f * expf(-0.5f * x * x);
+    float cdf = 0.5f * (1.0f + erff(x * RSQRT2));
+    float pdf = RSQRT2PI * expf(-0.5f * x * x);
     dinp[i] = (cdf + x * pdf) * dout[i];
   }
 }

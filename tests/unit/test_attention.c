@@ -72,7 +72,7 @@ static void old_softmax_row(float *row, int n) {
   float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
   for (int j = 0; j < n; j++) {
-    row[j] = fpt_exp_fast(row[j] - mx);
+    row[j] = fpt_softmax_exp(row[j] - mx); // the kernel's e^-64 cut (2026-12-03)
     sum += row[j];
   }
   float inv = 1.0f / sum;
@@ -471,6 +471,25 @@ static void ref_forward(double *out, const problem *P) {
   free(s);
 }
 
+// The double reference's output, rounded to float.
+static float *ref_floats(const problem *P) {
+  size_t n = n_out(P);
+  double *ref = calloc(n, sizeof(double));
+  ref_forward(ref, P);
+  float *rf = fpt_alloc_floats(n);
+  for (size_t i = 0; i < n; i++)
+    rf[i] = (float)ref[i];
+  free(ref);
+  return rf;
+}
+
+static void run_kernel(const problem *P, result *r, int flash, int backward) {
+  if (flash)
+    run_flash(P, r, backward);
+  else
+    run_stored(P, r, backward);
+}
+
 static void test_reference(void **state) {
   (void)state;
   static const int Ts[4] = {1, 6, 33, 70};
@@ -483,26 +502,87 @@ static void test_reference(void **state) {
           problem P;
           problem_init(&P, 2, T, q0, 12, 3, causal, kk ? klen : NULL, drop ? 0.25f : 0.0f, 5 + ti);
           size_t n = n_out(&P);
-          double *ref = calloc(n, sizeof(double));
-          ref_forward(ref, &P);
-          float *rf = fpt_alloc_floats(n);
-          for (size_t i = 0; i < n; i++)
-            rf[i] = (float)ref[i];
+          float *rf = ref_floats(&P);
           for (int flash = 0; flash < 2; flash++) {
             result r = {0};
-            if (flash)
-              run_flash(&P, &r, 0);
-            else
-              run_stored(&P, &r, 0);
+            run_kernel(&P, &r, flash, 0);
             double e = maxrel(r.out, rf, n);
             note(flash ? W_REF_FLASH : W_REF_STORED, e);
             assert_true(e < 1e-5);
             result_free(&r);
           }
-          free(ref);
+
           free(rf);
           problem_free(&P);
         }
+}
+
+// One row of probabilities pr (T) against its scores z in double: each is 0
+// or at least e^-64 of the row's largest, and 0 exactly where z says. Counts
+// the cut entries that the kernel kept before the cut (e^-87 < p < e^-64) and
+// the small ones it keeps.
+static void check_cut_row(const float *pr, const double *z, int T, int *cut, int *kept_small) {
+  double mx = -1e300;
+  float pmax = 0.0f;
+  for (int j = 0; j < T; j++) {
+    mx = z[j] > mx ? z[j] : mx;
+    pmax = pr[j] > pmax ? pr[j] : pmax;
+  }
+  for (int j = 0; j < T; j++) {
+    assert_true(pr[j] == 0.0f || pr[j] >= 1.5e-28f * pmax);
+    if (z[j] - mx < -64.5)
+      assert_true(pr[j] == 0.0f);
+    if (z[j] - mx > -63.5)
+      assert_true(pr[j] > 0.0f);
+    *cut += z[j] - mx < -64.5 && z[j] - mx > -87.0;
+    *kept_small += z[j] - mx > -63.5 && z[j] - mx < -40.0;
+  }
+}
+
+// fpt_softmax_exp cuts at e^-64. On scores that span hundreds, every stored
+// or fused probability is 0 or at least e^-64 of its row's largest (so no
+// product with it goes subnormal), the cut is where the scores in double say,
+// and the output still matches the double reference.
+static void test_softmax_cut(void **state) {
+  (void)state;
+  assert_true(fpt_softmax_exp(-64.01f) == 0.0f && fpt_softmax_exp(-1e30f) == 0.0f);
+  assert_true(fpt_softmax_exp(-63.99f) == fpt_exp_fast(-63.99f) && fpt_softmax_exp(0.0f) == 1.0f);
+  assert_true(isnan(fpt_softmax_exp(NAN)));
+  enum { B = 2, T = 40, C = 8, NH = 2, C3 = 3 * C, hs = C / NH };
+  problem P;
+  problem_init(&P, B, T, 0, C, NH, 0, NULL, 0.0f, 91);
+  for (size_t i = 0; i < n_qkv(&P); i++)
+    if (i % C3 < (size_t)2 * C)
+      P.qkv[i] *= 12.0f; // q and k: scores with a spread of hundreds
+  float *rf = ref_floats(&P), *pm = fpt_alloc_floats((size_t)T * T);
+  int cut = 0, kept_small = 0;
+  for (int flash = 0; flash < 2; flash++) {
+    result r = {0};
+    run_kernel(&P, &r, flash, 1);
+    assert_true(maxrel(r.out, rf, n_out(&P)) < 1e-5);
+    for (int b = 0; b < B; b++)
+      for (int h = 0; h < NH; h++) {
+        if (flash)
+          attention_flash_probs(pm, P.qkv, r.lse, b, h, T, 0, C, NH, &P.am);
+        const float *pb = flash ? pm : r.att + ((size_t)b * NH + h) * T * T;
+        for (int i = 0; i < T; i++) {
+          const float *q = P.qkv + ((size_t)b * T + i) * C3 + h * hs;
+          double z[T];
+          for (int j = 0; j < T; j++) {
+            const float *k = P.qkv + ((size_t)b * T + j) * C3 + C + h * hs;
+            z[j] = 0;
+            for (int e = 0; e < hs; e++)
+              z[j] += (double)q[e] * k[e] / sqrt((double)hs);
+          }
+          check_cut_row(pb + (size_t)i * T, z, T, &cut, &kept_small);
+        }
+      }
+    result_free(&r);
+  }
+  assert_true(cut > 20 && kept_small > 20); // the scores exercise both sides
+  free(rf);
+  free(pm);
+  problem_free(&P);
 }
 
 // --- causal = 1, klen = NULL: the old kernel, bit for bit ---
@@ -946,11 +1026,17 @@ int main(int argc, char **argv) {
   if (argc > 6 && strcmp(argv[1], "mem") == 0)
     return mem(argv);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_exp_fast),        cmocka_unit_test(test_old_kernel_bitwise),
-      cmocka_unit_test(test_stored_fd),       cmocka_unit_test(test_flash_fd),
-      cmocka_unit_test(test_reference),       cmocka_unit_test(test_stored_blocks),
-      cmocka_unit_test(test_padding),         cmocka_unit_test(test_invisible_exact_zero),
-      cmocka_unit_test(test_flash_vs_stored), cmocka_unit_test(test_flash_blocks),
+      cmocka_unit_test(test_exp_fast),
+      cmocka_unit_test(test_softmax_cut),
+      cmocka_unit_test(test_old_kernel_bitwise),
+      cmocka_unit_test(test_stored_fd),
+      cmocka_unit_test(test_flash_fd),
+      cmocka_unit_test(test_reference),
+      cmocka_unit_test(test_stored_blocks),
+      cmocka_unit_test(test_padding),
+      cmocka_unit_test(test_invisible_exact_zero),
+      cmocka_unit_test(test_flash_vs_stored),
+      cmocka_unit_test(test_flash_blocks),
       cmocka_unit_test(test_report),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,6 +11,7 @@
 
 #include "fd.h"
 #include "fpt/check.h"
+#include "fpt/fastmath.h"
 #include "fpt/kernels.h"
 
 #define H 1e-2f
@@ -128,23 +129,33 @@ static void test_layernorm_fd(void **state) {
 typedef struct {
   size_t n;
   float *x, *y, *dy;
+  void (*forward)(float *, const float *, size_t);
 } gelu_ctx;
 static double gelu_loss(void *c) {
   gelu_ctx *k = c;
-  gelu_forward(k->y, k->x, k->n);
+  k->forward(k->y, k->x, k->n);
   return dot(k->y, k->dy, k->n);
 }
-static void test_gelu_fd(void **state) {
-  (void)state;
-  gelu_ctx k = {.n = 50};
+// A backward against central differences of its forward, on 50 inputs.
+static void gelu_fd_case(void (*fwd)(float *, const float *, size_t),
+                         void (*bwd)(float *, const float *, const float *, size_t)) {
+  gelu_ctx k = {.n = 50, .forward = fwd};
   k.x = fpt_alloc_floats(50);
   k.y = fpt_alloc_floats(50);
   k.dy = fpt_alloc_floats(50);
   fill_normal(k.x, 50, 9, 2);
   fill_normal(k.dy, 50, 10, 1);
   float *dx = fpt_alloc_floats(50);
-  gelu_backward(dx, k.x, k.dy, 50);
+  bwd(dx, k.x, k.dy, 50);
   assert_true(fd_check(k.x, 50, dx, gelu_loss, &k) < TOL);
+  free(k.x);
+  free(k.y);
+  free(k.dy);
+  free(dx);
+}
+static void test_gelu_fd(void **state) {
+  (void)state;
+  gelu_fd_case(gelu_forward, gelu_backward);
   // Known values of the tanh approximation.
   float xs[3] = {0.0f, 1.0f, -2.0f}, ys[3];
   gelu_forward(ys, xs, 3);
@@ -169,10 +180,76 @@ static void test_gelu_fd(void **state) {
     assert_float_equal(yr[i], y, 2e-6 * (fabs(y) + 1e-3));
     assert_float_equal(dr[i], dy, 2e-6 * (fabs(dy) + 0.05));
   }
-  free(k.x);
-  free(k.y);
-  free(k.dy);
-  free(dx);
+}
+
+// --- the exact GELU and its erf ---
+static double ulps(float y, double exact) {
+  float r = fabsf((float)exact);
+  double u = (double)nextafterf(r > 0 ? r : 1e-45f, INFINITY) - r;
+  return fabs((double)y - exact) / u;
+}
+
+// fpt_erf_fast against erf in double on every 61st float from 0 to 4.5 and
+// their negatives (1.1e9 / 61), and on the values that have to come out exact.
+static void test_erf_fast(void **state) {
+  (void)state;
+  double worst = 0;
+  for (uint32_t b = 0; b < 0x40900000u; b += 61) {
+    float x;
+    memcpy(&x, &b, sizeof x);
+    double u = fmax(ulps(fpt_erf_fast(x), erf(x)), ulps(fpt_erf_fast(-x), erf(-(double)x)));
+    if (u > worst)
+      worst = u;
+    if (u > 2.0)
+      print_error("erf at %.9g: %.9g vs %.17g (%.2f ulp)\n", x, fpt_erf_fast(x), erf(x), u);
+    assert_true(u <= 2.0);
+  }
+  print_message("fpt_erf_fast: at most %.2f ulp from erf\n", worst);
+  assert_true(isnan(fpt_erf_fast(NAN)));
+  assert_true(fpt_erf_fast(INFINITY) == 1.0f && fpt_erf_fast(-INFINITY) == -1.0f);
+  assert_true(fpt_erf_fast(5.0f) == 1.0f && fpt_erf_fast(-1e30f) == -1.0f);
+  assert_true(fpt_erf_fast(0.0f) == 0.0f && signbit(fpt_erf_fast(-0.0f)));
+  assert_true(fpt_erf_fast(1e-40f) > 0.0f);
+}
+
+// The kernels against x Phi(x) and Phi(x) + x phi(x) in double. Both compute
+// 1 + erf in float, as torch does, so the error allowed is a few ulp of 1
+// times |x| / 2 beside a few ulp of the result; libm's twin meets the same.
+static void check_gelu_erf(const float *xs, size_t n, void (*fwd)(float *, const float *, size_t),
+                           void (*bwd)(float *, const float *, const float *, size_t)) {
+  float *y = fpt_alloc_floats(n), *d = fpt_alloc_floats(n), *one = fpt_alloc_floats(n);
+  for (size_t i = 0; i < n; i++)
+    one[i] = 1.0f;
+  fwd(y, xs, n);
+  bwd(d, xs, one, n);
+  for (size_t i = 0; i < n; i++) {
+    double x = xs[i], cdf = 0.5 * (1 + erf(x / sqrt(2.0)));
+    double ye = x * cdf, de = cdf + x * exp(-0.5 * x * x) / 2.5066282746310002;
+    double ty = 2.4e-7 * 0.5 * fabs(x) + 3e-7 * fabs(ye),
+           td = 2.4e-7 * (1 + fabs(x)) + 3e-7 * fabs(de);
+    if (fabs(y[i] - ye) > ty || fabs(d[i] - de) > td)
+      print_error("gelu_erf at %.9g: %.9g vs %.9g, d %.9g vs %.9g\n", x, y[i], ye, d[i], de);
+    assert_true(fabs(y[i] - ye) <= ty && fabs(d[i] - de) <= td);
+  }
+  free(y);
+  free(d);
+  free(one);
+}
+
+static void test_gelu_erf(void **state) {
+  (void)state;
+  enum { N = 40001 };
+  float *xs = fpt_alloc_floats(N);
+  for (int i = 0; i < N; i++)
+    xs[i] = -20.0f + 0.001f * (float)i;
+  check_gelu_erf(xs, N, gelu_erf_forward, gelu_erf_backward);
+  check_gelu_erf(xs, N, gelu_erf_forward_ref, gelu_erf_backward_ref);
+  // NaN in, NaN out; a large x passes through.
+  float sp[2] = {NAN, 30.0f}, ys[2];
+  gelu_erf_forward(ys, sp, 2);
+  assert_true(isnan(ys[0]) && ys[1] == 30.0f);
+  free(xs);
+  gelu_fd_case(gelu_erf_forward, gelu_erf_backward);
 }
 
 // --- attention ---
@@ -347,6 +424,8 @@ int main(void) {
       cmocka_unit_test(test_linear_fd),
       cmocka_unit_test(test_layernorm_fd),
       cmocka_unit_test(test_gelu_fd),
+      cmocka_unit_test(test_erf_fast),
+      cmocka_unit_test(test_gelu_erf),
       cmocka_unit_test(test_attention_fd),
       cmocka_unit_test(test_attention_blocks),
       cmocka_unit_test(test_crossentropy),
