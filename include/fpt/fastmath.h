@@ -36,10 +36,6 @@ static inline float fpt_exp_fast(float x) {
 // inherit that, so results would depend on the thread count.
 static inline float fpt_softmax_exp(float z) { return z < -64.0f ? 0.0f : fpt_exp_fast(z); }
 
-// erf(x), vectorisable (no libm call, no branch): x + x P1(x^2) below
-// |x| = 0.921875, 1 - exp(-x^2) P2(x) above, 1 past 3.92 where erf rounds to 1
-// in float. Within about 2 ulp of erf over all floats (unit_test_kernels
-// measures it); NaN in, NaN out. Coefficients: tests/unit/fit_erf.py.
 // c[0] + c[1] x + ... + c[n-1] x^(n-1) by Horner; n is a constant at every
 // call, so the loop unrolls and the caller's loop still vectorises.
 static inline float fpt_poly(float x, const float *c, int n) {
@@ -49,6 +45,10 @@ static inline float fpt_poly(float x, const float *c, int n) {
   return p;
 }
 
+// erf(x), vectorisable (no libm call, no branch): x + x P1(x^2) below
+// |x| = 0.921875, 1 - exp(-x^2) P2(x) above, 1 past 3.92 where erf rounds to 1
+// in float. Within about 2 ulp of erf over all floats (unit_test_kernels
+// measures it); NaN in, NaN out. Coefficients: tests/unit/fit_erf.py.
 static inline float fpt_erf_fast(float x) {
   static const float P1[7] = {1.283791661e-01f,  -3.761263490e-01f, 1.128369570e-01f,
                               -2.685939893e-02f, 5.201031920e-03f,  -8.142702864e-04f,

@@ -18,7 +18,22 @@ static inline float gelu_sigma(float x, float *du) {
 // OpenMP loop hands out whole chunks.
 #define GELU_CHUNK 4096
 
-static void gelu_fwd_chunk(float *restrict out, const float *restrict inp, size_t n) {
+typedef void (*gelu_chunk_fn)(float *restrict out, const float *restrict inp,
+                              const float *restrict dout, size_t n);
+
+// f over [0, n) in chunks of GELU_CHUNK; dout is NULL for a forward.
+static void for_chunks(gelu_chunk_fn f, float *out, const float *inp, const float *dout, size_t n) {
+  long nc = (long)((n + GELU_CHUNK - 1) / GELU_CHUNK);
+#pragma omp parallel for schedule(static)
+  for (long c = 0; c < nc; c++) {
+    size_t s = (size_t)c * GELU_CHUNK, e = s + GELU_CHUNK < n ? s + GELU_CHUNK : n;
+    f(out + s, inp + s, dout ? dout + s : NULL, e - s);
+  }
+}
+
+static void gelu_fwd_chunk(float *restrict out, const float *restrict inp,
+                           const float *restrict dout, size_t n) {
+  (void)dout;
   for (size_t i = 0; i < n; i++) {
     float du;
     out[i] = inp[i] * gelu_sigma(inp[i], &du);
@@ -35,21 +50,11 @@ static void gelu_bwd_chunk(float *restrict dinp, const float *restrict inp,
 }
 
 void gelu_forward(float *out, const float *inp, size_t n) {
-  long nc = (long)((n + GELU_CHUNK - 1) / GELU_CHUNK);
-#pragma omp parallel for schedule(static)
-  for (long c = 0; c < nc; c++) {
-    size_t s = (size_t)c * GELU_CHUNK, e = s + GELU_CHUNK < n ? s + GELU_CHUNK : n;
-    gelu_fwd_chunk(out + s, inp + s, e - s);
-  }
+  for_chunks(gelu_fwd_chunk, out, inp, NULL, n);
 }
 
 void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
-  long nc = (long)((n + GELU_CHUNK - 1) / GELU_CHUNK);
-#pragma omp parallel for schedule(static)
-  for (long c = 0; c < nc; c++) {
-    size_t s = (size_t)c * GELU_CHUNK, e = s + GELU_CHUNK < n ? s + GELU_CHUNK : n;
-    gelu_bwd_chunk(dinp + s, inp + s, dout + s, e - s);
-  }
+  for_chunks(gelu_bwd_chunk, dinp, inp, dout, n);
 }
 
 // The exact GELU, x Phi(x) (torch.nn.functional.gelu's default, ViT's and
@@ -58,7 +63,9 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
 #define RSQRT2 0.70710678118654752f
 #define RSQRT2PI 0.3989422804014327f
 
-static void gelu_erf_fwd_chunk(float *restrict out, const float *restrict inp, size_t n) {
+static void gelu_erf_fwd_chunk(float *restrict out, const float *restrict inp,
+                               const float *restrict dout, size_t n) {
+  (void)dout;
   for (size_t i = 0; i < n; i++)
     out[i] = 0.5f * inp[i] * (1.0f + fpt_erf_fast(inp[i] * RSQRT2));
 }
@@ -74,21 +81,11 @@ static void gelu_erf_bwd_chunk(float *restrict dinp, const float *restrict inp,
 }
 
 void gelu_erf_forward(float *out, const float *inp, size_t n) {
-  long nc = (long)((n + GELU_CHUNK - 1) / GELU_CHUNK);
-#pragma omp parallel for schedule(static)
-  for (long c = 0; c < nc; c++) {
-    size_t s = (size_t)c * GELU_CHUNK, e = s + GELU_CHUNK < n ? s + GELU_CHUNK : n;
-    gelu_erf_fwd_chunk(out + s, inp + s, e - s);
-  }
+  for_chunks(gelu_erf_fwd_chunk, out, inp, NULL, n);
 }
 
 void gelu_erf_backward(float *dinp, const float *inp, const float *dout, size_t n) {
-  long nc = (long)((n + GELU_CHUNK - 1) / GELU_CHUNK);
-#pragma omp parallel for schedule(static)
-  for (long c = 0; c < nc; c++) {
-    size_t s = (size_t)c * GELU_CHUNK, e = s + GELU_CHUNK < n ? s + GELU_CHUNK : n;
-    gelu_erf_bwd_chunk(dinp + s, inp + s, dout + s, e - s);
-  }
+  for_chunks(gelu_erf_bwd_chunk, dinp, inp, dout, n);
 }
 
 // The same with libm's erff and expf: the reference the tests hold the

@@ -19,12 +19,13 @@ M = f32((A + B) / 2)
 S = f32(2 / (B - A))
 
 
-def lawson(V, y, iters=40):
+def lawson(V, y, offset=0.0, iters=40):
+    """Coefficients c minimising max |offset + V c - y| / |y|."""
     w = np.ones(len(y))
     for _ in range(iters):
         W = np.sqrt(w) / np.abs(y)
-        c = np.linalg.lstsq(V * W[:, None], y * W, rcond=None)[0]
-        e = (V @ c - y) / np.abs(y)
+        c = np.linalg.lstsq(V * W[:, None], (y - offset) * W, rcond=None)[0]
+        e = (offset + V @ c - y) / np.abs(y)
         w = w * np.abs(e)
         w /= w.sum()
     return c
@@ -40,13 +41,7 @@ def p1():
     # erf(x) = x + x R(x^2), as fdlibm does: R(0) = 2/sqrt(pi) - 1 in float is
     # ten times closer, relative to erf(x)/x, than 2/sqrt(pi) in float.
     V = np.vander(s, 7, increasing=True)
-    w = np.ones(len(y))
-    for _ in range(40):
-        W = np.sqrt(w) / np.abs(y)
-        c = np.linalg.lstsq(V * W[:, None], (y - 1) * W, rcond=None)[0]
-        e = (1 + V @ c - y) / np.abs(y)
-        w = w * np.abs(e)
-        w /= w.sum()
+    c = lawson(V, y, offset=1.0)
     c = c.astype(np.float32).astype(np.float64)
     return c, np.max(np.abs((1 + V @ c - y) / y))
 

@@ -511,7 +511,6 @@ static void test_reference(void **state) {
             assert_true(e < 1e-5);
             result_free(&r);
           }
-
           free(rf);
           problem_free(&P);
         }
