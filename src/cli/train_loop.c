@@ -96,8 +96,30 @@ static int periodic_eval(fpt_run *r, int64_t step) {
   return 0;
 }
 
+// --keep-best: a validation accuracy above every earlier one (its step's
+// checkpoint is written) becomes checkpoints/best.h5. Collective.
+static int keep_best(fpt_run *r, int64_t step) {
+  int rc = 0;
+  if (r->g.rank == 0)
+    rc = fpt_checkpoint_keep_best(r->s.run_dir, step, r->val_acc, r->val_loss);
+  r->best_acc = r->val_acc;
+  return fpt_runtime_agree(&r->rt, rc);
+}
+
+static int improved(const fpt_run *r) { return r->s.keep_best && r->val_acc > r->best_acc; }
+
+// The patience is used up: the run stops at this evaluation (or, resumed
+// from the early stop's checkpoint, before it trains again).
+static int early_stop_met(const fpt_run *r) {
+  const train_settings *s = &r->s;
+  int64_t since = strcmp(s->early_stop_on, "accuracy") == 0 ? r->st.evals_since_best_acc
+                                                            : r->st.evals_since_best;
+  return s->early_stop > 0 && s->eval_every > 0 && since >= s->early_stop;
+}
+
 // A run stopped during an evaluation checkpointed the step before it: the
-// resume does that evaluation first (its metrics line is missing).
+// resume does that evaluation first (its metrics line is missing), and keeps
+// its weights if it is the best so far, as the interrupted run would have.
 static int redo_eval(fpt_run *r) {
   int64_t start = r->start;
   if (start == 0 || r->s.eval_every <= 0 || start % r->s.eval_every != 0 || start >= r->s.steps)
@@ -109,7 +131,10 @@ static int redo_eval(fpt_run *r) {
   MPI_Bcast(&missing, 1, MPI_INT, 0, MPI_COMM_WORLD);
   if (missing && r->g.rank == 0)
     printf("resume: the evaluation at step %lld was interrupted: doing it now\n", (long long)start);
-  return missing ? periodic_eval(r, start) : 0;
+  int rc = missing ? periodic_eval(r, start) : 0;
+  if (rc == 0 && missing && improved(r))
+    rc = keep_best(r, start);
+  return rc;
 }
 
 // --init-head-from: where training starts is the probe's val score.
@@ -224,18 +249,6 @@ static int save(fpt_run *r, int64_t done) {
                               &r->desc, (int)r->s.keep_checkpoints);
 }
 
-// --keep-best: a validation accuracy above every earlier one (its step's
-// checkpoint is written) becomes checkpoints/best.h5. Collective.
-static int keep_best(fpt_run *r, int64_t step) {
-  int rc = 0;
-  if (r->g.rank == 0)
-    rc = fpt_checkpoint_keep_best(r->s.run_dir, step, r->val_acc, r->val_loss);
-  r->best_acc = r->val_acc;
-  return fpt_runtime_agree(&r->rt, rc);
-}
-
-static int improved(const fpt_run *r) { return r->s.keep_best && r->val_acc > r->best_acc; }
-
 // A signal on any rank, an evaluation a signal ended, or the time budget
 // (rank 0's clock: two more steps must fit) ends the segment. Collective.
 static int stop_requested(const fpt_run *r, int64_t done, const loop_clock *c, int stopped_eval) {
@@ -259,8 +272,7 @@ static int after_step(fpt_run *r, int64_t done, const loop_clock *c) {
     rc = periodic_eval(r, done);
     stopped_eval = rc == FPT_STOPPED; // checkpoint below; a resume redoes the evaluation
     rc = stopped_eval ? 0 : rc;
-    early = s->early_stop > 0 &&
-            (on_acc ? r->st.evals_since_best_acc : r->st.evals_since_best) >= s->early_stop;
+    early = early_stop_met(r);
     best = !stopped_eval && rc == 0 && improved(r);
   }
   if (fpt_runtime_agree(&r->rt, rc) != 0)
@@ -367,7 +379,9 @@ static int train_run(fpt_run *r) {
     return begun == FPT_EXIT_REQUEUE ? begun : 1;
   loop_clock c = {train_now(), 0, 0};
   int64_t done = r->start;
-  int rc = 0;
+  int rc = early_stop_met(r) ? FPT_STOPPED : 0;
+  if (rc && r->g.rank == 0)
+    printf("resume: step %lld is the early stop's: no further steps\n", (long long)done);
   while (done < r->s.steps && rc == 0) {
     rc = one_step(r, done, &c);
     done++;

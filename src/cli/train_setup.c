@@ -337,6 +337,9 @@ static int resume_from(fpt_run *r, const char *path) {
   r->st.best_val = saved.best_val;
   r->st.best_step = saved.best_step;
   r->st.evals_since_best = saved.evals_since_best;
+  r->st.best_val_acc = saved.best_val_acc;
+  r->st.best_acc_step = saved.best_acc_step;
+  r->st.evals_since_best_acc = saved.evals_since_best_acc;
   r->start = saved.step;
   if (r->g.rank == 0) {
     printf("resume: %s (step %lld)\n", path, (long long)saved.step);

@@ -124,9 +124,9 @@ expect_error "a FIFO as --data is refused, not waited on" "fifo.h5: not a regula
 # --- signals end evaluations too
 "$FPT" init --layers 6 --d-model 64 --heads 4 --positions 64 --seed 3 -o "$W/big.h5" > /dev/null
 ev() { "$MPIRUN" -np 2 --oversubscribe "$FPT" train --model "$W/big.h5" --task bit-xor --batch-size 8 --log-every 1 \
-  --eval-every 4 --eval-samples 60000 --run-dir "$W/$1" "${@:2}" > "$W/$1.log" 2>&1; }
+  --eval-every 4 --eval-samples 60000 --keep-best true --run-dir "$W/$1" "${@:2}" > "$W/$1.log" 2>&1; }
 "$MPIRUN" -np 2 --oversubscribe "$FPT" train --model "$W/big.h5" --task bit-xor --batch-size 8 --log-every 1 \
-  --eval-every 4 --eval-samples 60000 --run-dir "$W/evsig" --steps 8 > "$W/evsig.log" 2>&1 &
+  --eval-every 4 --eval-samples 60000 --keep-best true --run-dir "$W/evsig" --steps 8 > "$W/evsig.log" 2>&1 &
 EV=$!
 for _ in $(seq 300); do grep -q '"step":4,' "$W/evsig/metrics.jsonl" 2>/dev/null && break; sleep 0.05; done
 sleep 0.2
@@ -138,7 +138,7 @@ check "SIGUSR1 during an evaluation: exit 75 within seconds ($(($(date +%s) - t0
 check "   ... the evaluation was cut short (no val line at step 4)" eval '! grep -q "step.:4,.split.:.val" "$W/evsig/metrics.jsonl"'
 # A signal during that redone evaluation: 75 again (the job is requeued, not failed).
 "$MPIRUN" -np 2 --oversubscribe "$FPT" train --model "$W/big.h5" --task bit-xor --batch-size 8 --log-every 1 \
-  --eval-every 4 --eval-samples 60000 --run-dir "$W/evsig" --steps 8 --resume auto > "$W/evsig.log" 2>&1 &
+  --eval-every 4 --eval-samples 60000 --keep-best true --run-dir "$W/evsig" --steps 8 --resume auto > "$W/evsig.log" 2>&1 &
 EV=$!
 for _ in $(seq 300); do grep -q "interrupted: doing it now" "$W/evsig.log" 2>/dev/null && break; sleep 0.05; done
 sleep 0.2
@@ -152,6 +152,10 @@ ev evref --steps 8
 metrics "$W/evsig/metrics.jsonl" > "$W/evsig.m"
 metrics "$W/evref/metrics.jsonl" > "$W/evref.m"
 check "   ... and the metrics equal an uninterrupted run's, bit for bit" cmp -s "$W/evsig.m" "$W/evref.m"
+# The redone evaluation at step 4 is this seed's best (step 8 scores no
+# higher): --keep-best keeps its weights, as the uninterrupted run did.
+check "   ... and so does checkpoints/best.json ($(cat "$W/evref/checkpoints/best.json" 2>/dev/null))" \
+  cmp -s "$W/evsig/checkpoints/best.json" "$W/evref/checkpoints/best.json"
 "$MPIRUN" -np 2 --oversubscribe "$FPT" eval --model "$W/big.h5" --task bit-xor --eval-samples 400000 \
   --checkpoint "$W/evref/checkpoints/ckpt-000000008.h5" > "$W/eval.log" 2>&1 &
 E=$!

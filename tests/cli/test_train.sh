@@ -115,15 +115,19 @@ expect_error "fpt eval of a checkpoint holding a NaN" "nan-ckpt.h5: dataset /par
   "$FPT" eval --model "$W/m.h5" --task bit-xor --eval-samples 64 --seed 2 --checkpoint "$W/nan-ckpt.h5"
 # Early stopping: on the val loss (default) or on the val accuracy; the stop
 # step is recomputed from the val lines (strictly better, or the patience
-# count goes on), also across a resume, whose checkpoint carries both counts.
-run es1 1 --task bit-xor --steps 400 --batch-size 16 --seed 1 --dropout 0 --log-every 50 \
-  --eval-every 10 --eval-samples 32 --early-stop 3
-run es2 1 --task bit-xor --steps 400 --batch-size 16 --seed 1 --dropout 0 --log-every 50 \
-  --eval-every 10 --eval-samples 32 --early-stop 3 --early-stop-on accuracy
-run es3 1 --task bit-xor --steps 25 --batch-size 16 --seed 1 --dropout 0 --log-every 50 \
-  --eval-every 10 --eval-samples 32
-run es3 1 --task bit-xor --steps 400 --batch-size 16 --seed 1 --dropout 0 --log-every 50 \
-  --eval-every 10 --eval-samples 32 --early-stop 3 --early-stop-on accuracy --resume auto
+# count goes on), also across a resume, whose checkpoint carries both counts:
+# es3 is es2 killed 5 steps before its stop, so that it resumes after its
+# best evaluation with some of the patience used (a resume that forgot the
+# accuracy's count stopped 3 evaluations after the resume instead).
+es_args=(--task bit-xor --steps 400 --batch-size 16 --seed 1 --dropout 0 --log-every 50
+  --eval-every 10 --eval-samples 32 --early-stop 3)
+run es1 1 "${es_args[@]}"
+run es2 1 "${es_args[@]}" --early-stop-on accuracy
+es2_stop=$(/usr/bin/python3 -c "import json,sys; print(max(r['step'] for r in map(json.loads, open(sys.argv[1])) if r['split'] == 'val'))" "$W/es2/metrics.jsonl")
+FPT_FAULT=step FPT_FAULT_AT=$((es2_stop - 5)) run es3 1 "${es_args[@]}" --early-stop-on accuracy \
+  --checkpoint-every 10
+check "es3's first attempt was killed (step $((es2_stop - 5)))" grep -q "fault injection: killed at step" "$W/es3.log"
+run es3 1 "${es_args[@]}" --early-stop-on accuracy --checkpoint-every 10 --resume auto
 expect_error "--early-stop-on of another metric" "option --early-stop-on: 'val' is not one of loss, accuracy" "$W/es-bad" -- \
   "$FPT" train --model "$W/m.h5" --task bit-xor --steps 3 --early-stop-on val
 /usr/bin/python3 - "$W" <<'PY'
@@ -140,6 +144,9 @@ def stop_step(vals, key, better, patience):
         if since >= patience:
             return step
     return None
+strip = lambda n: [(r["step"], r["split"], r["loss"], r["accuracy"], bool(r.get("final")))
+                   for r in map(json.loads, open(f"{w}/{n}/metrics.jsonl")) if r["split"] != "run"]
+expect(strip("es3") == strip("es2"), "es3 (killed after its best, resumed) has es2's metrics")
 for name, key, better in (("es1", "loss", lambda a, b: a < b), ("es2", "accuracy", lambda a, b: a > b),
                           ("es3", "accuracy", lambda a, b: a > b)):
     rows = [json.loads(l) for l in open(f"{w}/{name}/metrics.jsonl")]
@@ -204,4 +211,28 @@ print("FAIL: " + "; ".join(fails) if fails else f"ok: {len(test_best)} of {len(e
 sys.exit(1 if fails else 0)
 PY
 [ $? -eq 0 ] && ok "--eval-test-at best and end: test lines at the new bests (best) or the best only (end), and the final; the same numbers" || bad "--eval-test-at best/end" "$W/tb-end.log"
+# Killed after the early stop's checkpoint, before its final lines (as a
+# preemption during the final evaluation): the resume trains no further step
+# and writes what the run would have written.
+cp -r "$W/tb-end" "$W/tb-kill"
+/usr/bin/python3 - "$W/tb-kill/metrics.jsonl" <<'PY'
+import json, sys
+rows = open(sys.argv[1]).read().splitlines(True)
+last_val = max(i for i, l in enumerate(rows) if json.loads(l)["split"] == "val" and not json.loads(l).get("final"))
+open(sys.argv[1], "w").writelines(rows[:last_val + 1])
+PY
+run tb-kill 1 --task bit-xor --steps 400 --batch-size 16 --seed 1 --dropout 0 --log-every 50 \
+  --eval-every 10 --eval-samples 32 --early-stop 3 --early-stop-on accuracy --eval-test true --eval-test-at end \
+  --keep-best true --resume auto
+/usr/bin/python3 - "$W" <<'PY'
+import json, sys
+from checks import expect, finish
+w = sys.argv[1]
+strip = lambda n: [(r["step"], r["split"], r["loss"], r["accuracy"], bool(r.get("final")))
+                   for r in map(json.loads, open(f"{w}/{n}/metrics.jsonl")) if r["split"] != "run"]
+expect(strip("tb-kill") == strip("tb-end"), "killed before the final lines of an early stop: the resume writes the run's own lines")
+finish()
+PY
+[ $? -eq 0 ] && ok "a resume at the early stop's checkpoint trains no further step" || bad "resume at the early stop" "$W/tb-kill.log"
+check "the resume says the step was the early stop's" grep -q "is the early stop's: no further steps" "$W/tb-kill.log"
 finish
