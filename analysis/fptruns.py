@@ -28,7 +28,11 @@ Definitions used by every script:
 - finished: the run has a final test line (the rule jobs/run-experiments.sh
   uses to skip a run). Unfinished runs are listed, never averaged.
 - steps done: the largest step of any line; budget (the step cap): `steps:` of
-  config.yaml; ended: "early stop" when the final evaluation is before the cap.
+  config.yaml; ended: "early stop" when the final evaluation is before the cap,
+  "late stop" when the run went on past the evaluation at which early stopping
+  on val accuracy (`early_stop_on: accuracy`, patience `early_stop`) ends it, as
+  its val lines show (protocol_stop): what a resume did before commit f8ca1df,
+  which restarted the accuracy's patience count.
 - protocol: the config.yaml settings a cell's runs must share (PROTOCOL).
 
 Only the Python standard library and numpy are used here.
@@ -117,17 +121,42 @@ class Run:
         """The settings a cell's runs must share: {key: value as written} (those config.yaml has)."""
         return {k: self.config[k] for k in PROTOCOL if k in self.config}
 
+    def protocol_stop(self):
+        """The periodic evaluation at which early stopping on val accuracy ends the run
+        (`early_stop` evaluations in a row without a strictly higher one), or None (it never
+        does, or the run does not stop on accuracy)."""
+        try:
+            patience = int(float(self.config.get("early_stop", "0")))
+        except ValueError:
+            return None
+        if patience <= 0 or self.config.get("early_stop_on") != "accuracy":
+            return None
+        best, since = None, 0
+        for step, final, v, _ in self.evals:
+            if final:
+                continue
+            if best is None or v > best:
+                best, since = v, 0
+            else:
+                since += 1
+            if since >= patience:
+                return step
+        return None
+
     @property
     def ended(self):
         """How a finished run ended: "early stop" (its final evaluation before the step cap),
-        "cap" (at the cap), "fit" (the probe arm: an exact fit, no steps), or None
-        (unfinished, or no cap recorded)."""
+        "cap" (at the cap), "late stop" (past its protocol_stop), "fit" (the probe arm: an
+        exact fit, no steps), or None (unfinished, or no cap recorded)."""
         if not self.finished:
             return None
         if self.kind == "probe":
             return "fit"
         if self.budget is None or self.final_step is None:
             return None
+        stop = self.protocol_stop()
+        if stop is not None and self.final_step > stop:
+            return "late stop"
         return "early stop" if self.final_step < self.budget else "cap"
 
     @property

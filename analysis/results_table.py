@@ -28,7 +28,9 @@ a periodic evaluation comes before the final one. The run's score is the TEST
 accuracy of that evaluation. Test never takes part in the choice. This is the
 evaluation whose weights --keep-best kept as checkpoints/best.h5 (the same rule:
 a strictly better val accuracy); when best.json names another step the run is
-listed under "Checks".
+listed under "Checks". A run that trained past the evaluation at which early
+stopping on val accuracy ends it (fptruns: "late stop") is listed under the
+tables with where its selected evaluation lies.
 
 Cell. Over the FINISHED runs of a (task, arm) — finished = a final test line
 exists, the rule the runners skip on — the mean ± sample standard deviation
@@ -54,7 +56,7 @@ sweep is unfinished or missing.
 --csv FILE writes one line per run directory: task, arm, seed, lr, steps (cap),
 patience, selected_step, val_acc, test_acc (of the selected evaluation, unfinished
 runs included with the evaluations they have so far), final_test_acc, steps_done,
-ended (early stop / cap, finished runs), best_ckpt_step (checkpoints/best.json),
+ended (early stop / cap / late stop, finished runs), best_ckpt_step (checkpoints/best.json),
 finished (yes/no).
 
 Debian's /usr/bin/python3 with numpy only.
@@ -298,6 +300,16 @@ def tables(runs, params=None, param_lr=None):
         for r in checks:
             w.write(f"- {r.name}: best val in metrics.jsonl at step {r.selected()[0]}, best.json step "
                     f"{r.best_json_step}\n")
+    late = [r for r in runs if r.ended == "late stop"]
+    if late:
+        w.write("\nRuns that trained past their early stop (a resume before commit f8ca1df restarted the "
+                "patience count of val accuracy; counted in the tables, but a selection past the stop is not "
+                "the protocol's):\n\n")
+        for r in late:
+            sel = r.selected()[0] if r.selected() else None
+            where = "within it" if sel is not None and sel <= r.protocol_stop() else "PAST IT"
+            w.write(f"- {r.name}: early stop at step {r.protocol_stop()}, ran to {r.final_step}; the selected "
+                    f"evaluation (step {sel}) is {where}\n")
     return w.getvalue()
 
 

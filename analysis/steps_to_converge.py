@@ -40,7 +40,10 @@ model's own converged accuracy as well.
 
 How the runs ended (every arm): per cell the number of finished runs that
 ended on a plateau (early stop: the final evaluation's step is below the step
-cap, config.yaml steps) and on the cap, and the unfinished ones.
+cap, config.yaml steps) and on the cap, and the unfinished ones; "past its early
+stop": the run trained on after the evaluation at which early stopping on val
+accuracy ends it (its val lines show where; a resume before commit f8ca1df
+restarted that patience count).
 
 Protocol: as analysis/results_table.py, runs of one cell with different step
 caps, patience, lr or batch are refused (exit 2, nothing written).
@@ -152,7 +155,8 @@ def ended_cell(rs):
     for r in rs:
         k = (r.ended or "no cap recorded") if r.finished else "unfinished"
         n[k] = n.get(k, 0) + 1
-    names = [("early stop", "plateau"), ("cap", "cap"), ("fit", "exact fit"), ("no cap recorded", "no cap recorded"),
+    names = [("early stop", "plateau"), ("cap", "cap"), ("late stop", "past its early stop"), ("fit", "exact fit"),
+             ("no cap recorded", "no cap recorded"),
              ("unfinished", "unfinished")]
     return ", ".join(f"{n[k]} {label}" for k, label in names if k in n)
 

@@ -329,6 +329,15 @@ mkrun bit-xor fpt@lr1e-4 1 20 0.0001
 ev 20 0.88 0.99 f
 mkrun bit-xor fpt@lr1e-4 2 20 0.0001
 ev 10 0.99 0.99
+# Early stopping on val accuracy, patience 2 (protocol_stop): bit-memory lstm-frozen
+#   s1: 0.55 (10, best), 0.5, 0.5 -> stops at 30, but ran to 40 (a new best 0.6 there): "late stop",
+#       its selection (step 40) past the stop; s2: the same val lines to 30 and its final at 30: "early stop".
+mkrun bit-memory lstm-frozen 1 100 0.0003 2
+echo 'early_stop_on: "accuracy"' >>"$RUN/config.yaml"
+ev 10 0.55 0.5; ev 20 0.5 0.5; ev 30 0.5 0.5; ev 40 0.6 0.58; ev 40 0.6 0.58 f
+mkrun bit-memory lstm-frozen 2 100 0.0003 2
+echo 'early_stop_on: "accuracy"' >>"$RUN/config.yaml"
+ev 10 0.55 0.5; ev 20 0.5 0.5; ev 30 0.5 0.5; ev 30 0.5 0.5 f
 T2=$W/table2.md
 if $PY "$A/results_table.py" "$S" -o "$T2" --csv "$W/runs2.csv" 2>"$W/table2.err"; then
   ok "results_table.py ran (campaign arms)"
@@ -357,10 +366,15 @@ expect_grep "$T2" "† in-domain"
 check "sweep arms are not rows of the paper's tables" bash -c "! grep -q '^| fpt@' '$T2'"
 expect_line "$W/runs2.csv" "bit-xor,lstm-frozen,1,0.0003,100,2,10,0.55,0.5,0.51,20,early stop,,yes"
 expect_line "$W/runs2.csv" "bit-memory,bit,1,0.001,100,0,50,0.9,0.95,0.7,100,cap,100,yes"
+expect_line "$W/runs2.csv" "bit-memory,lstm-frozen,1,0.0003,100,2,40,0.6,0.58,0.58,40,late stop,,yes"
+expect_line "$W/runs2.csv" "bit-memory,lstm-frozen,2,0.0003,100,2,10,0.55,0.5,0.5,30,early stop,,yes"
+expect_grep "$T2" "- bit-memory/lstm-frozen/seed1: early stop at step 30, ran to 40; the selected evaluation (step 40) is PAST IT"
+check "a run that stopped where its patience ran out is not listed as late" bash -c "! grep -q 'lstm-frozen/seed2: early stop at' '$T2'"
 St2=$W/steps2.md
 $PY "$A/steps_to_converge.py" "$S" -o "$St2" --csv "$W/steps2.csv" 2>"$W/steps2.err" || bad "steps_to_converge.py (campaign arms)" "$W/steps2.err"
 expect_cell "$St2" 4 "LSTM, full" bit-xor "2 cap"
 expect_cell "$St2" 4 "LSTM, frozen" bit-xor "1 plateau"
+expect_cell "$St2" 4 "LSTM, frozen" bit-memory "1 plateau, 1 past its early stop"
 expect_cell "$St2" 4 "MLM" bit-memory "1 unfinished"
 expect_cell "$St2" 4 "fpt@lr1e-4" bit-xor "1 cap, 1 unfinished"
 
