@@ -5,7 +5,8 @@
 # files) into ARCHIVE, to commit. jobs/campaign.sh restores the archive into a
 # new machine's campaign directory before it submits, so those runs are skipped
 # there and the tables are made from all of them. An unfinished run with a
-# checkpoint keeps its small files and latest checkpoint in ARCHIVE/inflight,
+# checkpoint keeps its small files, latest checkpoint and best.h5 (the weights
+# its test figure is scored on at the end) in ARCHIVE/inflight,
 # and so does a backbone being made (ARCHIVE/inflight/backbones/NAME-run, with
 # its best.h5 and shape.h5), which the next machine's campaign resumes
 # (docs/SLURM.md).

@@ -81,6 +81,8 @@ int fpt_output_ok(const char *what, const char *path);
 // step attribute is the truth should a crash fall between the two renames.
 int fpt_checkpoint_keep_best(const char *run_dir, int64_t step, double val_acc, double val_loss);
 // The validation accuracy best.json records; -INFINITY when there is none.
+// An error when best.json is there but best.h5 is not (the run's best weights
+// are lost: its test at the best val evaluation could not be scored).
 int fpt_checkpoint_best_accuracy(const char *run_dir, double *val_acc);
 
 #endif

@@ -360,6 +360,10 @@ FPT_ARCHIVED="metrics.jsonl config.yaml checkpoints/best.json"
 # by checksum (made again by fpt init, it would not be the same file unless
 # the fpt that made it wrote no clock into it). Some 40 MB at the 12 x 128 shape.
 FPT_INFLIGHT_BACKBONE="checkpoints/best.h5 shape.h5"
+# An experiment's run also needs its best.h5 (the weights of the best val
+# evaluation, one checkpoint's size): --eval-test-at end scores the test split
+# on them, and fpt refuses to resume a run whose best.json has lost them.
+FPT_INFLIGHT_RUN="checkpoints/best.h5"
 fpt__copy() { # fpt__copy FROM TO: a file, whole or not at all (a .tmp renamed)
   mkdir -p "$(dirname "$2")" && cp "$1" "$2.tmp" && mv "$2.tmp" "$2"
 }
@@ -383,7 +387,7 @@ fpt_archive() {
     rel=${d#"$src"/exp/}
     [[ $rel =~ ^[^/]+/[^/]+/seed[0-9]+$ ]] || continue
     if ! fpt_finished "$d"; then
-      fpt__keep_inflight "$d" "$dst/inflight/$rel" && ni=$((ni + 1))
+      fpt__keep_inflight "$d" "$dst/inflight/$rel" $FPT_INFLIGHT_RUN && ni=$((ni + 1))
       continue
     fi
     fpt__copy_run "$d" "$dst/exp/$rel" || fpt_die "fpt_archive: cannot copy $d to $dst/exp/$rel"
@@ -487,7 +491,7 @@ fpt_restore() {
     if [ "$from" = "$src/exp/$rel" ]; then
       fpt__copy_run "$from" "$exp/$rel" || fpt_die "fpt_restore: cannot copy $from to $exp/$rel"
     else
-      fpt__keep_inflight "$from" "$exp/$rel" || continue
+      fpt__keep_inflight "$from" "$exp/$rel" $FPT_INFLIGHT_RUN || continue
       ni=$((ni + 1))
     fi
     n=$((n + 1))

@@ -221,10 +221,20 @@ int fpt_checkpoint_best_accuracy(const char *run_dir, double *val_acc) {
   text[n] = '\0';
   cJSON *o = cJSON_Parse(text);
   const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "val_accuracy");
+  const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "step");
   int ok = cJSON_IsNumber(a);
+  long long step = cJSON_IsNumber(st) ? (long long)st->valuedouble : -1;
   if (ok)
     *val_acc = a->valuedouble;
   cJSON_Delete(o);
   FPT_ENSURE(ok, "%s: no val_accuracy (a damaged file? delete it to start the best over)", path);
+  // best.h5 is renamed into place before best.json is written, so a best.json
+  // alone means best.h5 was lost (a copy of the run without it): resumed, the
+  // run could not score the test split on its best weights, so say so now.
+  snprintf(path, sizeof path, "%s/checkpoints/best.h5", run_dir);
+  FPT_ENSURE(access(path, F_OK) == 0,
+             "%s: missing, but best.json beside it names step %lld as the best val evaluation: "
+             "copy it back, or delete best.json to start the best over (its weights are lost)",
+             path, step);
   return 0;
 }

@@ -235,4 +235,16 @@ finish()
 PY
 [ $? -eq 0 ] && ok "a resume at the early stop's checkpoint trains no further step" || bad "resume at the early stop" "$W/tb-kill.log"
 check "the resume says the step was the early stop's" grep -q "is the early stop's: no further steps" "$W/tb-kill.log"
+# A copy of a run that lost its best.h5 (best.json kept): resumed, it could not
+# score the test split on its best weights at the end, so it stops at once,
+# writing nothing.
+cp -r "$W/tb-kill" "$W/tb-lost"
+head -n -2 "$W/tb-kill/metrics.jsonl" > "$W/tb-lost/metrics.jsonl"
+cp "$W/tb-lost/metrics.jsonl" "$W/tb-lost.before"
+rm "$W/tb-lost/checkpoints/best.h5"
+expect_error "a resume whose best.json has lost its best.h5" "tb-lost/checkpoints/best.h5: missing, but best.json beside it names step [0-9]* as the best val evaluation" "$W/tb-lost.err" -- \
+  "$FPT" train --model "$W/m.h5" --run-dir "$W/tb-lost" --task bit-xor --steps 400 --batch-size 16 --seed 1 \
+  --dropout 0 --eval-every 10 --eval-samples 32 --early-stop 3 --early-stop-on accuracy --eval-test true \
+  --eval-test-at end --keep-best true --resume auto
+check "... and writes nothing" cmp -s "$W/tb-lost.before" "$W/tb-lost/metrics.jsonl"
 finish

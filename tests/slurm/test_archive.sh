@@ -3,7 +3,8 @@
 # fpt_restore in jobs/campaign.sh), tested without Slurm:
 #   - a finished run and a built backbone are archived (the small files only:
 #     no checkpoint); an unfinished run (killed at step 13 of 20) keeps its
-#     small files and its latest checkpoint in ARCHIVE/inflight, one without a
+#     small files, its latest checkpoint and its best.h5 in ARCHIVE/inflight
+#     (without best.h5 fpt would refuse to resume it), one without a
 #     checkpoint is not archived;
 #   - restored into an empty campaign directory, the unfinished run resumes
 #     from that checkpoint to the metrics of an uninterrupted run, and the
@@ -54,9 +55,10 @@ check "archive-runs: 1 unfinished run kept ($(tail -1 "$W/archive.log"))" grep -
 check "the archive holds the finished run's small files, no checkpoint" eval \
   '[ -s "$A/exp/bit-xor/fpt/seed1/metrics.jsonl" ] && [ -s "$A/exp/bit-xor/fpt/seed1/config.yaml" ] &&
    [ -s "$A/exp/bit-xor/fpt/seed1/checkpoints/best.json" ] && [ -z "$(find "$A/exp" -name "ckpt-*")" ]'
-check "the unfinished run is in inflight/ with its latest checkpoint only" eval \
-  '[ ! -e "$A/exp/bit-xor/fpt/seed2" ] && [ "$(ls "$A/inflight/bit-xor/fpt/seed2/checkpoints")" = "$(printf "best.json\nckpt-000000010.h5\nlatest")" ] &&
-   cmp -s "$C/exp/bit-xor/fpt/seed2/checkpoints/ckpt-000000010.h5" "$A/inflight/bit-xor/fpt/seed2/checkpoints/ckpt-000000010.h5"'
+check "the unfinished run is in inflight/ with its latest checkpoint and best.h5 only" eval \
+  '[ ! -e "$A/exp/bit-xor/fpt/seed2" ] && [ "$(ls "$A/inflight/bit-xor/fpt/seed2/checkpoints")" = "$(printf "best.h5\nbest.json\nckpt-000000010.h5\nlatest")" ] &&
+   cmp -s "$C/exp/bit-xor/fpt/seed2/checkpoints/ckpt-000000010.h5" "$A/inflight/bit-xor/fpt/seed2/checkpoints/ckpt-000000010.h5" &&
+   cmp -s "$C/exp/bit-xor/fpt/seed2/checkpoints/best.h5" "$A/inflight/bit-xor/fpt/seed2/checkpoints/best.h5"'
 check "the run without a checkpoint is not archived" test ! -e "$A/inflight/bit-xor/fpt/seed7" -a ! -e "$A/exp/bit-xor/fpt/seed7"
 check "the backbone is archived byte for byte" cmp -s "$W/m.h5" "$A/backbones/bit.h5"
 
