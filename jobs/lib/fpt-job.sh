@@ -349,21 +349,19 @@ fpt_finished() { grep -q '"split":"test".*"final":1' "$1/metrics.jsonl" 2>/dev/n
 # A campaign outlives the machine it ran on only through its archive
 # (docs/results/campaign, committed): a finished run's small files
 # (FPT_ARCHIVED: what analysis/ reads) and each built backbone with its run's.
-# An unfinished run with a checkpoint keeps those files and its latest
-# checkpoint (one file, about 4 MB at the shipped shape) in ARCHIVE/inflight,
+# An unfinished run with a checkpoint keeps those files, its latest
+# checkpoint (one file, about 4 MB at the shipped shape) and its best.h5 (as
+# large: the weights --eval-test-at end scores the test split on; fpt refuses
+# to resume a run whose best.json has lost them) in ARCHIVE/inflight,
 # so that a campaign on the next machine resumes it there instead of starting
 # it over (runs of ListOps take longer than one working session).
 FPT_ARCHIVED="metrics.jsonl config.yaml checkpoints/best.json"
-# A backbone's run (jobs/backbone.sbatch) also needs, to resume where it was:
-# best.h5, which it exports at the end (rewritten only when a later evaluation
-# beats best.json), and shape.h5, the random-init model its checkpoints name
-# by checksum (made again by fpt init, it would not be the same file unless
-# the fpt that made it wrote no clock into it). Some 40 MB at the 12 x 128 shape.
-FPT_INFLIGHT_BACKBONE="checkpoints/best.h5 shape.h5"
-# An experiment's run also needs its best.h5 (the weights of the best val
-# evaluation, one checkpoint's size): --eval-test-at end scores the test split
-# on them, and fpt refuses to resume a run whose best.json has lost them.
-FPT_INFLIGHT_RUN="checkpoints/best.h5"
+# A backbone's run (jobs/backbone.sbatch) also needs, to resume where it was,
+# shape.h5, the random-init model its checkpoints name by checksum (made again
+# by fpt init, it would not be the same file unless the fpt that made it wrote
+# no clock into it); its best.h5 is what it exports at the end. Some 40 MB at
+# the 12 x 128 shape.
+FPT_INFLIGHT_BACKBONE="shape.h5"
 fpt__copy() { # fpt__copy FROM TO: a file, whole or not at all (a .tmp renamed)
   mkdir -p "$(dirname "$2")" && cp "$1" "$2.tmp" && mv "$2.tmp" "$2"
 }
@@ -387,7 +385,7 @@ fpt_archive() {
     rel=${d#"$src"/exp/}
     [[ $rel =~ ^[^/]+/[^/]+/seed[0-9]+$ ]] || continue
     if ! fpt_finished "$d"; then
-      fpt__keep_inflight "$d" "$dst/inflight/$rel" $FPT_INFLIGHT_RUN && ni=$((ni + 1))
+      fpt__keep_inflight "$d" "$dst/inflight/$rel" && ni=$((ni + 1))
       continue
     fi
     fpt__copy_run "$d" "$dst/exp/$rel" || fpt_die "fpt_archive: cannot copy $d to $dst/exp/$rel"
@@ -411,17 +409,18 @@ fpt_archive() {
   echo "archived $n runs, $nb backbones into $dst"
   echo "kept $ni unfinished runs' and $nbi unfinished backbones' latest checkpoints in $dst/inflight"
 }
-# fpt__keep_inflight RUN_DIR TO: an unfinished run's small files and the
-# checkpoint its checkpoints/latest names, replacing an older state in TO
-# (checkpoints/latest written last: a copy cut short names the older file or
-# none, never a partial one), and the FILEs given that exist (a backbone's
-# run: FPT_INFLIGHT_BACKBONE). Status 1, copying nothing, without a checkpoint.
+# fpt__keep_inflight RUN_DIR TO: an unfinished run's small files, the
+# checkpoint its checkpoints/latest names and its checkpoints/best.h5,
+# replacing an older state in TO (checkpoints/latest written last: a copy cut
+# short names the older file or none, never a partial one), and the FILEs
+# given that exist (a backbone's run: FPT_INFLIGHT_BACKBONE). Status 1,
+# copying nothing, without a checkpoint.
 #   fpt__keep_inflight RUN_DIR TO [FILE...]
 fpt__keep_inflight() {
   local ck f
   ck=$(cat "$1/checkpoints/latest" 2>/dev/null) && [[ $ck =~ ^ckpt-[0-9]+\.h5$ ]] &&
     [ -s "$1/checkpoints/$ck" ] || return 1
-  for f in "${@:3}"; do
+  for f in checkpoints/best.h5 "${@:3}"; do
     [ -s "$1/$f" ] || continue
     cmp -s "$1/$f" "$2/$f" || fpt__copy "$1/$f" "$2/$f" || fpt_die "cannot copy $1/$f"
   done
@@ -491,7 +490,7 @@ fpt_restore() {
     if [ "$from" = "$src/exp/$rel" ]; then
       fpt__copy_run "$from" "$exp/$rel" || fpt_die "fpt_restore: cannot copy $from to $exp/$rel"
     else
-      fpt__keep_inflight "$from" "$exp/$rel" $FPT_INFLIGHT_RUN || continue
+      fpt__keep_inflight "$from" "$exp/$rel" || continue
       ni=$((ni + 1))
     fi
     n=$((n + 1))
