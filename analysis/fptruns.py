@@ -413,3 +413,36 @@ def md_table(header, rows):
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(out)
+
+
+def check_block(path, block):
+    """Exit with one error line unless path has a '<!-- BLOCK:begin -->' ...
+    '<!-- BLOCK:end -->' block (checked before any output is written)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        sys.exit(f"{os.path.basename(sys.argv[0])}: error: {path}: {e.strerror}")
+    begin, end = f"<!-- {block}:begin -->", f"<!-- {block}:end -->"
+    i, j = text.find(begin), text.find(end)
+    if i < 0 or j < i:
+        sys.exit(f"{os.path.basename(sys.argv[0])}: error: {path}: no '{begin}' ... '{end}' block")
+
+
+def splice(path, md, block):
+    """Put md (its first heading dropped, the others one level down) between
+    the markers of path (check_block first), atomically."""
+    begin, end = f"<!-- {block}:begin -->", f"<!-- {block}:end -->"
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    i, j = text.find(begin), text.find(end)
+    if i < 0 or j < i:
+        sys.exit(f"{os.path.basename(sys.argv[0])}: error: {path}: no '{begin}' ... '{end}' block")
+    lines = md.splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    body = "\n".join("#" + l if l.startswith("#") else l for l in lines).strip("\n")
+    out = text[:i + len(begin)] + "\n" + body + "\n" + text[j:]
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(out)
+    os.replace(path + ".tmp", path)

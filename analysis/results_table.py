@@ -359,7 +359,7 @@ def main():
             print(f"{os.path.basename(sys.argv[0])}: error: {line}", file=sys.stderr)
         sys.exit(2)
     if a.into:
-        check_block(a.into, a.block)
+        fr.check_block(a.into, a.block)
     if a.output:
         with open(a.output, "w", encoding="utf-8") as f:
             f.write(md)
@@ -368,35 +368,7 @@ def main():
     if a.csv:
         write_csv(runs, a.csv)
     if a.into:
-        splice(a.into, md, a.block)
-
-
-def check_block(path, block):
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    begin, end = f"<!-- {block}:begin -->", f"<!-- {block}:end -->"
-    i, j = text.find(begin), text.find(end)
-    if i < 0 or j < i:
-        sys.exit(f"{os.path.basename(sys.argv[0])}: error: {path}: no '{begin}' ... '{end}' block")
-
-
-def splice(path, md, block="tables"):
-    """Put md (its first heading dropped, the others one level down) between
-    the markers of path, atomically."""
-    begin, end = f"<!-- {block}:begin -->", f"<!-- {block}:end -->"
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    i, j = text.find(begin), text.find(end)
-    if i < 0 or j < i:
-        sys.exit(f"{path}: no '{begin}' ... '{end}' block")
-    lines = md.splitlines()
-    if lines and lines[0].startswith("# "):
-        lines = lines[1:]
-    body = "\n".join("#" + l if l.startswith("#") else l for l in lines).strip("\n")
-    out = text[:i + len(begin)] + "\n" + body + "\n" + text[j:]
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        f.write(out)
-    os.replace(path + ".tmp", path)
+        fr.splice(a.into, md, a.block)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Gradient steps to converge, in the shape of the paper's Table 6 (FPT vs random init).
 
-  analysis/steps_to_converge.py runs/exp -o steps.md [--fraction 0.99] [--csv steps.csv]
+  analysis/steps_to_converge.py runs/exp -o steps.md [--fraction 0.99] [--csv steps.csv] [--into RESULTS.md]
 
 Reads RUNS_DIR/TASK/ARM/seedN/metrics.jsonl (arms fpt and random) and writes
 Markdown (stdout, or -o FILE) with rows FPT, Random and Speed-up (ours, and the
@@ -261,9 +261,15 @@ def main():
     ap.add_argument("--fraction", type=float, default=0.99,
                     help="converged = val accuracy >= FRACTION x the run's best (default 0.99)")
     ap.add_argument("--csv", metavar="FILE", help="also write one CSV line per run")
+    ap.add_argument("--into", metavar="MD",
+                    help="also replace the block between '<!-- BLOCK:begin -->' and '<!-- BLOCK:end -->' of "
+                         "this Markdown file (docs/RESULTS.md) with the tables, headings one level down")
+    ap.add_argument("--block", default="steps", help="the marker name for --into (default: steps)")
     a = ap.parse_args()
     if not 0 < a.fraction <= 1:
         ap.error("--fraction must be in (0, 1]")
+    if a.into:
+        fr.check_block(a.into, a.block)
     runs = fr.load_runs(a.runs_dir)
     conflicts = fr.protocol_conflicts(runs)
     if conflicts:
@@ -278,6 +284,8 @@ def main():
         sys.stdout.write(md)
     if a.csv:
         write_csv(per_run, a.csv)
+    if a.into:
+        fr.splice(a.into, md, a.block)
 
 
 if __name__ == "__main__":

@@ -243,6 +243,18 @@ expect_cell "$St" 1 "FPT (ours)" bit-xor "20"
 expect_cell "$St" 1 "Random (ours)" bit-xor "10 (n=1)"
 expect_cell "$St" 1 "Speed-up (ours)" bit-xor "0.5×"
 expect_cell "$St" 1 "FPT (ours)" fashion-mnist "200 (n=3)"
+# --into (block "steps" by default): Table 6 replaces the block, the rest stays;
+# a file without the block: one error line, exit nonzero, nothing written.
+printf 'before\n<!-- steps:begin -->\nold\n<!-- steps:end -->\nafter\n' >"$W/into-steps.md"
+$PY "$A/steps_to_converge.py" "$S" --into "$W/into-steps.md" >/dev/null 2>&1
+expect_cell "$W/into-steps.md" 1 "Speed-up (ours)" bit-xor "0.5×"
+check "steps --into keeps the text around the block, drops the old one and the first heading" bash -c "head -1 '$W/into-steps.md' | grep -qx before && tail -1 '$W/into-steps.md' | grep -qx after && ! grep -qx old '$W/into-steps.md' && ! grep -q '^# ' '$W/into-steps.md'"
+printf 'no block here\n' >"$W/noblock.md"
+cp "$W/noblock.md" "$W/noblock.orig"
+rc=0
+$PY "$A/steps_to_converge.py" "$S" -o "$W/noblock-steps.md" --into "$W/noblock.md" 2>"$W/noblock.err" || rc=$?
+check "steps --into a file without the block: one error line naming it, nothing written" \
+  bash -c "[ $rc -ne 0 ] && [ ! -e '$W/noblock-steps.md' ] && cmp -s '$W/noblock.md' '$W/noblock.orig' && [ \$(wc -l <'$W/noblock.err') -eq 1 ] && grep -q \"noblock.md: no '<!-- steps:begin -->'\" '$W/noblock.err'"
 expect_cell "$St" 1 "Random (ours)" fashion-mnist "800 (n=3)"
 expect_cell "$St" 1 "Speed-up (ours)" fashion-mnist "4.0×"
 expect_cell "$St" 1 "FPT (ours)" bit-memory "62.5 (n=2)"
@@ -400,9 +412,11 @@ expect_grep "$W/mixed.err" "error: cell LR sweep bit-xor/fpt mixes two protocols
 check "mixed protocols: no table, no CSV written, the --into file untouched" \
   bash -c "[ ! -e '$W/mixed.md' ] && [ ! -e '$W/mixed.csv' ] && cmp -s '$W/into-mixed.md' '$W/into-mixed.orig'"
 rc=0
-$PY "$A/steps_to_converge.py" "$S" -o "$W/mixed-steps.md" 2>"$W/mixed-steps.err" || rc=$?
-check "mixed protocols: steps_to_converge.py exits 2 too, writes nothing" \
-  bash -c "[ $rc -eq 2 ] && [ ! -e '$W/mixed-steps.md' ] && grep -q 'cell fashion-mnist/fpt mixes two protocols' '$W/mixed-steps.err'"
+printf 'keep\n<!-- steps:begin -->\nold\n<!-- steps:end -->\n' >"$W/into-mixed-steps.md"
+cp "$W/into-mixed-steps.md" "$W/into-mixed-steps.orig"
+$PY "$A/steps_to_converge.py" "$S" -o "$W/mixed-steps.md" --into "$W/into-mixed-steps.md" 2>"$W/mixed-steps.err" || rc=$?
+check "mixed protocols: steps_to_converge.py exits 2 too, writes nothing, the --into file untouched" \
+  bash -c "[ $rc -eq 2 ] && [ ! -e '$W/mixed-steps.md' ] && cmp -s '$W/into-mixed-steps.md' '$W/into-mixed-steps.orig' && grep -q 'cell fashion-mnist/fpt mixes two protocols' '$W/mixed-steps.err'"
 
 # --- a campaign not started: the skeleton, every cell pending ------------------------
 # The header names the columns in another order than jobs/experiments.tsv.
