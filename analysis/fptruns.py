@@ -415,9 +415,18 @@ def md_table(header, rows):
     return "\n".join(out)
 
 
-def check_block(path, block):
-    """Exit with one error line unless path has a '<!-- BLOCK:begin -->' ...
-    '<!-- BLOCK:end -->' block (checked before any output is written)."""
+
+def add_into_args(ap, block):
+    """The --into MD and --block NAME options (default NAME: block)."""
+    ap.add_argument("--into", metavar="MD",
+                    help="also replace the block between '<!-- BLOCK:begin -->' and '<!-- BLOCK:end -->' of "
+                         "this Markdown file (docs/RESULTS.md) with the tables, headings one level down")
+    ap.add_argument("--block", default=block, help=f"the marker name for --into (default: {block})")
+
+
+def _block(path, block):
+    """(text of path, index of its begin marker, of its end marker, the begin
+    marker); exits with one error line when the file or the block is not there."""
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -427,17 +436,19 @@ def check_block(path, block):
     i, j = text.find(begin), text.find(end)
     if i < 0 or j < i:
         sys.exit(f"{os.path.basename(sys.argv[0])}: error: {path}: no '{begin}' ... '{end}' block")
+    return text, i, j, begin
+
+
+def check_block(path, block):
+    """Exit with one error line unless path has a '<!-- BLOCK:begin -->' ...
+    '<!-- BLOCK:end -->' block (checked before any output is written)."""
+    _block(path, block)
 
 
 def splice(path, md, block):
     """Put md (its first heading dropped, the others one level down) between
     the markers of path (check_block first), atomically."""
-    begin, end = f"<!-- {block}:begin -->", f"<!-- {block}:end -->"
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    i, j = text.find(begin), text.find(end)
-    if i < 0 or j < i:
-        sys.exit(f"{os.path.basename(sys.argv[0])}: error: {path}: no '{begin}' ... '{end}' block")
+    text, i, j, begin = _block(path, block)
     lines = md.splitlines()
     if lines and lines[0].startswith("# "):
         lines = lines[1:]

@@ -338,10 +338,7 @@ def main():
     ap.add_argument("--csv", metavar="FILE", help="also write one CSV line per run")
     ap.add_argument("--params", metavar="TSV",
                     help="experiments TSV (jobs/experiments.tsv): its runs count as expected, absent ones as missing")
-    ap.add_argument("--into", metavar="MD",
-                    help="also replace the block between '<!-- BLOCK:begin -->' and '<!-- BLOCK:end -->' of "
-                         "this Markdown file (docs/RESULTS.md) with the tables, headings one level down")
-    ap.add_argument("--block", default="tables", help="the marker name for --into (default: tables)")
+    fr.add_into_args(ap, "tables")
     a = ap.parse_args()
     runs = fr.load_runs(a.runs_dir, missing_ok=bool(a.params))
     lines = fr.read_param_lines(a.params) if a.params else None

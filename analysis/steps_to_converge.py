@@ -261,10 +261,7 @@ def main():
     ap.add_argument("--fraction", type=float, default=0.99,
                     help="converged = val accuracy >= FRACTION x the run's best (default 0.99)")
     ap.add_argument("--csv", metavar="FILE", help="also write one CSV line per run")
-    ap.add_argument("--into", metavar="MD",
-                    help="also replace the block between '<!-- BLOCK:begin -->' and '<!-- BLOCK:end -->' of "
-                         "this Markdown file (docs/RESULTS.md) with the tables, headings one level down")
-    ap.add_argument("--block", default="steps", help="the marker name for --into (default: steps)")
+    fr.add_into_args(ap, "steps")
     a = ap.parse_args()
     if not 0 < a.fraction <= 1:
         ap.error("--fraction must be in (0, 1]")
