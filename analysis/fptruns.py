@@ -415,7 +415,6 @@ def md_table(header, rows):
     return "\n".join(out)
 
 
-
 def add_into_args(ap, block):
     """The --into MD and --block NAME options (default NAME: block)."""
     ap.add_argument("--into", metavar="MD",
